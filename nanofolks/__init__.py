@@ -1,0 +1,3 @@
+"""Nanofolks: a crew of AI characters you talk to."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from nanofolks.cli.app import main
+
+main()

@@ -1,0 +1,1 @@
+"""How one bot answers: the think -> act -> observe loop, its tools, and text tool calls."""

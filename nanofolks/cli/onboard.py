@@ -1,0 +1,96 @@
+"""`nanofolks onboard`: provider and model, team, then the workspace and the crew are created."""
+
+from __future__ import annotations
+
+import typer
+
+from nanofolks.cli.common import console
+
+# (label, model string, provider key in config or None for the bundled local model)
+PROVIDERS = [
+    ("Bundled local model (offline, no key)", "local/smollm2", None),
+    ("OpenAI", "openai/gpt-4o-mini", "openai"),
+    ("Anthropic", "anthropic/claude-sonnet-4-5", "anthropic"),
+    ("OpenRouter", "openrouter/openai/gpt-4o-mini", "openrouter"),
+    ("OpenAI-compatible server (vLLM, Ollama, LM Studio)", "openai/my-model", "openai"),
+]
+
+
+def onboard(
+    yes: bool = typer.Option(False, "--yes", "-y", help="Accept defaults; ask nothing."),
+    team: str = typer.Option(None, "--team", help="pirate_crew, space_crew, rock_band, executive_suite, swat_team, feral_clowder."),
+    single: bool = typer.Option(False, "--single", help="One bot (the leader) instead of a crew of six."),
+    model: str = typer.Option(None, "--model", help="A litellm model string, e.g. openai/gpt-4o-mini."),
+    api_key: str = typer.Option(None, "--api-key", help="The provider's API key (or use its usual env var)."),
+    api_base: str = typer.Option(None, "--api-base", help="Base URL of an OpenAI-compatible server."),
+) -> None:
+    """Set up Nanofolks: choose a model and a team, create the workspace and the crew."""
+    from nanofolks.config.loader import load_config, save_config, workspace_path
+    from nanofolks.config.paths import config_path, home
+    from nanofolks.crew.crew import available_teams, install_team
+
+    config = load_config()
+    teams = available_teams()
+    console.print("[bold]Nanofolks[/] — your crew's already on it.\n")
+    provider: str | None = model.split("/", 1)[0] if model else None
+    if not yes and model is None:
+        model, provider = _ask_model(config.agents.defaults.model)
+        if provider and api_key is None:
+            api_key = typer.prompt(f"{provider} API key (empty: use the env var)", default="", hide_input=True,
+                                   show_default=False) or None
+        if model.startswith("openai/") and api_base is None and provider == "openai":
+            api_base = typer.prompt("API base URL (empty for api.openai.com)", default="", show_default=False) or None
+    if team is None:
+        team = config.crew.team if yes else _ask_choice("Team", teams, config.crew.team)
+    if not yes and not single:
+        single = typer.confirm("Single bot instead of a crew of six?", default=config.crew.single)
+
+    if model:
+        config.agents.defaults.model = model
+    if provider and hasattr(config.providers, provider):
+        settings = getattr(config.providers, provider)
+        if api_key:
+            settings.api_key = api_key
+        if api_base:
+            settings.api_base = api_base
+    config.crew.team = team
+    config.crew.single = single
+    crew = install_team(workspace_path(config), team, single=single)  # validates the team before saving
+    save_config(config)
+
+    from nanofolks.services import Services
+
+    services = Services.open(config)
+    services.rooms.general()
+    services.close()
+    console.print(f"[green]✓[/] config      {config_path()}")
+    console.print(f"[green]✓[/] workspace   {workspace_path(config)}")
+    console.print(f"[green]✓[/] database    {home() / 'nanofolks.db'}")
+    console.print(f"[green]✓[/] model       {config.agents.defaults.model}")
+    console.print(f"\n[bold]{crew.team_name or team}[/] reporting for duty:")
+    for bot in crew.bots.values():
+        console.print(f"  {bot.emoji} [bold]{bot.name}[/] (@{bot.handle}), {bot.title} — {bot.role}", highlight=False)
+    console.print('\nSay hello: [cyan]nanofolks chat -m "Hello!"[/]  or just [cyan]nanofolks chat[/]')
+
+
+def _ask_model(current: str) -> tuple[str, str | None]:
+    labels = [label for label, _, _ in PROVIDERS]
+    default = next((label for label, m, _ in PROVIDERS if m == current), labels[0])
+    label = _ask_choice("Provider", labels, default)
+    _, suggested, provider = next(p for p in PROVIDERS if p[0] == label)
+    if provider is None:
+        return suggested, None
+    return typer.prompt("Model (litellm model string)", default=suggested), provider
+
+
+def _ask_choice(title: str, options: list[str], default: str) -> str:
+    for i, option in enumerate(options, start=1):
+        console.print(f"  [cyan]{i}[/]. {option}", highlight=False)
+    default_index = options.index(default) + 1 if default in options else 1
+    while True:
+        answer = typer.prompt(f"{title} (1-{len(options)})", default=str(default_index))
+        if answer.isdigit() and 1 <= int(answer) <= len(options):
+            return options[int(answer) - 1]
+        if answer in options:
+            return answer
+        console.print(f"[red]Pick a number from 1 to {len(options)}.[/]")

@@ -1,0 +1,1 @@
+"""The crew: teams, bots and their personas (soul, identity, role card)."""

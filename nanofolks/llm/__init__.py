@@ -1,0 +1,1 @@
+"""Model access: litellm for any provider, the bundled local model, token counting, usage."""

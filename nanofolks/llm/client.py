@@ -1,0 +1,187 @@
+"""One way to call any model: litellm for providers, the in-process local model for `local/...`.
+
+Timeouts, retries with backoff on 429/5xx, a clear error when the model is unreachable, and every
+call's tokens and cost recorded."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from nanofolks.config.schema import Config
+from nanofolks.llm.env import import_litellm
+from nanofolks.store.usage import Usage, UsageRepo
+
+
+class LLMError(Exception):
+    """The model could not answer (unreachable, timed out, refused); the message says which and why."""
+
+
+@dataclass
+class ToolCall:
+    id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass
+class ChatResult:
+    text: str
+    model: str
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float | None = None
+
+
+TokenCallback = Callable[[str], None]
+
+
+def is_local(model: str) -> bool:
+    return model.startswith("local/") or model.endswith(".gguf")
+
+
+class LLM:
+    def __init__(self, config: Config, usage: UsageRepo | None = None):
+        self.config = config
+        self.usage = usage
+
+    def model_for(self, bot: str) -> str:
+        override = self.config.agents.bots.get(bot)
+        return (override.model if override and override.model else None) or self.config.agents.defaults.model
+
+    async def chat(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        model: str,
+        bot: str = "",
+        room_id: int | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        on_token: TokenCallback | None = None,
+        max_tokens: int | None = None,
+    ) -> ChatResult:
+        defaults = self.config.agents.defaults
+        started = time.monotonic()
+        try:
+            if is_local(model):
+                from nanofolks.llm.local import local_chat
+
+                result = await local_chat(
+                    model, messages, max_tokens or defaults.max_tokens, defaults.temperature, on_token
+                )
+            else:
+                result = await self._litellm_chat(messages, model, tools, on_token, max_tokens)
+        except LLMError as exc:
+            await self._record(Usage(model=model, bot=bot, room_id=room_id, ok=False, error=str(exc)[:500],
+                                     latency_ms=(time.monotonic() - started) * 1000))
+            raise
+        await self._record(Usage(
+            model=model, bot=bot, room_id=room_id, prompt_tokens=result.prompt_tokens,
+            completion_tokens=result.completion_tokens, cost=result.cost,
+            latency_ms=(time.monotonic() - started) * 1000,
+        ))
+        return result
+
+    async def _record(self, usage: Usage) -> None:
+        if self.usage is not None:
+            await self.usage.db.run(self.usage.record, usage)
+
+    def _provider_kwargs(self, model: str) -> dict[str, Any]:
+        provider = model.split("/", 1)[0] if "/" in model else "openai"
+        settings = getattr(self.config.providers, provider, None)
+        kwargs: dict[str, Any] = {}
+        if settings is not None:
+            if settings.api_key:
+                kwargs["api_key"] = settings.api_key
+            if settings.api_base:
+                kwargs["api_base"] = settings.api_base
+        return kwargs  # with no key in config, litellm reads the provider's usual env var
+
+    async def _litellm_chat(
+        self,
+        messages: list[dict[str, Any]],
+        model: str,
+        tools: list[dict[str, Any]] | None,
+        on_token: TokenCallback | None,
+        max_tokens: int | None,
+    ) -> ChatResult:
+        litellm = import_litellm()
+        defaults = self.config.agents.defaults
+        kwargs: dict[str, Any] = {
+            "model": model,
+            "messages": messages,
+            "timeout": defaults.timeout,
+            "max_tokens": max_tokens or defaults.max_tokens,
+            "temperature": defaults.temperature,
+            # Retries are ours, so that backoff and errors are predictable: litellm and the openai SDK
+            # under it would each retry on their own otherwise.
+            "num_retries": 0,
+            "max_retries": 0,
+            **self._provider_kwargs(model),
+        }
+        if tools:
+            kwargs["tools"] = tools
+        retryable = (
+            litellm.RateLimitError, litellm.InternalServerError, litellm.ServiceUnavailableError,
+            litellm.APIConnectionError, litellm.Timeout,
+        )
+        attempt = 0
+        while True:
+            try:
+                if on_token is not None:
+                    return await self._stream(litellm, kwargs, on_token)
+                response = await litellm.acompletion(**kwargs)
+                return _result(litellm, response, model)
+            except retryable as exc:
+                attempt += 1
+                if attempt > defaults.max_retries:
+                    raise LLMError(_explain(model, exc)) from exc
+                await asyncio.sleep(min(8.0, 0.5 * 2 ** (attempt - 1)) * (0.5 + random.random()))
+            except Exception as exc:  # auth, bad request, unknown provider...: not worth a retry
+                raise LLMError(_explain(model, exc)) from exc
+
+    async def _stream(self, litellm: Any, kwargs: dict[str, Any], on_token: TokenCallback) -> ChatResult:
+        chunks = []
+        stream = await litellm.acompletion(**kwargs, stream=True, stream_options={"include_usage": True})
+        async for chunk in stream:
+            chunks.append(chunk)
+            delta = chunk.choices[0].delta.content if chunk.choices else None
+            if delta:
+                on_token(delta)
+        response = litellm.stream_chunk_builder(chunks, messages=kwargs["messages"])
+        return _result(litellm, response, kwargs["model"])
+
+
+def _result(litellm: Any, response: Any, model: str) -> ChatResult:
+    message = response.choices[0].message
+    calls = []
+    for call in getattr(message, "tool_calls", None) or []:
+        try:
+            arguments = json.loads(call.function.arguments or "{}")
+        except json.JSONDecodeError:
+            arguments = {"_raw": call.function.arguments}
+        calls.append(ToolCall(id=call.id or f"call_{len(calls)}", name=call.function.name, arguments=arguments))
+    usage = getattr(response, "usage", None)
+    try:
+        cost = float(litellm.completion_cost(completion_response=response))
+    except Exception:  # models missing from litellm's price map have no known cost
+        cost = None
+    return ChatResult(
+        text=message.content or "",
+        model=model,
+        tool_calls=calls,
+        prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+        completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
+        cost=cost,
+    )
+
+
+def _explain(model: str, exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"model {model} failed ({type(exc).__name__}): {text[:300]}"

@@ -1,0 +1,1 @@
+"""The five steps every message goes through: tag -> intent -> dispatch -> collect -> final."""

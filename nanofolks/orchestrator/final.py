@@ -1,0 +1,17 @@
+"""Step 5, final: one answer for the user, each part labelled, with what the user should know."""
+
+from __future__ import annotations
+
+from nanofolks.crew.crew import Crew
+from nanofolks.orchestrator.turn import BotReply, FinalAnswer, Plan, Tags, Turn
+
+
+def final(turn: Turn, tags: Tags, plan: Plan, replies: list[BotReply], crew: Crew) -> FinalAnswer:
+    notes = [f"@{name} is not a member of this crew." for name in tags.unknown]
+    notes += [
+        f"@{h} is not in #{turn.room.name}; invite with `nanofolks room invite {turn.room.name} {h}`."
+        for h in plan.missing
+    ]
+    notes += [f"@{r.bot} could not answer: {r.error}" for r in replies if not r.ok]
+    labels = {h: bot.label for h, bot in crew.bots.items()}
+    return FinalAnswer(turn_id=turn.turn_id, parts=replies, notes=notes, labels=labels)

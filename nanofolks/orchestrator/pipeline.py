@@ -1,0 +1,75 @@
+"""One human message through the five steps. Reads top to bottom:
+
+    store the message -> tag -> intent -> dispatch -> collect -> final -> store the replies
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import defaultdict
+
+from nanofolks.agent.runner import BotRunner, TokenSink, TurnBudget
+from nanofolks.config.schema import Config
+from nanofolks.crew.crew import Crew
+from nanofolks.llm.client import LLM
+from nanofolks.orchestrator.collect import collect
+from nanofolks.orchestrator.dispatch import dispatch
+from nanofolks.orchestrator.final import final
+from nanofolks.orchestrator.intent import classifier_prompt, classify
+from nanofolks.orchestrator.tag import tag
+from nanofolks.orchestrator.turn import FinalAnswer, Turn
+from nanofolks.store.messages import Message, MessageRepo
+from nanofolks.store.rooms import Room
+
+MAX_MESSAGE_CHARS = 32_000  # longer messages are kept whole in the room but cut for the models
+
+
+class Pipeline:
+    def __init__(self, config: Config, crew: Crew, llm: LLM, messages: MessageRepo):
+        self.config = config
+        self.crew = crew
+        self.llm = llm
+        self.messages = messages
+        self.runner = BotRunner(config, crew, llm, messages)
+        self._room_locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._slots = asyncio.Semaphore(config.orchestrator.max_concurrent_turns)
+
+    async def handle(
+        self,
+        room: Room,
+        text: str,
+        *,
+        sender: str = "user",
+        platform: str = "cli",
+        turn_id: str | None = None,
+        on_token: TokenSink | None = None,
+    ) -> FinalAnswer:
+        """Answer one message. One turn at a time per room; a global cap on turns across rooms."""
+        turn = Turn(room=room, text=text, sender=sender, platform=platform, turn_id=turn_id or uuid.uuid4().hex)
+        async with self._room_locks[room.id], self._slots:
+            await self._store(Message(room.id, "user", "user", text, platform=platform, sender=sender,
+                                      turn_id=turn.turn_id))
+            turn.tags = tag(text, self.crew)
+            turn.intent = await classify(text, turn.tags, self._ask_intent if self.config.orchestrator.llm_intent else None)
+            turn.plan = dispatch(turn.tags, turn.intent, room, self.crew, self.config.orchestrator.turn_budget)
+            budget = TurnBudget(self.config.orchestrator.turn_budget)
+            turn.replies, consulted = await collect(turn, turn.plan, self.runner, budget, on_token)
+            answer = final(turn, turn.tags, turn.plan, turn.replies, self.crew)
+            for reply in consulted:
+                if reply.ok:
+                    await self._store(Message(room.id, reply.bot, "assistant", reply.text, kind="consult",
+                                              platform=platform, turn_id=turn.turn_id))
+            for reply in turn.replies:
+                if reply.ok:
+                    await self._store(Message(room.id, reply.bot, "assistant", reply.text, platform=platform,
+                                              turn_id=turn.turn_id))
+            return answer
+
+    async def _store(self, message: Message) -> None:
+        await self.messages.db.run(self.messages.add, message)
+
+    async def _ask_intent(self, text: str) -> str:
+        result = await self.llm.chat(classifier_prompt(text[:MAX_MESSAGE_CHARS]), model=self.llm.model_for("leader"),
+                                     bot="intent", max_tokens=5)
+        return result.text

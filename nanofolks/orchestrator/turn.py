@@ -1,0 +1,68 @@
+"""The data object handed from step to step for one human message."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from nanofolks.store.rooms import Room
+
+
+@dataclass
+class Tags:
+    bots: list[str] = field(default_factory=list)  # handles mentioned, in order
+    everyone: bool = False  # @all / @crew
+    actions: list[str] = field(default_factory=list)  # action words found (build, research, ...)
+    unknown: list[str] = field(default_factory=list)  # @names that are no bot of the crew
+
+
+@dataclass
+class Intent:
+    kind: str  # greeting, question, request, build, research, ...
+    confident: bool
+    source: str = "rules"  # rules | llm
+
+
+@dataclass
+class Plan:
+    mode: str  # mentioned | everyone | leader
+    bots: list[str]  # who answers, in order
+    consult: list[str] = field(default_factory=list)  # specialists the leader hears first
+    missing: list[str] = field(default_factory=list)  # mentioned but not members of the room
+
+
+@dataclass
+class BotReply:
+    bot: str
+    text: str
+    ok: bool = True
+    error: str = ""
+
+
+@dataclass
+class Turn:
+    room: Room
+    text: str
+    sender: str = "user"
+    platform: str = "cli"
+    turn_id: str = ""
+    tags: Tags | None = None
+    intent: Intent | None = None
+    plan: Plan | None = None
+    replies: list[BotReply] = field(default_factory=list)
+
+
+@dataclass
+class FinalAnswer:
+    turn_id: str
+    parts: list[BotReply]
+    notes: list[str] = field(default_factory=list)  # things the user should know (missing bots, failures)
+    labels: dict[str, str] = field(default_factory=dict)  # handle -> "@coder (🔨 Ironhook)"
+
+    def markdown(self) -> str:
+        """The answer as one Markdown text for chat platforms: parts labelled when several bots spoke."""
+        spoken = [p for p in self.parts if p.ok and p.text.strip()]
+        if len(spoken) == 1 and not self.notes:
+            return spoken[0].text.strip()
+        blocks = [f"**{self.labels.get(p.bot, '@' + p.bot)}**\n{p.text.strip()}" for p in spoken]
+        blocks += [f"_{note}_" for note in self.notes]
+        return "\n\n".join(blocks)

@@ -1,0 +1,68 @@
+"""Build the services a command or the gateway needs, from config and $NANOFOLKS_HOME."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from nanofolks.config import paths
+from nanofolks.config.loader import load_config, workspace_path
+from nanofolks.config.schema import Config
+from nanofolks.crew.crew import Crew, load_crew
+from nanofolks.llm.client import LLM
+from nanofolks.rooms.rooms import Rooms
+from nanofolks.rooms.tasks import Tasks
+from nanofolks.store.db import Database
+from nanofolks.store.messages import MessageRepo
+from nanofolks.store.rooms import RoomRepo
+from nanofolks.store.tasks import TaskRepo
+from nanofolks.store.usage import UsageRepo
+
+
+@dataclass
+class Services:
+    config: Config
+    db: Database
+
+    @classmethod
+    def open(cls, config: Config | None = None, db_file: Path | None = None) -> Services:
+        config = config or load_config()
+        return cls(config=config, db=Database(db_file or paths.db_path()))
+
+    @property
+    def workspace(self) -> Path:
+        return workspace_path(self.config)
+
+    @cached_property
+    def crew(self) -> Crew:
+        return load_crew(self.workspace)
+
+    @cached_property
+    def rooms(self) -> Rooms:
+        return Rooms(RoomRepo(self.db), self.crew)
+
+    @cached_property
+    def tasks(self) -> Tasks:
+        return Tasks(TaskRepo(self.db), self.rooms)
+
+    @cached_property
+    def messages(self) -> MessageRepo:
+        return MessageRepo(self.db)
+
+    @cached_property
+    def usage(self) -> UsageRepo:
+        return UsageRepo(self.db)
+
+    @cached_property
+    def llm(self) -> LLM:
+        return LLM(self.config, self.usage)
+
+    @cached_property
+    def pipeline(self):  # noqa: ANN201 - imported lazily: the CLI's room commands need no orchestrator
+        from nanofolks.orchestrator.pipeline import Pipeline
+
+        return Pipeline(self.config, self.crew, self.llm, self.messages)
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,92 @@
+"""The one SQLite database: WAL mode, one writer connection per process, numbered migrations."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from nanofolks.store.migrations import migrate
+
+T = TypeVar("T")
+
+
+class StoreError(Exception):
+    """A storage problem worth one clear line to the user (locked for too long, corrupt file...)."""
+
+
+class Database:
+    """A connection shared by the threads of one process; writes are serialised by a lock and by
+    `BEGIN IMMEDIATE`, so several processes (gateway, CLI) can write the same file safely."""
+
+    def __init__(self, path: Path | str, busy_timeout_ms: int = 10_000):
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._conn = sqlite3.connect(
+                str(path), check_same_thread=False, isolation_level=None, timeout=busy_timeout_ms / 1000
+            )
+            self._conn.row_factory = sqlite3.Row
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open database {path}: {exc}") from exc
+        self._lock = threading.RLock()
+        self._executor: ThreadPoolExecutor | None = None
+        with self.write() as conn:
+            migrate(conn)
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction. BEGIN IMMEDIATE takes the file's write lock up front, so a
+        read-then-write inside it never fails half way with SQLITE_BUSY."""
+        with self._lock:
+            self._begin()
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            else:
+                self._conn.execute("COMMIT")
+
+    def _begin(self) -> None:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise StoreError(f"database is busy: {exc}") from exc
+                time.sleep(0.01)
+
+    def query(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def query_one(self, sql: str, params: tuple | dict = ()) -> sqlite3.Row | None:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchone()
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a blocking store call on the database thread, off the event loop."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nanofolks-db")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, lambda: fn(*args))
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+        with self._lock:
+            self._conn.close()

@@ -1,0 +1,69 @@
+"""The shared history of each room: user and bot messages, tool calls and their results."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from nanofolks.store.db import Database
+
+
+@dataclass
+class Message:
+    room_id: int
+    author: str  # "user" or a bot handle
+    role: str  # user | assistant | tool | system
+    content: str
+    kind: str = "chat"  # chat | tool_call | tool_result | note
+    platform: str = "cli"
+    sender: str = ""
+    turn_id: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+    created_at: float = 0.0
+    id: int | None = None
+
+
+class MessageRepo:
+    def __init__(self, db: Database):
+        self.db = db
+
+    def add(self, msg: Message) -> Message:
+        msg.created_at = msg.created_at or time.time()
+        with self.db.write() as conn:
+            cur = conn.execute(
+                "INSERT INTO messages (room_id, author, role, kind, content, platform, sender, turn_id, meta,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    msg.room_id, msg.author, msg.role, msg.kind, msg.content, msg.platform,
+                    msg.sender, msg.turn_id, json.dumps(msg.meta), msg.created_at,
+                ),
+            )
+            msg.id = cur.lastrowid
+        return msg
+
+    def recent(self, room_id: int, limit: int, kinds: tuple[str, ...] = ("chat",)) -> list[Message]:
+        """The last `limit` messages of a room, oldest first."""
+        marks = ",".join("?" * len(kinds))
+        rows = self.db.query(
+            f"SELECT * FROM messages WHERE room_id = ? AND kind IN ({marks}) ORDER BY id DESC LIMIT ?",
+            (room_id, *kinds, limit),
+        )
+        return [self._message(r) for r in reversed(rows)]
+
+    def count(self, room_id: int) -> int:
+        row = self.db.query_one("SELECT COUNT(*) FROM messages WHERE room_id = ?", (room_id,))
+        return int(row[0]) if row else 0
+
+    def by_turn(self, turn_id: str) -> list[Message]:
+        rows = self.db.query("SELECT * FROM messages WHERE turn_id = ? ORDER BY id", (turn_id,))
+        return [self._message(r) for r in rows]
+
+    @staticmethod
+    def _message(row: Any) -> Message:
+        return Message(
+            id=row["id"], room_id=row["room_id"], author=row["author"], role=row["role"], kind=row["kind"],
+            content=row["content"], platform=row["platform"], sender=row["sender"], turn_id=row["turn_id"],
+            meta=json.loads(row["meta"]), created_at=row["created_at"],
+        )

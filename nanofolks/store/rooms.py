@@ -1,0 +1,153 @@
+"""Rooms, their members and the chats mapped to them."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from nanofolks.store.db import Database
+
+
+@dataclass
+class Room:
+    id: int
+    name: str
+    type: str
+    settings: dict[str, Any]
+    version: int
+    created_at: float
+    members: list[str] = field(default_factory=list)
+
+
+class ConflictError(Exception):
+    """A compare-and-set lost its race too many times."""
+
+
+class RoomRepo:
+    def __init__(self, db: Database):
+        self.db = db
+
+    def create(self, name: str, type_: str, members: list[str]) -> Room:
+        now = time.time()
+        with self.db.write() as conn:
+            cur = conn.execute(
+                "INSERT INTO rooms (name, type, created_at) VALUES (?, ?, ?)", (name, type_, now)
+            )
+            room_id = cur.lastrowid
+            conn.executemany(
+                "INSERT INTO room_members (room_id, bot, joined_at) VALUES (?, ?, ?)",
+                [(room_id, bot, now) for bot in members],
+            )
+        room = self.get(name)
+        assert room is not None
+        return room
+
+    def ensure(self, name: str, type_: str, members: list[str]) -> Room:
+        """Create the room unless it exists (safe when several processes race to create it)."""
+        now = time.time()
+        with self.db.write() as conn:
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO rooms (name, type, created_at) VALUES (?, ?, ?)", (name, type_, now)
+            )
+            if cur.rowcount:
+                conn.executemany(
+                    "INSERT INTO room_members (room_id, bot, joined_at) VALUES (?, ?, ?)",
+                    [(cur.lastrowid, bot, now) for bot in members],
+                )
+        room = self.get(name)
+        assert room is not None
+        return room
+
+    def get(self, name: str) -> Room | None:
+        row = self.db.query_one("SELECT * FROM rooms WHERE name = ?", (name,))
+        return self._room(row) if row else None
+
+    def get_by_id(self, room_id: int) -> Room | None:
+        row = self.db.query_one("SELECT * FROM rooms WHERE id = ?", (room_id,))
+        return self._room(row) if row else None
+
+    def list(self) -> list[Room]:
+        return [self._room(row) for row in self.db.query("SELECT * FROM rooms ORDER BY id")]
+
+    def delete(self, name: str) -> bool:
+        with self.db.write() as conn:
+            return conn.execute("DELETE FROM rooms WHERE name = ?", (name,)).rowcount > 0
+
+    def add_member(self, room_id: int, bot: str) -> bool:
+        with self.db.write() as conn:
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO room_members (room_id, bot, joined_at) VALUES (?, ?, ?)",
+                (room_id, bot, time.time()),
+            )
+            return cur.rowcount > 0
+
+    def remove_member(self, room_id: int, bot: str) -> bool:
+        with self.db.write() as conn:
+            cur = conn.execute("DELETE FROM room_members WHERE room_id = ? AND bot = ?", (room_id, bot))
+            return cur.rowcount > 0
+
+    def update_settings(
+        self, room_id: int, change: Callable[[dict[str, Any]], dict[str, Any]], attempts: int = 20
+    ) -> Room:
+        """Read-modify-write of a room's settings as a compare-and-set on its version: if somebody
+        wrote in between, re-read and apply `change` again to their result."""
+        for _ in range(attempts):
+            room = self.get_by_id(room_id)
+            if room is None:
+                raise KeyError(room_id)
+            new = change(dict(room.settings))
+            with self.db.write() as conn:
+                cur = conn.execute(
+                    "UPDATE rooms SET settings = ?, version = version + 1 WHERE id = ? AND version = ?",
+                    (json.dumps(new), room_id, room.version),
+                )
+            if cur.rowcount == 1:
+                updated = self.get_by_id(room_id)
+                assert updated is not None
+                return updated
+        raise ConflictError(f"room {room_id}: too many concurrent changes")
+
+    # --- chat -> room mapping ---
+
+    def map_chat(self, channel: str, chat_id: str, room_id: int) -> None:
+        with self.db.write() as conn:
+            conn.execute(
+                "INSERT INTO channel_map (channel, chat_id, room_id) VALUES (?, ?, ?) "
+                "ON CONFLICT (channel, chat_id) DO UPDATE SET room_id = excluded.room_id",
+                (channel, chat_id, room_id),
+            )
+
+    def unmap_chat(self, channel: str, chat_id: str) -> bool:
+        with self.db.write() as conn:
+            cur = conn.execute("DELETE FROM channel_map WHERE channel = ? AND chat_id = ?", (channel, chat_id))
+            return cur.rowcount > 0
+
+    def room_for_chat(self, channel: str, chat_id: str) -> Room | None:
+        row = self.db.query_one(
+            "SELECT rooms.* FROM channel_map JOIN rooms ON rooms.id = channel_map.room_id "
+            "WHERE channel = ? AND chat_id = ?",
+            (channel, chat_id),
+        )
+        return self._room(row) if row else None
+
+    def mappings(self, room_id: int | None = None) -> list[tuple[str, str, str]]:
+        sql = "SELECT channel, chat_id, rooms.name FROM channel_map JOIN rooms ON rooms.id = room_id"
+        rows = self.db.query(sql + " WHERE room_id = ?", (room_id,)) if room_id else self.db.query(sql)
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    def _room(self, row: Any) -> Room:
+        members = [
+            r[0] for r in self.db.query("SELECT bot FROM room_members WHERE room_id = ? ORDER BY joined_at, bot", (row["id"],))
+        ]
+        return Room(
+            id=row["id"],
+            name=row["name"],
+            type=row["type"],
+            settings=json.loads(row["settings"]),
+            version=row["version"],
+            created_at=row["created_at"],
+            members=members,
+        )
