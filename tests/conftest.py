@@ -1,0 +1,74 @@
+"""Shared fixtures: a fresh $NANOFOLKS_HOME with an onboarded crew, the scripted LLM server, the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from nanofolks.llm.env import prepare_offline_env
+from tests.fakes.llm_server import ScriptedLLM
+
+prepare_offline_env()
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def llm_server() -> Iterator[ScriptedLLM]:
+    with ScriptedLLM() as server:
+        yield server
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty NANOFOLKS_HOME for this test (no config yet)."""
+    path = tmp_path / "home"
+    monkeypatch.setenv("NANOFOLKS_HOME", str(path))
+    for name in list(os.environ):
+        if name.startswith("NANOFOLKS_") and name != "NANOFOLKS_HOME":
+            monkeypatch.delenv(name)
+    return path
+
+
+def onboard(home: Path, model: str, api_base: str = "", team: str = "pirate_crew", single: bool = False) -> None:
+    """Onboard in-process (fast): config, workspace, crew and #general, as `nanofolks onboard --yes` does."""
+    from nanofolks.config.loader import save_config, workspace_path
+    from nanofolks.config.schema import Config
+    from nanofolks.crew.crew import install_team
+    from nanofolks.services import Services
+
+    config = Config()
+    config.agents.defaults.model = model
+    config.agents.defaults.max_retries = 1
+    config.agents.defaults.timeout = 20
+    config.providers.openai.api_key = "sk-test"
+    config.providers.openai.api_base = api_base
+    config.crew.team = team
+    config.crew.single = single
+    config.orchestrator.llm_intent = False  # tests script every model call; the intent rules are unit-tested
+    install_team(workspace_path(config), team, single=single)
+    save_config(config, home / "config.json")
+    services = Services.open(config, home / "nanofolks.db")
+    services.rooms.general()
+    services.close()
+
+
+@pytest.fixture
+def crew_home(home: Path, llm_server: ScriptedLLM) -> Path:
+    """A NANOFOLKS_HOME onboarded with the pirate crew, talking to the scripted LLM server."""
+    onboard(home, "openai/fake-model", llm_server.base_url)
+    return home
+
+
+def run_cli(*args: str, home: Path, timeout: float = 60, input: str | None = None,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `python -m nanofolks ARGS` as a user would, in its own process."""
+    full_env = {**os.environ, "NANOFOLKS_HOME": str(home), "PYTHONPATH": str(ROOT), **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "nanofolks", *args], capture_output=True, text=True, timeout=timeout,
+        input=input, env=full_env, cwd=ROOT,
+    )
