@@ -34,7 +34,8 @@ def version() -> None:
 def main() -> None:
     """Run the CLI; a user mistake or an unreachable service is one line on stderr, never a traceback."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # click returns a command's exit code here instead of exiting
+        sys.exit(code if isinstance(code, int) else 0)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:

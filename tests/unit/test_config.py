@@ -1,0 +1,81 @@
+"""Config: camelCase and snake_case, env overrides, ${VAR}, dotted `set` with validation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from nanofolks.config.loader import ConfigError, canonical_key, get_value, load_config, read_raw, set_value
+
+
+def write(home: Path, data: dict) -> None:
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.json").write_text(json.dumps(data))
+
+
+def test_defaults_without_a_file(home: Path) -> None:
+    config = load_config()
+    assert config.agents.defaults.model == "local/smollm2"
+    assert config.crew.team == "pirate_crew"
+
+
+def test_camel_and_snake_case_keys(home: Path) -> None:
+    write(home, {"agents": {"defaults": {"maxTokens": 50}}, "providers": {"openai": {"api_key": "sk-1"}}})
+    config = load_config()
+    assert config.agents.defaults.max_tokens == 50
+    assert config.providers.openai.api_key == "sk-1"
+
+
+def test_var_substitution_and_env_override(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(home, {"providers": {"openai": {"apiKey": "${MY_KEY}"}}})
+    monkeypatch.setenv("MY_KEY", "sk-from-env")
+    monkeypatch.setenv("NANOFOLKS_AGENTS__DEFAULTS__MODEL", "openai/gpt-4o-mini")
+    monkeypatch.setenv("NANOFOLKS_ORCHESTRATOR__TURN_BUDGET", "5")
+    config = load_config()
+    assert config.providers.openai.api_key == "sk-from-env"
+    assert config.agents.defaults.model == "openai/gpt-4o-mini"
+    assert config.orchestrator.turn_budget == 5
+
+
+def test_set_parses_json_and_keeps_camel_case(home: Path) -> None:
+    set_value("agents.defaults.max_tokens", "300")
+    set_value("providers.openai.apiBase", "http://127.0.0.1:1234/v1")
+    set_value("crew.single", "true")
+    set_value("agents.bots.coder.toolMode", "text")
+    raw = read_raw()
+    assert raw["agents"]["defaults"]["maxTokens"] == 300
+    assert raw["providers"]["openai"]["apiBase"] == "http://127.0.0.1:1234/v1"
+    assert raw["crew"]["single"] is True
+    assert raw["agents"]["bots"]["coder"]["toolMode"] == "text"
+    assert load_config().agents.bots["coder"].tool_mode == "text"
+
+
+def test_set_rejects_bad_values_naming_the_key_and_writes_nothing(home: Path) -> None:
+    set_value("crew.team", "space_crew")
+    before = (home / "config.json").read_text()
+    with pytest.raises(ConfigError, match="agents.defaults.maxTokens"):
+        set_value("agents.defaults.maxTokens", "lots")
+    with pytest.raises(ConfigError, match="unknown config key: providers.nope"):
+        set_value("providers.nope.apiKey", "x")
+    with pytest.raises(ConfigError, match="agents.bots.coder.toolMode"):
+        set_value("agents.bots.coder.toolMode", "telepathy")
+    assert (home / "config.json").read_text() == before
+
+
+def test_broken_file_is_a_clear_error(home: Path) -> None:
+    home.mkdir(parents=True)
+    (home / "config.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        load_config()
+
+
+def test_get_value_and_canonical_key(home: Path) -> None:
+    assert canonical_key("agents.defaults.max_tokens") == ["agents", "defaults", "maxTokens"]
+    assert get_value({"agents": {"defaults": {"maxTokens": 7}}}, "agents.defaults.maxTokens") == 7
+
+
+def test_config_file_is_private(home: Path) -> None:
+    set_value("providers.openai.apiKey", "sk-secret")
+    assert (home / "config.json").stat().st_mode & 0o077 == 0
