@@ -14,6 +14,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain click help: rendering it with rich costs more start-up than the rest of the CLI
 )
 app.command("onboard")(onboard.onboard)
 app.command("chat")(chat.chat)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING
 
 import typer
@@ -22,6 +21,8 @@ def chat(
     stream: bool = typer.Option(True, "--stream/--no-stream", help="Show a single bot's answer as it is written."),
 ) -> None:
     """Talk to your crew. @coder, @all or @crew pick who answers; otherwise the leader coordinates."""
+    import asyncio
+
     from nanofolks.cli.common import open_services
 
     services = open_services()
@@ -73,6 +74,7 @@ class _AnswerView:
 
 
 def _interactive(services: Services, room_name: str, stream: bool) -> None:
+    import asyncio
     import readline  # noqa: F401 - gives input() line editing and history
 
     from nanofolks.rooms.rooms import RoomError

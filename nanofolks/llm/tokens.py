@@ -39,8 +39,11 @@ def count_messages(messages: list[dict[str, Any]], model: str = "") -> int:
 
 
 def context_window(model: str, configured: int | None = None) -> int:
-    if configured:
-        return configured
+    return configured or _known_window(model)
+
+
+@lru_cache(maxsize=64)
+def _known_window(model: str) -> int:
     if model.startswith("local/") or model.endswith(".gguf"):
         return LOCAL_CONTEXT_WINDOW
     litellm = import_litellm()

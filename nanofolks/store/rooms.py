@@ -140,7 +140,7 @@ class RoomRepo:
 
     def _room(self, row: Any) -> Room:
         members = [
-            r[0] for r in self.db.query("SELECT bot FROM room_members WHERE room_id = ? ORDER BY joined_at, bot", (row["id"],))
+            r[0] for r in self.db.query("SELECT bot FROM room_members WHERE room_id = ? ORDER BY joined_at, rowid", (row["id"],))
         ]
         return Room(
             id=row["id"],
