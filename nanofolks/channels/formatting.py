@@ -9,6 +9,7 @@ keeps every converted chunk self-contained and well-formed.
 
 from __future__ import annotations
 
+import bisect
 import html as _html
 import re
 import unicodedata
@@ -135,78 +136,94 @@ def split_message(text: str, limit: int, length: Callable[[str], int] = len) -> 
     Cuts prefer paragraph breaks, then line breaks, then spaces, then a hard cut. A fenced
     code block that has to be cut is closed at the end of the chunk and reopened (same
     language tag) at the start of the next one. Whitespace at the cut points is dropped.
+    Raises ValueError if ``limit`` cannot hold even a single character.
     """
     if limit < 1:
         raise ValueError("limit must be at least 1")
     chunks: list[str] = []
     rest = _LEADING_BLANK_LINES_RE.sub("", text.replace("\r\n", "\n"))
     while rest.strip():
-        whole = rest.rstrip()
-        if length(whole) <= limit:
-            chunks.append(whole)
+        window = _window(rest, limit, length)
+        if window is None:
+            chunks.append(rest.rstrip())
             break
-        chunk, rest = _next_chunk(rest, limit, length)
-        chunks.append(chunk)
+        chunk, rest = _next_chunk(rest, window, limit, length)
+        if chunk:
+            chunks.append(chunk)
         rest = _LEADING_BLANK_LINES_RE.sub("", rest)
     return chunks
 
 
-def _next_chunk(rest: str, limit: int, length: Callable[[str], int]) -> tuple[str, str]:
+def _window(rest: str, limit: int, length: Callable[[str], int]) -> str | None:
+    """A prefix of ``rest`` that is already too long, or None if all of ``rest`` fits.
+
+    Cut positions are only searched inside it, so a huge reply is not rescanned (and,
+    for Telegram, reconverted) in full for every chunk. The prefix doubles until it stops
+    fitting and ends on a line end when one is near, so fence lines are never truncated.
+    """
+    size = limit
+    while True:
+        end = rest.find("\n", size, size + 256)
+        end = min(size, len(rest)) if end == -1 else end
+        if length(rest[:end].rstrip()) > limit:
+            return rest[:end]
+        if end >= len(rest):
+            return None
+        size = 2 * end
+
+
+def _next_chunk(rest: str, window: str, limit: int, length: Callable[[str], int]) -> tuple[str, str]:
     """Cut the biggest chunk that fits off ``rest``, at the best kind of boundary available."""
-    fences = _find_fences(rest)
+    fences = _find_fences(window)
 
     def fits(pos: int) -> bool:
-        chunk = _cut(rest, pos, fences)[0]
+        chunk = _head(rest, pos, fences)
         return bool(chunk.strip()) and length(chunk) <= limit
 
-    for candidates in _candidate_levels(rest, fences):
-        best = _last_fitting(len(candidates), lambda i: fits(candidates[i]))
+    for candidates in _candidate_levels(window, fences):
+        best = _last_fitting(len(candidates), lambda i, cands=candidates: fits(cands[i]))
         if best is not None:
             return _cut(rest, candidates[best], fences)
 
     # Hard cut. Positions inside a leading fence's opening line are useless (they would
     # produce an empty code block), so start after it.
-    first = len(rest) - len(rest.lstrip()) + 1
+    first = len(window) - len(window.lstrip()) + 1
     if fences and fences[0].open_start == 0:
         first = max(first, fences[0].body_start + 1)
-    best = _last_fitting(len(rest) - first, lambda i: fits(_hard_position(rest, first + i, fences)))
+    best = _last_fitting(len(window) - first, lambda i: fits(_hard_position(window, first + i, fences)))
     if best is not None:
-        return _cut(rest, _hard_position(rest, first + best, fences), fences)
-    return _raw_cut(rest, limit, length)
+        return _cut(rest, _hard_position(window, first + best, fences), fences)
+    return _raw_cut(rest, window, limit, length)
 
 
-def _raw_cut(rest: str, limit: int, length: Callable[[str], int]) -> tuple[str, str]:
+def _raw_cut(rest: str, window: str, limit: int, length: Callable[[str], int]) -> tuple[str, str]:
     """Last resort when even fence-aware hard cuts cannot fit (absurdly small limits)."""
-    first = len(rest) - len(rest.lstrip()) + 1
+    first = len(window) - len(window.lstrip()) + 1
 
     def fits(pos: int) -> bool:
         return length(rest[:pos].rstrip()) <= limit
 
-    best = _last_fitting(len(rest) - first, lambda i: fits(_grapheme_boundary(rest, first + i, first)))
+    best = _last_fitting(len(window) - first, lambda i: fits(_grapheme_boundary(window, first + i, first)))
     if best is None:
+        if window[:1].isspace():
+            return "", rest.lstrip()  # the indentation alone is too long: drop it
         raise ValueError(f"limit {limit} is too small to fit a single character")
-    pos = _grapheme_boundary(rest, first + best, first)
+    pos = _grapheme_boundary(window, first + best, first)
     return rest[:pos].rstrip(), rest[pos:]
 
 
-def _candidate_levels(rest: str, fences: list[_Fence]) -> list[list[int]]:
+def _candidate_levels(text: str, fences: list[_Fence]) -> list[list[int]]:
     """Cut positions by preference: paragraph, line, space, line inside a code block."""
-    lead = len(rest) - len(rest.lstrip())
+    lead = len(text) - len(text.lstrip())
 
     def outside(pos: int) -> bool:
-        return lead < pos < len(rest) and all(
-            pos <= f.open_start or pos >= f.close_end for f in fences
-        )
+        return lead < pos < len(text) and all(pos <= f.open_start or pos >= f.close_end for f in fences)
 
-    line_starts = [m.end() for m in re.finditer("\n", rest)]
+    line_starts = [m.end() for m in re.finditer("\n", text)]
     boundaries = [f.open_start for f in fences] + [f.close_end + 1 for f in fences]
-    paragraphs = [m.end() for m in _PARAGRAPH_BREAK_RE.finditer(rest)] + boundaries
-    protected = _inline_spans(rest)
-    spaces = [
-        m.end()
-        for m in _SPACE_RUN_RE.finditer(rest)
-        if not any(start < m.end() < end for start, end in protected)
-    ]
+    paragraphs = [m.end() for m in _PARAGRAPH_BREAK_RE.finditer(text)] + boundaries
+    protected = _inline_spans(text)
+    spaces = [m.end() for m in _SPACE_RUN_RE.finditer(text) if not protected.covers(m.end())]
     in_code = [p for p in line_starts if _fence_at(fences, p) is not None and p > lead]
     return [
         sorted({p for p in paragraphs if outside(p)}),
@@ -216,10 +233,28 @@ def _candidate_levels(rest: str, fences: list[_Fence]) -> list[list[int]]:
     ]
 
 
-def _inline_spans(text: str) -> list[tuple[int, int]]:
+class _Spans:
+    """Sorted, merged character spans with a fast "is this position strictly inside" test."""
+
+    def __init__(self, spans: list[tuple[int, int]]) -> None:
+        merged: list[list[int]] = []
+        for start, end in sorted(spans):
+            if merged and start < merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], end)
+            else:
+                merged.append([start, end])
+        self._starts = [start for start, _ in merged]
+        self._ends = [end for _, end in merged]
+
+    def covers(self, pos: int) -> bool:
+        index = bisect.bisect_left(self._starts, pos) - 1
+        return index >= 0 and pos < self._ends[index]
+
+
+def _inline_spans(text: str) -> _Spans:
     """Inline code and links: cutting inside them would turn them into literal text."""
     spans = [m.span() for m in _CODE_SPAN_RE.finditer(text)]
-    return spans + [m.span() for m in _LINK_RE.finditer(text)]
+    return _Spans(spans + [m.span() for m in _LINK_RE.finditer(text)])
 
 
 def _fence_at(fences: list[_Fence], pos: int) -> _Fence | None:
@@ -230,13 +265,20 @@ def _fence_at(fences: list[_Fence], pos: int) -> _Fence | None:
     return None
 
 
-def _cut(rest: str, pos: int, fences: list[_Fence]) -> tuple[str, str]:
-    """Split ``rest`` at ``pos`` into (chunk, remainder), repairing a cut code block."""
+def _head(rest: str, pos: int, fences: list[_Fence]) -> str:
+    """The chunk made of ``rest[:pos]``, closing a code block cut at ``pos``."""
     fence = _fence_at(fences, pos)
     if fence is None:
-        return rest[:pos].rstrip(), rest[pos:]
+        return rest[:pos].rstrip()
     head = rest[:pos] if rest[pos - 1] == "\n" else rest[:pos] + "\n"
-    return head + fence.closer, fence.opener + "\n" + rest[pos:]
+    return head + fence.closer
+
+
+def _cut(rest: str, pos: int, fences: list[_Fence]) -> tuple[str, str]:
+    """Split ``rest`` at ``pos`` into (chunk, remainder), reopening a cut code block."""
+    fence = _fence_at(fences, pos)
+    tail = rest[pos:] if fence is None else fence.opener + "\n" + rest[pos:]
+    return _head(rest, pos, fences), tail
 
 
 def _hard_position(rest: str, pos: int, fences: list[_Fence]) -> int:
