@@ -62,7 +62,15 @@ class Services:
     def pipeline(self):  # noqa: ANN201 - imported lazily: the CLI's room commands need no orchestrator
         from nanofolks.orchestrator.pipeline import Pipeline
 
-        return Pipeline(self.config, self.crew, self.llm, self.messages)
+        return Pipeline(self.config, self.crew, self.llm, self.messages, memory=self.memory)
+
+    @cached_property
+    def memory(self):  # noqa: ANN201 - imported lazily, like the pipeline
+        from nanofolks.memory.service import MemoryService
+
+        return MemoryService(self.config, self.db, llm=self.llm)
 
     def close(self) -> None:
+        if "memory" in self.__dict__:
+            self.memory.close()
         self.db.close()

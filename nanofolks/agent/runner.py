@@ -1,20 +1,41 @@
-"""Run one bot for one turn: build its prompt from persona and room history, call its model."""
+"""Run one bot for one turn: build its prompt from persona, room history and tools, then let the
+agent loop think, act and observe until it answers."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from nanofolks.agent.loop import AgentLoop, LoopResult
+from nanofolks.agent.textcalls import StreamGuard, describe_tools
+from nanofolks.agent.toolmode import tool_mode
+from nanofolks.agent.tools import Tool, ToolContext, ToolRegistry, builtin_registry
+from nanofolks.config.loader import workspace_path
 from nanofolks.config.schema import Config
 from nanofolks.crew.crew import Crew
 from nanofolks.crew.prompt import system_prompt
 from nanofolks.llm.client import LLM, LLMError
-from nanofolks.llm.tokens import context_window, fit_history
+from nanofolks.llm.tokens import context_window, count_text, fit_history
 from nanofolks.orchestrator.turn import BotReply, Turn
+from nanofolks.rooms.rooms import Rooms
+from nanofolks.rooms.tasks import Tasks
 from nanofolks.store.messages import Message, MessageRepo
+from nanofolks.store.rooms import RoomRepo
+from nanofolks.store.tasks import TaskRepo
 
 TokenSink = Callable[[str, str], None]  # (bot handle, text piece)
+
+MAX_RESULT_CHARS = 16_000
+
+_STOPS = {
+    "limit": "I stopped after {steps} steps, the most one answer may take (agents.defaults.maxIterations), "
+             "so this may be incomplete.",
+    "repeat": "I stopped because I was about to repeat the same {tool} call.",
+    "budget": "The turn budget for this message ran out before I finished, so this may be incomplete.",
+    "malformed": "I tried to use a tool but could not write the call in a form I can run.",
+}
 
 
 @dataclass
@@ -31,11 +52,14 @@ class TurnBudget:
 
 
 class BotRunner:
-    def __init__(self, config: Config, crew: Crew, llm: LLM, messages: MessageRepo):
+    def __init__(self, config: Config, crew: Crew, llm: LLM, messages: MessageRepo,
+                 tasks: Tasks | None = None, tools: ToolRegistry | None = None):
         self.config = config
         self.crew = crew
         self.llm = llm
         self.messages = messages
+        self.tasks = tasks or Tasks(TaskRepo(messages.db), Rooms(RoomRepo(messages.db), crew))
+        self.tools = tools or builtin_registry()  # more tools (search_memory...) via self.tools.register()
 
     async def answer(
         self,
@@ -45,26 +69,78 @@ class BotRunner:
         consulted: list[BotReply] | None = None,
         on_token: TokenSink | None = None,
     ) -> BotReply:
-        if not budget.take():
+        return await self._answer(handle, turn, budget, consulted or [], on_token)
+
+    async def _answer(self, handle: str, turn: Turn, budget: TurnBudget, consulted: list[BotReply],
+                      on_token: TokenSink | None, task: str | None = None, delegator: str = "") -> BotReply:
+        """One bot's answer. With `task`, the bot is a specialist doing what `delegator` handed it,
+        and it cannot delegate in turn."""
+        if budget.remaining <= 0:
             return BotReply(handle, "", ok=False, error="the turn budget for this message is used up")
+        bot = self.crew.bots[handle]
         model = self.llm.model_for(handle)
-        prompt = await self.build_messages(handle, turn, consulted or [], model)
-        sink = (lambda piece: on_token(handle, piece)) if on_token else None
+        mode = tool_mode(self.config, handle, model)
+        tools = self.tools.for_bot(bot, self.config, can_delegate=task is None)
+        prompt = await self.build_messages(handle, turn, consulted, model, tools, mode, task, delegator)
+
+        async def run_bot(specialist: str, sub_task: str) -> BotReply:
+            return await self._answer(specialist, turn, budget, [], None, task=sub_task, delegator=handle)
+
+        async def record(kind: str, role: str, content: str, meta: dict[str, Any]) -> None:
+            await self._store(Message(turn.room.id, handle, role, content, kind=kind, platform=turn.platform,
+                                      turn_id=turn.turn_id, meta=meta))
+
+        ctx = ToolContext(config=self.config, workspace=workspace_path(self.config), crew=self.crew, turn=turn,
+                          bot=handle, tasks=self.tasks, store=self._store, budget=budget,
+                          run_bot=run_bot if task is None else None)
+        guard = StreamGuard((lambda piece: on_token(handle, piece)) if on_token else None)
+        window = context_window(model, self.config.agents.defaults.context_window)
+        loop = AgentLoop(self.llm, self.tools, self.config.agents.defaults.max_iterations,
+                         result_chars=max(2_000, min(MAX_RESULT_CHARS, window)))
         try:
-            result = await self.llm.chat(prompt, model=model, bot=handle, room_id=turn.room.id, on_token=sink)
+            result = await loop.run(prompt, model=model, mode=mode, tools=tools, ctx=ctx, record=record, guard=guard)
         except LLMError as exc:
             return BotReply(handle, "", ok=False, error=str(exc))
-        text = result.text.strip()
+        if result.stop == "budget" and result.steps == 0:
+            return BotReply(handle, "", ok=False, error="the turn budget for this message is used up")
+        text = self._compose(result, guard)
         if not text:
             return BotReply(handle, "", ok=False, error=f"model {model} returned an empty answer")
         return BotReply(handle, text)
 
+    @staticmethod
+    def _compose(result: LoopResult, guard: StreamGuard) -> str:
+        """The reply: the answer; or, when the loop stopped early, what the bot had, what its
+        specialists answered, and plainly why it stopped."""
+        if result.stop == "answer":
+            return result.text
+        note = _STOPS[result.stop].format(steps=result.steps, tool=f"`{result.repeated}`")
+        extra = [*result.contributions, f"_({note})_"]
+        guard.start()
+        guard.say("\n\n".join(extra))
+        return "\n\n".join(p for p in [result.text, *extra] if p).strip()
+
     async def build_messages(
-        self, handle: str, turn: Turn, consulted: list[BotReply], model: str
+        self,
+        handle: str,
+        turn: Turn,
+        consulted: list[BotReply],
+        model: str,
+        tools: list[Tool] | None = None,
+        mode: str = "native",
+        task: str | None = None,
+        delegator: str = "",
     ) -> list[dict[str, Any]]:
         bot = self.crew.bots[handle]
         room = turn.room
-        system = [{"role": "system", "content": system_prompt(bot, self.crew, room.name, room.type, room.members)}]
+        prompt = system_prompt(bot, self.crew, room.name, room.type, room.members)
+        if tools:
+            prompt += "\n\n" + (describe_tools(tools) if mode == "text" else _native_note(tools))
+        memory = getattr(self, "memory", None)  # set by the pipeline: MemoryService, or None
+        if memory is not None:  # what the crew remembers that bears on this message, within its token budget
+            block = await memory.prime(turn, model)
+            prompt += f"\n\n{block}" if block else ""
+        system = [{"role": "system", "content": prompt}]
         limit = self.config.orchestrator.history_messages
         # The history ends with this turn's user message (stored before any model is called).
         history = [self._as_chat(m, handle) for m in await self.messages.db.run(self.messages.recent, room.id, limit)]
@@ -76,8 +152,21 @@ class BotRunner:
                 "content": f"[Crew notes, not from the user] Your specialists answered first:\n\n{heard}\n\n"
                            "Give the user one clear final answer that uses their contributions and credits them.",
             })
+        if task is not None:
+            boss = self.crew.bots[delegator]
+            tail.append({
+                "role": "user",
+                "content": f"[Task from @{delegator} ({boss.name}), not from the user] {task}\n\n"
+                           f"Do this task, then reply with your result for @{delegator}.",
+            })
         window = context_window(model, self.config.agents.defaults.context_window)
-        return fit_history(system, history, tail, window - self.config.agents.defaults.max_tokens, model)
+        reserved = self.config.agents.defaults.max_tokens
+        if tools and mode == "native":  # the tool schemas travel with every call
+            reserved += count_text(json.dumps([t.schema() for t in tools]), model)
+        return fit_history(system, history, tail, window - reserved, model)
+
+    async def _store(self, message: Message) -> None:
+        await self.messages.db.run(self.messages.add, message)
 
     @staticmethod
     def _as_chat(msg: Message, handle: str) -> dict[str, Any]:
@@ -86,3 +175,8 @@ class BotRunner:
         if msg.author == handle:
             return {"role": "assistant", "content": msg.content}
         return {"role": "user", "content": f"[@{msg.author}] {msg.content}"}
+
+
+def _native_note(tools: list[Tool]) -> str:
+    return ("## Tools\nYou can call these tools: " + ", ".join(t.name for t in tools) + ". File paths are "
+            "relative to the crew's workspace. Use a tool when the task needs one; answer directly otherwise.")

@@ -6,7 +6,10 @@ import sys
 
 import typer
 
-from nanofolks.cli import chat, config_cmd, onboard, room, team
+from nanofolks.cli import channels as channels_cmd
+from nanofolks.cli import chat, config_cmd, onboard, pairing, room, team
+from nanofolks.cli import gateway as gateway_cmd
+from nanofolks.cli import memory as memory_cmd
 
 app = typer.Typer(
     name="nanofolks",
@@ -22,6 +25,11 @@ app.add_typer(config_cmd.app, name="config")
 app.add_typer(room.app, name="room")
 app.add_typer(team.team_app, name="team")
 app.add_typer(team.bot_app, name="bot")
+app.command("gateway")(gateway_cmd.gateway)
+app.command("status")(gateway_cmd.status)
+app.add_typer(pairing.app, name="pairing")
+app.add_typer(memory_cmd.app, name="memory")
+app.add_typer(channels_cmd.app, name="channels")
 
 
 @app.command("version")

@@ -56,9 +56,11 @@ def user_errors() -> tuple[type[Exception], ...]:
     from nanofolks.config.loader import ConfigError
     from nanofolks.crew.crew import CrewError
     from nanofolks.llm.client import LLMError
+    from nanofolks.memory.embeddings import EmbedderError
+    from nanofolks.memory.service import MemoryError_
     from nanofolks.rooms.rooms import RoomError
     from nanofolks.rooms.tasks import TaskError
     from nanofolks.store.db import StoreError
     from nanofolks.store.rooms import ConflictError
 
-    return (UserError, ConfigError, CrewError, LLMError, RoomError, TaskError, StoreError, ConflictError)
+    return (UserError, EmbedderError, MemoryError_, ConfigError, CrewError, LLMError, RoomError, TaskError, StoreError, ConflictError)

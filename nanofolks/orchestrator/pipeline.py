@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
 from nanofolks.agent.runner import BotRunner, TokenSink, TurnBudget
 from nanofolks.config.schema import Config
@@ -22,16 +23,21 @@ from nanofolks.orchestrator.turn import FinalAnswer, Turn
 from nanofolks.store.messages import Message, MessageRepo
 from nanofolks.store.rooms import Room
 
+if TYPE_CHECKING:
+    from nanofolks.memory.service import MemoryService
+
 MAX_MESSAGE_CHARS = 32_000  # longer messages are kept whole in the room but cut for the models
 
 
 class Pipeline:
-    def __init__(self, config: Config, crew: Crew, llm: LLM, messages: MessageRepo):
+    def __init__(self, config: Config, crew: Crew, llm: LLM, messages: MessageRepo, memory: MemoryService | None = None):
         self.config = config
         self.crew = crew
         self.llm = llm
         self.messages = messages
+        self.memory = memory
         self.runner = BotRunner(config, crew, llm, messages)
+        self.runner.memory = memory  # primes each bot's system prompt with what the crew remembers
         self._room_locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._slots = asyncio.Semaphore(config.orchestrator.max_concurrent_turns)
 
@@ -68,6 +74,8 @@ class Pipeline:
 
     async def _store(self, message: Message) -> None:
         await self.messages.db.run(self.messages.add, message)
+        if self.memory is not None:
+            self.memory.note_messages([message.id])  # indexed in the background: the reply never waits
 
     async def _ask_intent(self, text: str) -> str:
         result = await self.llm.chat(classifier_prompt(text[:MAX_MESSAGE_CHARS]), model=self.llm.model_for("leader"),

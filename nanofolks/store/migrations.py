@@ -103,8 +103,210 @@ def m001_core(conn: sqlite3.Connection) -> None:
     )
 
 
+def m002_gateway(conn: sqlite3.Connection) -> None:
+    """Durable ingress and egress for the gateway, pairing, and small per-channel state."""
+    run_script(
+        conn,
+        """
+        CREATE TABLE inbox (
+            id INTEGER PRIMARY KEY,
+            platform TEXT NOT NULL,
+            account TEXT NOT NULL,
+            chat_id TEXT NOT NULL,
+            message_id TEXT NOT NULL,
+            chat_type TEXT NOT NULL DEFAULT 'private',
+            sender_id TEXT NOT NULL DEFAULT '',
+            sender_name TEXT NOT NULL DEFAULT '',
+            text TEXT NOT NULL DEFAULT '',
+            status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'done', 'denied')),
+            received_at REAL NOT NULL,
+            done_at REAL,
+            UNIQUE (platform, account, chat_id, message_id)
+        );
+        CREATE INDEX inbox_pending ON inbox (platform, account, status, id);
+        CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY,
+            key TEXT NOT NULL UNIQUE,
+            inbox_id INTEGER REFERENCES inbox(id) ON DELETE SET NULL,
+            platform TEXT NOT NULL,
+            account TEXT NOT NULL,
+            chat_id TEXT NOT NULL,
+            reply_to TEXT,
+            text TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'sending', 'delivered', 'uncertain', 'failed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL NOT NULL DEFAULT 0,
+            platform_message_id TEXT,
+            error TEXT NOT NULL DEFAULT '',
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        CREATE INDEX outbox_due ON outbox (platform, account, status, id);
+        CREATE TABLE pairing_requests (
+            platform TEXT NOT NULL,
+            code TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            username TEXT NOT NULL DEFAULT '',
+            chat_id TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'approved', 'rejected')),
+            created_at REAL NOT NULL,
+            expires_at REAL NOT NULL,
+            PRIMARY KEY (platform, code)
+        );
+        CREATE TABLE allowed_senders (
+            platform TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            username TEXT NOT NULL DEFAULT '',
+            approved_at REAL NOT NULL,
+            PRIMARY KEY (platform, user_id)
+        );
+        CREATE TABLE channel_state (
+            platform TEXT NOT NULL,
+            account TEXT NOT NULL,
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (platform, account, key)
+        );
+        """
+    )
+
+
+def m003_memory(conn: sqlite3.Connection) -> None:
+    """Memory: knowledge entries, full-text search over entries and messages (the event log), vectors
+    (the source of truth behind the HNSW index file), entities and relations, preferences, archive, blobs."""
+    fts = "tokenize='porter unicode61 remove_diacritics 2'"
+    run_script(
+        conn,
+        f"""
+        CREATE TABLE memory_entries (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL DEFAULT 'note',
+            text TEXT NOT NULL,
+            room_id INTEGER,
+            bot TEXT NOT NULL DEFAULT '',
+            sender TEXT NOT NULL DEFAULT '',
+            importance REAL NOT NULL DEFAULT 0.5,
+            protected INTEGER NOT NULL DEFAULT 0,
+            access_count INTEGER NOT NULL DEFAULT 0,
+            last_used REAL,
+            marked_at REAL,
+            origin TEXT NOT NULL DEFAULT '',
+            origin_key TEXT UNIQUE,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        CREATE INDEX memory_entries_marked ON memory_entries (marked_at);
+        CREATE TABLE memory_sources (
+            entry_id INTEGER NOT NULL REFERENCES memory_entries(id) ON DELETE CASCADE,
+            message_id INTEGER NOT NULL,
+            PRIMARY KEY (entry_id, message_id)
+        );
+        CREATE INDEX memory_sources_message ON memory_sources (message_id);
+        CREATE VIRTUAL TABLE memory_entries_fts USING fts5(text, content='memory_entries', content_rowid='id', {fts});
+        CREATE TRIGGER memory_entries_ai AFTER INSERT ON memory_entries BEGIN
+            INSERT INTO memory_entries_fts (rowid, text) VALUES (new.id, new.text);
+        END;
+        CREATE TRIGGER memory_entries_ad AFTER DELETE ON memory_entries BEGIN
+            INSERT INTO memory_entries_fts (memory_entries_fts, rowid, text) VALUES ('delete', old.id, old.text);
+            DELETE FROM memory_vectors WHERE source = 'entry' AND ref_id = old.id;
+        END;
+        CREATE TRIGGER memory_entries_au AFTER UPDATE OF text ON memory_entries BEGIN
+            INSERT INTO memory_entries_fts (memory_entries_fts, rowid, text) VALUES ('delete', old.id, old.text);
+            INSERT INTO memory_entries_fts (rowid, text) VALUES (new.id, new.text);
+        END;
+        CREATE VIRTUAL TABLE messages_fts USING fts5(content, content='messages', content_rowid='id', {fts});
+        INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');
+        CREATE TRIGGER messages_fts_ai AFTER INSERT ON messages BEGIN
+            INSERT INTO messages_fts (rowid, content) VALUES (new.id, new.content);
+        END;
+        CREATE TRIGGER messages_fts_ad AFTER DELETE ON messages BEGIN
+            INSERT INTO messages_fts (messages_fts, rowid, content) VALUES ('delete', old.id, old.content);
+            DELETE FROM memory_vectors WHERE source = 'message' AND ref_id = old.id;
+        END;
+        CREATE TRIGGER messages_fts_au AFTER UPDATE OF content ON messages BEGIN
+            INSERT INTO messages_fts (messages_fts, rowid, content) VALUES ('delete', old.id, old.content);
+            INSERT INTO messages_fts (rowid, content) VALUES (new.id, new.content);
+        END;
+        CREATE TABLE memory_vectors (
+            label INTEGER PRIMARY KEY AUTOINCREMENT,
+            source TEXT NOT NULL CHECK (source IN ('entry', 'message')),
+            ref_id INTEGER NOT NULL,
+            model TEXT NOT NULL,
+            vector BLOB,
+            created_at REAL NOT NULL,
+            UNIQUE (source, ref_id)
+        );
+        CREATE TABLE memory_entities (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            type TEXT NOT NULL DEFAULT 'concept',
+            mentions INTEGER NOT NULL DEFAULT 0,
+            first_seen REAL NOT NULL,
+            last_seen REAL NOT NULL
+        );
+        CREATE TABLE memory_aliases (
+            alias TEXT NOT NULL PRIMARY KEY COLLATE NOCASE,
+            entity_id INTEGER NOT NULL REFERENCES memory_entities(id) ON DELETE CASCADE
+        );
+        CREATE INDEX memory_aliases_entity ON memory_aliases (entity_id);
+        CREATE TABLE memory_entity_events (
+            entity_id INTEGER NOT NULL REFERENCES memory_entities(id) ON DELETE CASCADE,
+            message_id INTEGER NOT NULL,
+            PRIMARY KEY (entity_id, message_id)
+        );
+        CREATE TABLE memory_relations (
+            id INTEGER PRIMARY KEY,
+            subject_id INTEGER NOT NULL REFERENCES memory_entities(id) ON DELETE CASCADE,
+            predicate TEXT NOT NULL,
+            object_id INTEGER NOT NULL REFERENCES memory_entities(id) ON DELETE CASCADE,
+            created_at REAL NOT NULL,
+            UNIQUE (subject_id, predicate, object_id)
+        );
+        CREATE INDEX memory_relations_object ON memory_relations (object_id);
+        CREATE TABLE memory_relation_events (
+            relation_id INTEGER NOT NULL REFERENCES memory_relations(id) ON DELETE CASCADE,
+            message_id INTEGER NOT NULL,
+            PRIMARY KEY (relation_id, message_id)
+        );
+        CREATE TABLE memory_preferences (
+            id INTEGER PRIMARY KEY,
+            sender TEXT NOT NULL,
+            key TEXT NOT NULL,
+            text TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            UNIQUE (sender, key)
+        );
+        CREATE TABLE memory_preference_evidence (
+            preference_id INTEGER NOT NULL REFERENCES memory_preferences(id) ON DELETE CASCADE,
+            message_id INTEGER NOT NULL,
+            PRIMARY KEY (preference_id, message_id)
+        );
+        CREATE TABLE memory_archive (
+            id INTEGER PRIMARY KEY,
+            entry_id INTEGER NOT NULL,
+            data TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            archived_at REAL NOT NULL
+        );
+        CREATE TABLE memory_blobs (
+            id INTEGER PRIMARY KEY,
+            sha256 TEXT NOT NULL UNIQUE,
+            size INTEGER NOT NULL,
+            content TEXT NOT NULL,
+            created_at REAL NOT NULL
+        );
+        CREATE TABLE memory_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        """
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m001_core,
+    m002_gateway,
+    m003_memory,
 ]
 
 

@@ -56,7 +56,7 @@ _ERROR_TYPES = {
 class Rule:
     """One scripted answer. All set matchers must match for the rule to fire."""
 
-    reply: str | None = None  # assistant text; may use {handle} / {user}
+    reply: str | None = None  # assistant text; may use {handle} / {user} / {tool_result}
     tool_calls: list[dict] | None = None  # [{"name": ..., "arguments": {...} | "json"}]
     handle: str | None = None  # system prompt belongs to this bot ("leader" / "@leader")
     contains: str | None = None  # last user message contains this (case-insensitive)
@@ -112,6 +112,15 @@ def has_tool_result(messages: list[dict]) -> bool:
         if m.get("role") == "user" and _text(m.get("content")).lstrip().startswith("Tool result"):
             return True
     return False
+
+
+def last_tool_result(messages: list[dict]) -> str:
+    """The newest tool result: a `tool` message, or a user message starting "Tool result" (text calls)."""
+    for m in reversed(messages):
+        text = _text(m.get("content"))
+        if m.get("role") == "tool" or (m.get("role") == "user" and text.lstrip().startswith("Tool result")):
+            return text
+    return ""
 
 
 def _estimate_tokens(text: str) -> int:
@@ -377,7 +386,11 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             # Plain str.replace: templates stay safe with JSON / stray braces.
             content = (
-                None if rule.reply is None else rule.reply.replace("{handle}", handle).replace("{user}", user)
+                None
+                if rule.reply is None
+                else rule.reply.replace("{handle}", handle)
+                .replace("{user}", user)
+                .replace("{tool_result}", last_tool_result(messages))
             )
             tool_calls = [_tool_call(tc) for tc in rule.tool_calls or []]
             if content is None and not tool_calls:

@@ -1,0 +1,120 @@
+"""read_file, write_file, edit_file, list_dir: confined to the crew's workspace.
+
+Every path is resolved to its real location (following `..` and symlinks) and must stay inside the
+workspace's real location, so absolute paths elsewhere, `../` escapes and symlinks that point out
+are all refused the same way."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from nanofolks.agent.tools.registry import Tool, ToolContext, ToolError, params
+
+MAX_READ_BYTES = 256_000
+MAX_LIST_ENTRIES = 500
+
+
+def resolve(workspace: Path, path: str) -> Path:
+    """The real path `path` names, relative to the workspace; ToolError if it leads outside."""
+    if not path.strip():
+        raise ToolError("the path is empty")
+    if "\x00" in path:
+        raise ToolError("the path contains a NUL character")
+    root = workspace.resolve()
+    target = (root / Path(path).expanduser()).resolve()  # an absolute `path` replaces root here
+    if target != root and not target.is_relative_to(root):
+        raise ToolError(f"{path!r} is outside the crew's workspace; use a path relative to the workspace")
+    return target
+
+
+def _shown(ctx: ToolContext, target: Path) -> str:
+    rel = target.relative_to(ctx.workspace.resolve())
+    return str(rel) if str(rel) != "." else "."
+
+
+async def read_file(ctx: ToolContext, args: dict[str, Any]) -> str:
+    target = resolve(ctx.workspace, args["path"])
+
+    def read() -> str:
+        if not target.exists():
+            raise ToolError(f"no file {args['path']!r} in the workspace")
+        if target.is_dir():
+            raise ToolError(f"{args['path']!r} is a directory; use list_dir")
+        with target.open("rb") as fh:
+            data = fh.read(MAX_READ_BYTES + 1)
+        if b"\x00" in data[:8192]:
+            raise ToolError(f"{args['path']!r} is a binary file")
+        text = data[:MAX_READ_BYTES].decode("utf-8", errors="replace")
+        if len(data) > MAX_READ_BYTES:
+            text += f"\n[... cut: the file is longer than {MAX_READ_BYTES} bytes]"
+        return text
+
+    return await asyncio.to_thread(read)
+
+
+async def write_file(ctx: ToolContext, args: dict[str, Any]) -> str:
+    target = resolve(ctx.workspace, args["path"])
+    content: str = args["content"]
+
+    def write() -> int:
+        if target.is_dir():
+            raise ToolError(f"{args['path']!r} is a directory")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        data = content.encode("utf-8")
+        target.write_bytes(data)
+        return len(data)
+
+    size = await asyncio.to_thread(write)
+    return f"wrote {size} bytes to {_shown(ctx, target)}"
+
+
+async def edit_file(ctx: ToolContext, args: dict[str, Any]) -> str:
+    target = resolve(ctx.workspace, args["path"])
+    old, new = args["old_text"], args["new_text"]
+    if not old:
+        raise ToolError("old_text is empty; to write a whole file use write_file")
+
+    def edit() -> None:
+        if not target.is_file():
+            raise ToolError(f"no file {args['path']!r} in the workspace")
+        text = target.read_text(encoding="utf-8")
+        count = text.count(old)
+        if count == 0:
+            raise ToolError(f"old_text was not found in {args['path']!r}; read the file and copy the text exactly")
+        if count > 1:
+            raise ToolError(f"old_text occurs {count} times in {args['path']!r}; include more lines to make it unique")
+        target.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+    await asyncio.to_thread(edit)
+    return f"edited {_shown(ctx, target)}"
+
+
+async def list_dir(ctx: ToolContext, args: dict[str, Any]) -> str:
+    target = resolve(ctx.workspace, args.get("path") or ".")
+
+    def listing() -> str:
+        if not target.is_dir():
+            raise ToolError(f"no directory {args.get('path')!r} in the workspace")
+        entries = sorted(target.iterdir(), key=lambda p: p.name)
+        lines = [p.name + ("/" if p.is_dir() else "") for p in entries[:MAX_LIST_ENTRIES]]
+        if len(entries) > MAX_LIST_ENTRIES:
+            lines.append(f"[... and {len(entries) - MAX_LIST_ENTRIES} more]")
+        return "\n".join(lines) or "(empty)"
+
+    return await asyncio.to_thread(listing)
+
+
+_PATH = {"type": "string", "description": "A path relative to the crew's workspace."}
+
+FILE_TOOLS = [
+    Tool("read_file", "Read a text file from the crew's workspace.", params({"path": _PATH}, ["path"]), read_file),
+    Tool("write_file", "Create or overwrite a text file in the crew's workspace (parent folders are created).",
+         params({"path": _PATH, "content": {"type": "string"}}, ["path", "content"]), write_file),
+    Tool("edit_file", "Replace one exact, unique piece of text in a file of the crew's workspace.",
+         params({"path": _PATH, "old_text": {"type": "string", "description": "Text to replace, copied exactly."},
+                 "new_text": {"type": "string"}}, ["path", "old_text", "new_text"]), edit_file),
+    Tool("list_dir", "List a folder of the crew's workspace (folders end with /).",
+         params({"path": {**_PATH, "default": "."}}), list_dir),
+]

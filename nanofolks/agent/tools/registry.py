@@ -1,0 +1,158 @@
+"""The tool registry: each tool's JSON-schema parameters, who may use it, and a safe way to run it.
+
+A tool never crashes a turn: bad arguments, refused paths, timeouts and exceptions all come back
+as a result text starting with "error:" that the model reads and can act on."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nanofolks.config.schema import Config
+
+if TYPE_CHECKING:
+    from nanofolks.agent.runner import TurnBudget
+    from nanofolks.crew.crew import Bot, Crew
+    from nanofolks.orchestrator.turn import BotReply, Turn
+    from nanofolks.rooms.tasks import Tasks
+    from nanofolks.store.messages import Message
+
+log = logging.getLogger(__name__)
+
+
+class ToolError(Exception):
+    """A tool refused or failed; the message goes back to the model as the result."""
+
+
+# Runs a specialist for a delegated sub-task: (bot handle, task text) -> its reply.
+RunBot = Callable[[str, str], Awaitable["BotReply"]]
+
+
+@dataclass
+class ToolContext:
+    """What a tool may touch during one bot's answer: the workspace, the room, its tasks."""
+
+    config: Config
+    workspace: Path
+    crew: Crew
+    turn: Turn
+    bot: str  # the handle of the bot calling the tool
+    tasks: Tasks
+    store: Callable[[Message], Awaitable[None]]  # add a message to the room's history
+    budget: TurnBudget
+    run_bot: RunBot | None = None  # set only where delegation is allowed (the leader, not a specialist)
+
+
+Handler = Callable[[ToolContext, dict[str, Any]], Awaitable[str]]
+
+
+@dataclass
+class Tool:
+    name: str
+    description: str
+    parameters: dict[str, Any]  # a JSON schema of type "object"
+    run: Handler
+    enabled: Callable[[Config], bool] = field(default=lambda _config: True)
+    disabled_reason: str = ""  # what the model is told when it calls a tool that config turned off
+
+    def schema(self) -> dict[str, Any]:
+        """The OpenAI function-calling form, which litellm translates for every provider."""
+        return {"type": "function",
+                "function": {"name": self.name, "description": self.description, "parameters": self.parameters}}
+
+
+@dataclass
+class Outcome:
+    text: str
+    ok: bool
+
+
+class ToolRegistry:
+    def __init__(self, tools: list[Tool] | None = None):
+        self._tools: dict[str, Tool] = {}
+        for tool in tools or []:
+            self.register(tool)
+
+    def register(self, tool: Tool, replace: bool = False) -> None:
+        """Add a tool (e.g. memory's `search_memory`). A role card must still list it for a bot to get it."""
+        if tool.name in self._tools and not replace:
+            raise ValueError(f"a tool named {tool.name!r} is already registered")
+        if tool.parameters.get("type") != "object":
+            raise ValueError(f"tool {tool.name!r}: parameters must be a JSON schema of type object")
+        self._tools[tool.name] = tool
+
+    def get(self, name: str) -> Tool | None:
+        return self._tools.get(name)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._tools)
+
+    def for_bot(self, bot: Bot, config: Config, can_delegate: bool) -> list[Tool]:
+        """The tools a bot is offered: listed on its role card, registered, and turned on in config."""
+        tools = [self._tools[n] for n in bot.tools if n in self._tools and self._tools[n].enabled(config)]
+        return [t for t in tools if can_delegate or t.name != "delegate"]
+
+    async def execute(self, name: str, arguments: dict[str, Any], allowed: list[Tool], ctx: ToolContext) -> Outcome:
+        tool = self._tools.get(name)
+        if tool is None:
+            return _error(f"there is no tool named {name!r}; available: {_names(allowed)}")
+        if tool.name == "delegate" and ctx.run_bot is None:
+            return _error("only the crew's coordinator can delegate, and a delegated task cannot be passed on")
+        if not tool.enabled(ctx.config):
+            return _error(tool.disabled_reason or f"the {name} tool is turned off in this crew's config")
+        if tool not in allowed:
+            return _error(f"@{ctx.bot} may not use {name}; your tools: {_names(allowed)}")
+        if "_raw" in arguments and len(arguments) == 1:  # the model's arguments were not valid JSON
+            return _error(f"the arguments for {name} were not valid JSON: {str(arguments['_raw'])[:200]}")
+        problem = validate(tool.parameters, arguments)
+        if problem:
+            return _error(f"bad arguments for {name}: {problem}")
+        try:
+            return Outcome(await tool.run(ctx, arguments), True)
+        except ToolError as exc:
+            return _error(str(exc))
+        except Exception as exc:  # a bug in a tool must not end the turn; the model and the log both hear of it
+            log.exception("tool %s failed", name)
+            return _error(f"{name} failed ({type(exc).__name__}): {exc}")
+
+
+def validate(schema: dict[str, Any], arguments: dict[str, Any]) -> str:
+    """'' when the arguments fit the schema, else the most relevant problem in one line."""
+    import jsonschema  # 50 ms to import: only when a tool is called
+
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(arguments))
+    if error is None:
+        return ""
+    where = "/".join(str(p) for p in error.absolute_path)
+    return f"{where}: {error.message}" if where else error.message
+
+
+def _error(message: str) -> Outcome:
+    return Outcome(f"error: {message}", False)
+
+
+def _names(tools: list[Tool]) -> str:
+    return ", ".join(t.name for t in tools) or "none"
+
+
+def params(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    """A JSON schema for a tool's arguments; unknown keys are refused so typos surface."""
+    return {"type": "object", "properties": properties, "required": required or [], "additionalProperties": False}
+
+
+def dump_arguments(arguments: dict[str, Any]) -> str:
+    """A canonical form of a call's arguments: equal calls give equal strings (repeat detection)."""
+    return json.dumps(arguments, sort_keys=True, ensure_ascii=False)
+
+
+def truncate_middle(text: str, limit: int) -> str:
+    """Keep the head and the tail (where errors usually are) of a long tool output."""
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}\n[... {len(text) - 2 * half} characters cut ...]\n{text[-half:]}"

@@ -1,0 +1,57 @@
+"""Durable ingress: the access check, then the inbox row, before the platform is acknowledged.
+
+A stranger's message is recorded without its text (for dedupe) together with the pairing-code reply,
+in one transaction: the text never reaches a room or a model."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from nanofolks.bus.messages import InboundMessage
+from nanofolks.channels.access import AccessPolicy, pairing_text
+from nanofolks.store.db import Database
+from nanofolks.store.inbox import InboxRepo, InboxRow
+from nanofolks.store.outbox import OutboxRow
+
+log = logging.getLogger("nanofolks.inbox")
+
+
+@dataclass
+class Received:
+    outcome: str  # accepted | duplicate | paired | ignored
+    inbox_id: int | None = None
+
+
+class Ingress:
+    def __init__(self, access: AccessPolicy, inbox: InboxRepo, db: Database):
+        self.access = access
+        self.inbox = inbox
+        self.db = db
+
+    async def receive(self, msg: InboundMessage) -> Received:
+        return await self.db.run(self._receive, msg)
+
+    def _receive(self, msg: InboundMessage) -> Received:
+        decision = self.access.decide(msg)
+        where = f"{msg.platform}:{msg.chat_id}/{msg.message_id}"
+        if decision.action == "ignore":
+            log.info("ignored %s: %s", where, decision.reason)
+            return Received("ignored")
+        row = InboxRow(platform=msg.platform, account=msg.account, chat_id=msg.chat_id, message_id=msg.message_id,
+                       text=msg.text, chat_type=msg.chat_type, sender_id=msg.sender_id,
+                       sender_name=msg.sender_username or msg.sender_name)
+        if decision.action == "pair":
+            row.text, row.status = "", "denied"
+            reply = OutboxRow(key=f"{where}:pairing", platform=msg.platform, account=msg.account,
+                              chat_id=msg.chat_id, text=pairing_text(msg.platform, decision.code))
+            inbox_id = self.inbox.add(row, [reply])
+            if inbox_id is None:
+                return Received("duplicate")
+            log.info("pairing code sent for %s (%s)", where, decision.reason)
+            return Received("paired", inbox_id)
+        inbox_id = self.inbox.add(row)
+        if inbox_id is None:
+            log.info("redelivered %s recognised; not processed again", where)
+            return Received("duplicate")
+        return Received("accepted", inbox_id)

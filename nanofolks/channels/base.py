@@ -1,0 +1,68 @@
+"""The contract every chat platform adapter implements (Telegram now; Discord, Slack, WhatsApp later).
+
+An adapter only talks to its platform. Access control, the inbox and outbox, rooms and the crew are
+the gateway's job; the adapter hands each incoming message to `on_message` and sends what it is given.
+
+Durability rests on one rule: the adapter acknowledges a message to its platform (Telegram: the next
+getUpdates offset) only after `on_message` has returned, because that is when it is in the inbox."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from nanofolks.bus.messages import InboundMessage, OutboundMessage
+
+OnMessage = Callable[[InboundMessage], Awaitable[None]]
+
+
+class SendError(Exception):
+    """A send the platform did not accept. The flags tell the outbox what to do next:
+
+    - retryable: trying again later may work (rate limit, 5xx, network error before the request went out)
+    - retry_after: seconds the platform asked us to wait (a 429), if it said
+    - maybe_delivered: the request went out and no answer came back; resending could duplicate it
+    """
+
+    def __init__(self, message: str, *, retryable: bool = False, retry_after: float | None = None,
+                 maybe_delivered: bool = False):
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.maybe_delivered = maybe_delivered
+
+
+class ChannelError(Exception):
+    """The channel cannot start (bad token, unreachable API, another poller holds the token)."""
+
+
+class Channel(Protocol):
+    platform: str  # "telegram"
+
+    @property
+    def account(self) -> str:
+        """This bot's account id on the platform; known once start() returned."""
+        ...
+
+    @property
+    def state(self) -> str:
+        """A short word for `nanofolks status`: starting, running, reconnecting, stopped."""
+        ...
+
+    async def start(self, on_message: OnMessage) -> None:
+        """Connect and identify; then receive in the background, calling `on_message` for each message
+        and acknowledging it to the platform only after the call returned."""
+
+    async def stop(self) -> None:
+        """Stop receiving and close connections, within a few seconds."""
+
+    def split(self, markdown: str) -> list[str]:
+        """Cut a reply into chunks that each fit one platform message once converted (nothing lost)."""
+        ...
+
+    async def send(self, message: OutboundMessage) -> str:
+        """Send one chunk; returns the platform's id of the delivered message, or raises SendError."""
+        ...
+
+    async def typing(self, chat_id: str) -> None:
+        """Show that the crew is working (best effort: errors are swallowed)."""

@@ -1,0 +1,83 @@
+"""Context assembly: before a bot answers, look up in parallel what the crew remembers that bears on this
+message (the sender's preferences and profile, the entities it names, related knowledge, what the sender
+said lately in other rooms) and fit it into a token budget, as a block of the system prompt marked as
+memory."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import re
+import time
+from typing import TYPE_CHECKING, Any
+
+from nanofolks.llm.tokens import count_text
+from nanofolks.memory.entities import PEOPLE, PETS
+
+if TYPE_CHECKING:
+    from nanofolks.memory.service import MemoryService
+
+HEADER = ("## Memory\nWhat you remember from earlier conversations (background, possibly incomplete; the user did "
+          "not just say it). Use it when it helps; apply the preferences.")
+LINE_CHARS = 240
+ELSEWHERE_DAYS = 2
+_KINSHIP = re.compile(rf"(?:{PEOPLE}|{PETS})")
+
+
+async def assemble(service: MemoryService, room_id: int, sender: str, text: str, model: str, budget: int,
+                   history: int) -> str:
+    """The memory block for one message, or '' when nothing is remembered (or the budget is 0)."""
+    if budget <= 0:
+        return ""
+    now = time.time()
+    vector, prefs, profile, named, elsewhere, shown = await asyncio.gather(
+        asyncio.to_thread(service.query_vector, text),
+        asyncio.to_thread(service.preferences.of, sender),
+        asyncio.to_thread(service.profile, sender),
+        asyncio.to_thread(service.entities_named_in, text),
+        asyncio.to_thread(service.search_repo.recent_elsewhere, sender, room_id, now - ELSEWHERE_DAYS * 86400, 5),
+        asyncio.to_thread(service.search_repo.recent_message_ids, room_id, history),
+    )
+    hits = await asyncio.to_thread(service.search_with_vector, text, vector, 6, shown)
+    sections = [
+        ("Preferences of this person (apply them):", [p.text for p in prefs]),
+        ("About this person:", [describe(r, sender) for r in profile]),
+        ("People and things mentioned:", [line for e in named for line in e]),
+        ("Related memories:", [f"({_when(h.item.created_at)}{', #' + h.item.room if h.item.room else ''}) "
+                               f"{h.item.text}" for h in hits]),
+        ("Lately in other rooms:", [f"(#{i.room}) {i.text}" for i in elsewhere]),
+    ]
+    return fit(sections, budget, model)
+
+
+def fit(sections: list[tuple[str, list[str]]], budget: int, model: str) -> str:
+    """Sections in priority order, line by line, until the next line would pass the budget."""
+    lines = [HEADER]
+    used = count_text(HEADER, model)
+    for title, items in sections:
+        seen: set[str] = set()
+        block: list[str] = []
+        for item in items:
+            line = "- " + " ".join(item.split())[:LINE_CHARS]
+            if line in seen:
+                continue
+            cost = count_text(line, model) + 1 + (0 if block else count_text(title, model) + 2)
+            if used + cost > budget:
+                break
+            seen.add(line)
+            block.append(line)
+            used += cost
+        if block:
+            lines += ["", title, *block]
+    return "\n".join(lines) if len(lines) > 1 else ""
+
+
+def describe(rel: dict[str, Any], sender: str = "") -> str:
+    subject = "this person" if rel["subject"] == sender else rel["subject"]
+    if _KINSHIP.fullmatch(rel["predicate"]):
+        return f"{rel['object']} is {subject}'s {rel['predicate']}"
+    return f"{subject} {rel['predicate']} {rel['object']}"
+
+
+def _when(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d")

@@ -1,0 +1,297 @@
+"""MemoryService with a fast deterministic embedder: learning from events, search, forgetting, bounds,
+concurrent writers, priming."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from nanofolks.config.schema import Config
+from nanofolks.llm.tokens import count_text
+from nanofolks.memory.service import MemoryError_, MemoryService
+from nanofolks.orchestrator.turn import Turn
+from nanofolks.store.db import Database
+from nanofolks.store.memory import load_blob, store_large_output
+from nanofolks.store.messages import Message, MessageRepo
+from nanofolks.store.rooms import RoomRepo
+from tests.fakes.embedder import HashEmbedder
+
+DAY = 86400.0
+
+
+def service(path: Path, config: Config | None = None) -> MemoryService:
+    return MemoryService(config or Config(), Database(path / "nanofolks.db"), embedder=HashEmbedder())
+
+
+@pytest.fixture
+def mem(tmp_path: Path) -> MemoryService:
+    svc = service(tmp_path)
+    yield svc
+    svc.close()
+
+
+def room(mem: MemoryService, name: str = "general") -> int:
+    return RoomRepo(mem.db).ensure(name, "open", ["leader"]).id
+
+
+def say(mem: MemoryService, room_id: int, text: str, role: str = "user", sender: str = "ana",
+        at: float | None = None) -> int:
+    author = "user" if role == "user" else "leader"
+    msg = MessageRepo(mem.db).add(Message(room_id, author, role, text, sender=sender if role == "user" else "",
+                                          created_at=at or time.time()))
+    return int(msg.id or 0)
+
+
+def test_events_teach_notes_preferences_and_entities(mem: MemoryService) -> None:
+    general = room(mem)
+    note_id = say(mem, general, "remember that my passport expires in May")
+    pref_id = say(mem, general, "please keep it short")
+    rel_id = say(mem, general, "Lucas is my brother")
+    say(mem, general, "Noted, captain!", role="assistant")
+    assert mem.index_pending() == 5  # four messages and the note
+    hits = mem.search("passport")
+    assert hits[0].item.source == "entry" and hits[0].item.text == "My passport expires in May"
+    assert hits[0].item.protected
+    assert all(h.item.id != note_id or h.item.source != "message" for h in hits)  # the note stands for its message
+    prefs = mem.preferences.of("ana")
+    assert [(p.key, p.evidence) for p in prefs] == [("length", [pref_id])]
+    lucas = mem.entity("lucas")  # names match case-insensitively
+    assert lucas["type"] == "person"
+    assert lucas["relations"][0]["subject"] == "ana" and lucas["relations"][0]["predicate"] == "brother"
+    assert lucas["relations"][0]["events"][0]["message_id"] == rel_id
+    assert mem.index_pending() == 0  # nothing is learnt or embedded twice
+    assert len(mem.preferences.of("ana")) == 1 and mem.entries.count()["entries"] == 1
+
+
+def test_short_messages_are_seen_but_not_indexed(mem: MemoryService) -> None:
+    general = room(mem)
+    say(mem, general, "ok")
+    say(mem, general, "thanks!")
+    assert mem.index_pending() == 0
+    assert not mem.vectors.pending_messages(0, 10)
+
+
+def test_search_filters_by_room_bot_and_time(mem: MemoryService) -> None:
+    general, project = room(mem), room(mem, "project")
+    old = time.time() - 10 * DAY
+    say(mem, general, "the boat trip is planned for Sunday", at=old)
+    say(mem, project, "the boat engine needs a new filter")
+    say(mem, project, "boat insurance renewed by the leader", role="assistant")
+    mem.index_pending()
+    assert {h.item.room for h in mem.search("boat", room="project")} == {"project"}
+    assert {h.item.author for h in mem.search("boat", bot="leader")} == {"leader"}
+    assert all(h.item.created_at > old + 1 for h in mem.search("boat", since=time.time() - DAY))
+    assert len(mem.search("boat")) == 3
+    with pytest.raises(MemoryError_, match="no room"):
+        mem.search("boat", room="nowhere")
+
+
+def test_keywords_find_names_and_numbers_the_vectors_miss(mem: MemoryService) -> None:
+    general = room(mem)
+    say(mem, general, "the invoice number is INV-20931 for the blue widgets")
+    for i in range(30):
+        say(mem, general, f"unrelated chatter about lunch plans number {i} and sandwiches")
+    mem.index_pending()
+    assert "INV-20931" in mem.search("INV-20931", limit=3)[0].item.text
+
+
+def test_worker_indexes_in_the_background(tmp_path: Path) -> None:
+    mem = service(tmp_path)
+    general = room(mem)
+    ids = [say(mem, general, f"background message number {i} about gardening") for i in range(5)]
+    mem.note_messages(ids)  # returns at once
+    assert mem.wait_indexed(timeout=60)
+    assert len(mem.search("gardening", limit=10)) == 5
+    mem.close()
+    assert (tmp_path / "memory.hnsw").exists()
+
+
+def test_forgetting_protects_what_must_stay(mem: MemoryService) -> None:
+    cfg = mem.config.memory.forgetting
+    start = time.time() - 200 * DAY
+    keep_note = mem.add("the alarm code is 4321", protected=True)
+    important = mem.add("the client's deadline is June 1st", protected=False, importance=0.9)
+    fading = mem.add("we had pizza at the office once", protected=False, importance=0.3)
+    mem.preferences.put("ana", "length", "Keep answers short.", None, start)
+    for e in (keep_note, important, fading):  # all created long ago and never used since
+        with mem.db.write() as conn:
+            conn.execute("UPDATE memory_entries SET created_at = ? WHERE id = ?", (start, e.id))
+    now = time.time()
+    first = mem.consolidate(now, merge=False)["forgetting"]
+    assert first["marked"] == 1 and first["archived"] == 0
+    second = mem.consolidate(now + (cfg.archive_after_days + 1) * DAY, merge=False)["forgetting"]
+    assert second["archived"] == 1
+    assert mem.entries.get(int(keep_note.id or 0)) is not None
+    assert mem.entries.get(int(important.id or 0)) is not None
+    assert mem.entries.get(int(fading.id or 0)) is None
+    assert mem.preferences.of("ana")
+    assert "pizza" not in " ".join(h.item.text for h in mem.search("pizza office"))
+    archived = mem.archive.list()
+    assert archived[0]["reason"] == "unused" and "pizza" in archived[0]["text"]
+    restored = mem.restore(archived[0]["id"])
+    assert "pizza" in mem.search("pizza office")[0].item.text and restored.protected is False
+
+
+def test_a_used_memory_is_not_forgotten(mem: MemoryService) -> None:
+    entry = mem.add("the spare key is under the blue pot", protected=False, importance=0.3)
+    with mem.db.write() as conn:
+        conn.execute("UPDATE memory_entries SET created_at = ? WHERE id = ?", (time.time() - 100 * DAY, entry.id))
+    assert mem.search("spare key")[0].item.id == entry.id  # a use: last_used is now
+    assert mem.consolidate(time.time(), merge=False)["forgetting"]["marked"] == 0
+
+
+def test_weekly_merge_folds_near_duplicates(mem: MemoryService) -> None:
+    first = mem.add("Ana's flight to Lisbon leaves at nine", protected=False, importance=0.5)
+    mem.add("Ana's flight to Lisbon leaves at nine!", protected=False, importance=0.5)
+    mem.add("the quarterly report is due on Friday", protected=False, importance=0.5)
+    report = mem.consolidate(time.time(), merge=True, forget=False)
+    assert report["merged"] == 1
+    assert mem.entries.count()["entries"] == 2
+    assert mem.archive.list()[0]["reason"] == f"merged into #{first.id}"
+
+
+def test_store_and_index_stay_bounded_under_a_long_load(tmp_path: Path) -> None:
+    config = Config()
+    f = config.memory.forgetting
+    f.message_days, f.mark_after_days, f.archive_after_days, f.max_vectors = 5, 3, 2, 400
+    mem = service(tmp_path, config)
+    general = room(mem)
+    start = time.time() - 60 * DAY
+    live, files = [], []
+    for day in range(40):
+        now = start + day * DAY
+        for i in range(40):
+            say(mem, general, f"day {day} message {i}: the weather and topic {i % 7} again", at=now + i)
+        entry = mem.add(f"day {day} passing thought about topic {day % 5}", protected=False, importance=0.3)
+        with mem.db.write() as conn:  # written on that simulated day
+            conn.execute("UPDATE memory_entries SET created_at = ? WHERE id = ?", (now, entry.id))
+        mem.index_pending()
+        mem.consolidate(now + DAY - 1, merge=day % 7 == 6)
+        mem.index.save()
+        live.append(len(mem.index))
+        files.append(mem.index.stats()["file_bytes"])
+    # 1,600 messages and 40 entries went in; the index holds only the recent window.
+    assert max(live[10:]) <= 400
+    assert max(files[20:]) <= files[19] * 1.01  # the file stopped growing
+    assert mem.entries.count()["entries"] <= 6  # marked after 3 days, archived 2 days later
+    assert mem.archive.count() >= 30
+    mem.close()
+
+
+def test_concurrent_writers_share_one_store(tmp_path: Path) -> None:
+    first = service(tmp_path)
+    general = room(first)
+    second = service(tmp_path)  # its own connection: a second process as far as SQLite is concerned
+    errors: list[BaseException] = []
+
+    def write(mem: MemoryService, who: str) -> None:
+        try:
+            for i in range(30):
+                mem.add(f"{who} wrote note {i} about the shared garden", protected=False)
+                say(mem, general, f"{who} says message {i} about the shared garden")
+                mem.index_pending()
+        except BaseException as exc:  # noqa: BLE001 - reported by the assert below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(m, w)) for m, w in ((first, "ana"), (second, "bob"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not errors
+    first.close()
+    second.close()
+    fresh = service(tmp_path)
+    assert fresh.entries.count()["entries"] == 60
+    assert len(fresh.ensure_index()) == 120  # every entry and message exactly once
+    assert len(fresh.vectors.live_labels(HashEmbedder.name)) == 120
+    fresh.close()
+
+
+def test_search_sees_what_another_process_just_stored(tmp_path: Path) -> None:
+    reader, writer = service(tmp_path), service(tmp_path)
+    assert reader.search("volcano") == []
+    writer.add("the volcano tour is booked for Tuesday")
+    assert "volcano" in reader.search("volcano")[0].item.text
+    reader.close()
+    writer.close()
+
+
+async def test_priming_stays_within_its_budget_and_names_what_matters(tmp_path: Path) -> None:
+    config = Config()
+    config.memory.priming_tokens = 150
+    mem = service(tmp_path, config)
+    general, other = room(mem), room(mem, "travel")
+    say(mem, general, "keep it short")
+    say(mem, general, "Lucas is my brother")
+    for i in range(50):
+        mem.add(f"long memory {i} about the beach house, the boat and the summer holidays with Lucas", protected=False)
+    say(mem, other, "booking the ferry to the islands for Lucas and me", at=time.time() - 3600)
+    mem.index_pending()
+    turn = Turn(room=RoomRepo(mem.db).get("general"), text="what should Lucas pack for the beach?",
+                sender="ana", turn_id="t1")
+    block = await mem.prime(turn, "")
+    assert count_text(block) <= 150
+    assert block.startswith("## Memory")
+    assert "Keep answers short." in block
+    assert "Lucas is this person's brother" in block
+    assert await mem.prime(turn, "") == block  # the bots of one turn share the look-ups
+    mem.close()
+
+
+async def test_priming_never_holds_up_a_reply(tmp_path: Path) -> None:
+    config = Config()
+    config.memory.priming_timeout = 0.2
+
+    class SlowEmbedder(HashEmbedder):
+        def query(self, text: str):  # noqa: ANN201
+            time.sleep(2)
+            return super().query(text)
+
+    mem = MemoryService(config, Database(tmp_path / "nanofolks.db"), embedder=SlowEmbedder())
+    turn = Turn(room=RoomRepo(mem.db).ensure("general", "open", []), text="hello there", turn_id="t2")
+    started = asyncio.get_running_loop().time()
+    assert await mem.prime(turn, "") == ""
+    assert asyncio.get_running_loop().time() - started < 1.9  # gave up before the embedder answered
+    mem.close()
+
+
+def test_forget_and_bad_ids(mem: MemoryService) -> None:
+    general = room(mem)
+    msg = say(mem, general, "my locker combination is 1234")
+    entry = mem.add("the locker is number 56")
+    mem.index_pending()
+    mem.forget(str(entry.id))
+    mem.forget(f"message:{msg}")
+    assert mem.search("locker") == []
+    for bad in ("abc", "message:999", "999", "thing:1"):
+        with pytest.raises(MemoryError_):
+            mem.forget(bad)
+    with pytest.raises(MemoryError_):
+        mem.add("   ")
+
+
+def test_large_tool_outputs_are_stored_once_and_referenced(mem: MemoryService) -> None:
+    small = "short output"
+    assert store_large_output(mem.db, small) == small
+    big = "line of build log\n" * 2000
+    ref = store_large_output(mem.db, big)
+    assert len(ref) < 3000 and "blob:" in ref
+    blob_id = int(ref.rsplit("blob:", 1)[1].rstrip("]"))
+    assert load_blob(mem.db, blob_id) == big
+    assert store_large_output(mem.db, big) == ref  # deduplicated by content
+
+
+def test_messages_from_before_memory_existed_are_searchable(tmp_path: Path) -> None:
+    db = Database(tmp_path / "nanofolks.db")
+    general = RoomRepo(db).ensure("general", "open", [])
+    MessageRepo(db).add(Message(general.id, "user", "user", "the harbour festival starts on Saturday"))
+    mem = MemoryService(Config(), db, embedder=HashEmbedder())
+    assert mem.search("festival", touch=False)[0].item.source == "message"  # full text right away
+    mem.index_pending()
+    assert mem.search("harbour festival")[0].similarity is not None
+    mem.close()
