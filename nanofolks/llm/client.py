@@ -73,7 +73,8 @@ class LLM:
                 from nanofolks.llm.local import local_chat
 
                 result = await local_chat(
-                    model, messages, max_tokens or defaults.max_tokens, defaults.temperature, on_token
+                    model, messages, max_tokens or defaults.max_tokens, defaults.temperature, on_token,
+                    timeout=defaults.timeout,
                 )
             else:
                 result = await self._litellm_chat(messages, model, tools, on_token, max_tokens)
