@@ -33,11 +33,13 @@ from nanofolks.store.channel_state import ChannelStateRepo
 from nanofolks.store.inbox import InboxRepo, InboxRow
 from nanofolks.store.outbox import OutboxRepo, OutboxRow
 from nanofolks.store.pairing import PairingRepo
+from nanofolks.store.rooms import Room
 
 log = logging.getLogger("nanofolks.gateway")
 
 INBOUND_QUEUE = 256  # messages accepted but not yet picked up; when full, polling waits (backpressure)
 TURN_WORKERS = 16  # the Pipeline still caps concurrent turns (orchestrator.maxConcurrentTurns)
+TYPING_AFTER = 1.0  # a quick answer needs no indicator: one Bot API call less per message
 TYPING_EVERY = 4.0  # Telegram shows "typing" for about 5 seconds
 HEARTBEAT_EVERY = 5.0
 STOP_GRACE = 3.0  # seconds a send in flight may take to finish at shutdown
@@ -75,7 +77,8 @@ class SecretMask(logging.Filter):
 
 def configure_logging(config: Config) -> Path:
     """Log to stderr and $NANOFOLKS_HOME/logs/gateway.log, secrets masked in both."""
-    secrets = [config.channels.telegram.token]
+    secrets = [config.channels.telegram.token, config.channels.discord.token]
+    secrets += [config.channels.slack.bot_token, config.channels.slack.app_token]
     secrets += [getattr(config.providers, name).api_key for name in type(config.providers).model_fields]
     mask = SecretMask(secrets)
     logs = paths.logs_dir()
@@ -179,6 +182,14 @@ def build_channels(config: Config) -> list[Channel]:
         from nanofolks.channels.whatsapp import WhatsAppChannel
 
         channels.append(WhatsAppChannel(config.channels.whatsapp))
+    if config.channels.discord.enabled:
+        from nanofolks.channels.discord import DiscordChannel
+
+        channels.append(DiscordChannel(config.channels.discord))
+    if config.channels.slack.enabled:
+        from nanofolks.channels.slack import SlackChannel
+
+        channels.append(SlackChannel(config.channels.slack))
     if not channels:
         raise ChannelError("no channel is enabled: set channels.telegram.enabled and channels.telegram.token")
     return channels
@@ -295,9 +306,11 @@ class Gateway:
         else:
             reply = await self._turn(link, row)
         channel = link.channel
+        # Groups get replies to the message; direct chats plain answers, unless the platform threads them (Slack).
+        threaded = row.chat_type != "private" or getattr(channel, "reply_in_private", False)
         rows = [
             OutboxRow(key=f"inbox:{inbox_id}:{i}", inbox_id=inbox_id, platform=row.platform, account=row.account,
-                      chat_id=row.chat_id, text=chunk, reply_to=row.message_id if row.chat_type != "private" else None)
+                      chat_id=row.chat_id, text=chunk, reply_to=row.message_id if threaded else None)
             for i, chunk in enumerate(channel.split(reply))
         ]
         if await self.db.run(self.inbox.complete, inbox_id, rows) and link.sender:
@@ -305,7 +318,7 @@ class Gateway:
 
     async def _turn(self, link: _Link, row: InboxRow) -> str:
         services = self.services
-        room = await self.db.run(services.rooms.for_chat, row.platform, row.chat_id)
+        room = await self.db.run(self._room_for, row)
         typing = asyncio.create_task(self._typing(link.channel, row.chat_id))
         started = time.monotonic()
         try:
@@ -324,6 +337,16 @@ class Gateway:
         log.info("inbox %s answered in #%s in %.1fs", row.id, room.name, time.monotonic() - started)
         return text or FALLBACK
 
+    def _room_for(self, row: InboxRow) -> Room:
+        """The chat's room. A thread (Discord) nobody mapped gets a room of its own at its first turn,
+        `<platform>-thread-<id>` with the whole crew, so its talk stays out of its channel's room."""
+        rooms = self.services.rooms
+        if row.chat_type != "thread" or rooms.repo.room_for_chat(row.platform, row.chat_id) is not None:
+            return rooms.for_chat(row.platform, row.chat_id)
+        room = rooms.repo.ensure(f"{row.platform}-thread-{row.chat_id}", "project", rooms.crew.handles)
+        rooms.repo.map_chat(row.platform, row.chat_id, room.id)
+        return room
+
     def _command(self, row: InboxRow, name: str, arg: str) -> str:
         rooms = self.services.rooms
         current = rooms.for_chat(row.platform, row.chat_id)
@@ -341,6 +364,7 @@ class Gateway:
         return f"This chat now talks in #{room.name}."
 
     async def _typing(self, channel: Channel, chat_id: str) -> None:
+        await asyncio.sleep(TYPING_AFTER)
         while True:
             await channel.typing(chat_id)
             await asyncio.sleep(TYPING_EVERY)
@@ -378,11 +402,11 @@ class Gateway:
 
 
 async def _cancel(tasks: list[asyncio.Task]) -> None:
+    """Cancel and wait; asyncio.wait never raises the tasks' CancelledError, so ours still would."""
     for task in tasks:
         task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+    if tasks:
+        await asyncio.wait(tasks)
 
 
 async def serve(services: Services) -> None:

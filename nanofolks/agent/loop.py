@@ -77,11 +77,11 @@ class AgentLoop:
                 return LoopResult(text, stop, step, contributions=contributions)
             guard.finish(answer=False)
             last_text = text or last_text
-            keys = {(c.name, dump_arguments(c.arguments)) for c in calls}
-            repeated = next((c.name for c in calls if (c.name, dump_arguments(c.arguments)) in previous), "")
+            keys = [(c.name, dump_arguments(c.arguments)) for c in calls]
+            repeated = next((name for name, args in keys if (name, args) in previous), "")
             if repeated:
                 return LoopResult(last_text, "repeat", step, repeated=repeated, contributions=contributions)
-            previous = keys
+            previous = set(keys)
             convo.append(_assistant_turn(result.text, calls, mode))
             for call in calls:
                 content, ok = await self._act(call, tools, ctx, record, mode, step)

@@ -40,6 +40,7 @@ log = logging.getLogger("nanofolks.slack")
 PING_INTERVAL = 5.0  # bolt's default of 10 s notices a dead socket only after ~40 s
 LOOKUP_TIMEOUT = 2.0  # seconds a users.info may delay an ack; the name is only cosmetic
 CONNECT_ATTEMPTS = 5
+CONNECT_TIMEOUT = 60.0  # seconds start() waits for the first Socket Mode connection
 RECENT = 2048  # (channel, ts) pairs remembered to merge `message` and `app_mention`
 # Message subtypes that are a person writing; the rest are edits, deletions, joins, bot posts...
 PERSON_SUBTYPES = {None, "thread_broadcast", "file_share", "me_message"}
@@ -63,7 +64,6 @@ class SlackChannel:
         self._on_message: OnMessage | None = None
         self._state = "stopped"
         self._bot_user = ""
-        self._bot_id = ""
         self.username = ""
         self._names: dict[str, str] = {}  # user id -> display name
         self._recent: OrderedDict[tuple[str, str], asyncio.Task] = OrderedDict()
@@ -99,14 +99,21 @@ class SlackChannel:
         # and knows nothing of the outbox's schedule.
         self._client = AsyncWebClient(token=self.config.bot_token, base_url=self.config.api_base, retry_handlers=[])
         auth = await self._connect_step("auth.test", self._client.auth_test)
-        self._bot_user, self._bot_id = auth["user_id"], auth.get("bot_id") or ""
+        self._bot_user = auth["user_id"]
         self.username = auth.get("user") or ""
         app = AsyncApp(client=self._client, process_before_response=True, logger=log.getChild("bolt"))
         app.event("message")(self._event)
         app.event("app_mention")(self._event)
+        # slack-sdk's connect() retries every failure forever, a refused app token included: check it first.
+        await self._connect_step("apps.connections.open",
+                                 lambda: self._client.apps_connections_open(app_token=self.config.app_token))
         self._handler = AsyncSocketModeHandler(app, self.config.app_token, web_client=self._client,
                                                ping_interval=self.ping_interval)
-        await self._connect_step("apps.connections.open", self._handler.connect_async)
+        try:
+            await asyncio.wait_for(self._handler.connect_async(), CONNECT_TIMEOUT)
+        except TimeoutError:
+            await self.stop()
+            raise ChannelError(f"slack: no Socket Mode connection within {CONNECT_TIMEOUT:.0f}s") from None
         self._state = "running"
         log.info("slack: signed in as @%s (%s) in team %s", self.username, self._bot_user, auth.get("team_id"))
 
@@ -115,7 +122,8 @@ class SlackChannel:
         import aiohttp
         from slack_sdk.errors import SlackApiError
 
-        for attempt in range(CONNECT_ATTEMPTS):
+        attempt = 0
+        while True:
             try:
                 return await call()
             except SlackApiError as exc:
@@ -125,11 +133,11 @@ class SlackChannel:
                 failure: Exception = exc
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 failure = exc
-            if attempt == CONNECT_ATTEMPTS - 1:
+            attempt += 1
+            if attempt == CONNECT_ATTEMPTS:
                 raise ChannelError(f"slack API at {self.config.api_base} unreachable ({what}): {failure}")
             log.warning("slack: %s failed (%s); retrying", what, failure)
             await asyncio.sleep(2**attempt)
-        raise AssertionError("unreachable")
 
     async def stop(self) -> None:
         self._state = "stopped"
@@ -159,16 +167,17 @@ class SlackChannel:
     def _parse(self, event: dict) -> InboundMessage | None:
         kind, channel, ts = event.get("type"), event.get("channel"), event.get("ts")
         user, text = event.get("user"), event.get("text") or ""
-        if not isinstance(channel, str) or not isinstance(ts, str) or not isinstance(user, str):
-            log.info("slack: %s event without channel, ts or user skipped", kind)
-            return None
         if event.get("subtype") not in PERSON_SUBTYPES or event.get("bot_id") or user == self._bot_user:
             return None  # an edit, a join, our own echo, another bot: nothing the crew answers
+        if not all(isinstance(v, str) for v in (channel, ts, user, text)):
+            log.warning("slack: malformed %s event skipped: %.200r", kind, event)
+            return None
         if not text.strip():
             return None
         thread = event.get("thread_ts")
-        private = event.get("channel_type") == "im" or (kind != "app_mention" and channel.startswith("D"))
-        mentioned = (kind == "app_mention" or f"<@{self._bot_user}" in text
+        # app_mention carries no channel_type (and never comes from a DM): the id's prefix tells.
+        private = event.get("channel_type", "im" if channel.startswith("D") else "channel") == "im"
+        mentioned = (kind == "app_mention" or f"<@{self._bot_user}" in text or self._open(channel)
                      or (thread is not None and event.get("parent_user_id") == self._bot_user))
         return InboundMessage(
             platform=self.platform,
@@ -180,6 +189,10 @@ class SlackChannel:
             chat_type="private" if private else "group",
             mentioned=mentioned,
         )
+
+    def _open(self, channel: str) -> bool:
+        """An open channel talks to the crew without a mention (the access policy lets anyone in it)."""
+        return "*" in self.config.open_groups or channel in self.config.open_groups
 
     def _plain(self, text: str) -> str:
         """Slack's escaped text as a person wrote it, without our own mention."""

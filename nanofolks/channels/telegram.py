@@ -103,11 +103,8 @@ class TelegramChannel:
 
     async def stop(self) -> None:
         self._state = "stopped"
-        for task in (self._watchdog_task, self._poll_task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        await _cancel(self._watchdog_task)  # first: it may be about to start a new poll task
+        await _cancel(self._poll_task)
         if self._bot is not None:
             with contextlib.suppress(Exception):
                 await self._bot.shutdown()
@@ -230,10 +227,7 @@ class TelegramChannel:
             log.warning("telegram: getUpdates stalled for %.0fs; restarting polling", time.monotonic() - started)
             self.restarts += 1
             self._state = "reconnecting"
-            if self._poll_task is not None:
-                self._poll_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await self._poll_task
+            await _cancel(self._poll_task)
             self._request_started = None
             self._poll_task = asyncio.create_task(self._poll_forever(), name="telegram-poll")
 
@@ -273,6 +267,14 @@ class TelegramChannel:
             await self._bot.send_chat_action(chat_id=int(chat_id), action="typing")
         except Exception as exc:  # noqa: BLE001 - a missing typing indicator is no reason to fail a turn
             log.debug("telegram: sendChatAction failed: %s", exc)
+
+
+async def _cancel(task: asyncio.Task | None) -> None:
+    """Cancel a task and wait until it ended. asyncio.wait never raises the task's CancelledError, so
+    a cancellation of the caller itself still propagates (suppressing it would leave the caller running)."""
+    if task is not None:
+        task.cancel()
+        await asyncio.wait([task])
 
 
 def _send_error(exc: Exception) -> SendError:

@@ -10,7 +10,7 @@ import typer
 from nanofolks.cli.common import UserError, console, open_services, print_json
 
 app = typer.Typer(help="Pairing: approve or reject strangers who asked the crew for access.", no_args_is_help=True)
-CHANNELS = ("telegram",)
+CHANNELS = ("telegram", "discord", "slack")
 
 
 def _channel(name: str) -> str:

@@ -126,11 +126,26 @@ class DiscordConfig(Section):
     gateway_url: str = "wss://gateway.discord.gg"
 
 
+class SlackConfig(Section):
+    """A Slack app in Socket Mode (slack-bolt): a bot token and an app-level token with connections:write."""
+
+    enabled: bool = False
+    bot_token: str = ""  # xoxb-...
+    app_token: str = ""  # xapp-...
+    # Slack user ids (U...); "*" opens the channel to everyone (explicitly). Names are not unique on Slack.
+    allow_from: list[str] = Field(default_factory=list)
+    # Channel ids where any member talks to the crew without a mention; "*" = every channel.
+    # Named open_groups in code: the gateway's access policy reads that name on every channel section.
+    open_groups: list[str] = Field(default_factory=list, alias="openChannels")
+    api_base: str = "https://slack.com/api/"  # also asked for the Socket Mode URL (apps.connections.open)
+
+
 class ChannelsConfig(Section):
     """One section per chat platform; each adapter reads only its own."""
 
     telegram: TelegramConfig = Field(default_factory=TelegramConfig)
     discord: DiscordConfig = Field(default_factory=DiscordConfig)
+    slack: SlackConfig = Field(default_factory=SlackConfig)
     whatsapp: WhatsAppConfig = Field(default_factory=WhatsAppConfig)
 
 

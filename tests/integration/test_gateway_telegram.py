@@ -100,6 +100,7 @@ def barrier(tg: FakeTelegram, chat_id: int = ALICE, user_id: int = ALICE) -> Non
 
 
 def test_allowed_dm_stranger_pairing_and_status(gateway: Gateway, tg: FakeTelegram, llm_server: ScriptedLLM) -> None:
+    llm_server.add(Rule(contains="hello crew", reply="[@leader] hello crew", delay=2.5, times=1))  # a slow turn
     gateway.start()
     tg.push_message(ALICE, "hello crew", user_id=ALICE)
     reply = tg.wait_for_sent(1, 60)[0]

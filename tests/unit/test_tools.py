@@ -159,6 +159,17 @@ async def test_paths_out_of_the_workspace_are_refused(services: Services, tmp_pa
     assert not (outside / "not-yet.txt").exists()
 
 
+async def test_the_crew_cards_are_read_only_to_bots(services: Services) -> None:
+    card = services.workspace / "crew" / "roles" / "coder.md"
+    before = card.read_text()
+    assert "tools:" in await call(services, "read_file", {"path": "crew/roles/coder.md"})
+    for name, args in [("write_file", {"path": "crew/roles/coder.md", "content": "tools: exec"}),
+                       ("edit_file", {"path": "./crew/roles/coder.md", "old_text": "tools:", "new_text": "x:"}),
+                       ("write_file", {"path": "crew/new.md", "content": "x"})]:
+        assert "is one of the crew's cards" in await call(services, name, args)
+    assert card.read_text() == before and not (services.workspace / "crew" / "new.md").exists()
+
+
 def test_a_symlink_inside_the_workspace_is_fine(services: Services) -> None:
     ws = services.workspace
     (ws / "real").mkdir()

@@ -29,6 +29,15 @@ def resolve(workspace: Path, path: str) -> Path:
     return target
 
 
+def writable(workspace: Path, path: str) -> Path:
+    """Like resolve(), and not the crew's own cards: a bot that could edit role cards could grant
+    itself tools (permissions come from them), so those stay the user's to change."""
+    target = resolve(workspace, path)
+    if target.is_relative_to((workspace / "crew").resolve()):
+        raise ToolError(f"{path!r} is one of the crew's cards; only the user edits those")
+    return target
+
+
 def _shown(ctx: ToolContext, target: Path) -> str:
     rel = target.relative_to(ctx.workspace.resolve())
     return str(rel) if str(rel) != "." else "."
@@ -55,7 +64,7 @@ async def read_file(ctx: ToolContext, args: dict[str, Any]) -> str:
 
 
 async def write_file(ctx: ToolContext, args: dict[str, Any]) -> str:
-    target = resolve(ctx.workspace, args["path"])
+    target = writable(ctx.workspace, args["path"])
     content: str = args["content"]
 
     def write() -> int:
@@ -71,7 +80,7 @@ async def write_file(ctx: ToolContext, args: dict[str, Any]) -> str:
 
 
 async def edit_file(ctx: ToolContext, args: dict[str, Any]) -> str:
-    target = resolve(ctx.workspace, args["path"])
+    target = writable(ctx.workspace, args["path"])
     old, new = args["old_text"], args["new_text"]
     if not old:
         raise ToolError("old_text is empty; to write a whole file use write_file")
