@@ -27,6 +27,7 @@ import contextlib
 import hashlib
 import logging
 import re
+import time
 from typing import Any
 
 from nanofolks.bus.messages import InboundMessage, OutboundMessage
@@ -40,6 +41,7 @@ START_TIMEOUT = 60.0  # seconds from login to READY before start() gives up
 GUILD_READY_TIMEOUT = 2.0  # discord.py waits this long after the last GUILD_CREATE before READY
 MAX_RATELIMIT_WAIT = 30.0  # longer 429 waits go back to the outbox instead of holding the send (min 30)
 STORE_ATTEMPTS = 3
+RETRY_CONNECT = 2.0  # seconds between first-connection attempts at start
 _SPACES = re.compile(r"[ \t]{2,}")
 
 
@@ -146,19 +148,35 @@ class DiscordChannel:
             await client.close()
             raise ChannelError(f"discord API at {self.config.api_base} unreachable: {exc}") from exc
         self._account, self.username = str(client.user.id), client.user.name
-        self._task = asyncio.create_task(client.connect(reconnect=True), name="discord-gateway")
-        ready = asyncio.create_task(client.wait_until_ready())
-        await asyncio.wait({self._task, ready}, timeout=self.start_timeout, return_when=asyncio.FIRST_COMPLETED)
-        if not ready.done():
-            ready.cancel()
-            error = self._task.exception() if self._task.done() and not self._task.cancelled() else None
-            await self.stop()
-            if error is not None:
-                raise ChannelError(_gateway_error(error)) from error
-            raise ChannelError(f"discord gateway at {self.config.gateway_url} sent no READY "
-                               f"within {self.start_timeout:.0f}s")
+        await self._connect(client)
         self._task.add_done_callback(self._gateway_ended)
         log.info("discord: signed in as %s (%s)", self.username, self._account)
+
+    async def _connect(self, client: Any) -> None:
+        """Open the gateway connection and wait for READY. discord.py reconnects by itself only once it
+        was connected (before that its connect() dies after one failure), so the first one is retried here."""
+        import discord
+
+        deadline = time.monotonic() + self.start_timeout
+        while True:
+            self._task = asyncio.create_task(client.connect(reconnect=True), name="discord-gateway")
+            ready = asyncio.create_task(client.wait_until_ready())
+            left = deadline - time.monotonic()
+            await asyncio.wait({self._task, ready}, timeout=max(0.0, left), return_when=asyncio.FIRST_COMPLETED)
+            if ready.done():
+                return
+            ready.cancel()
+            error = self._task.exception() if self._task.done() and not self._task.cancelled() else None
+            fatal = isinstance(error, discord.LoginFailure | discord.PrivilegedIntentsRequired)
+            if error is None or fatal or time.monotonic() + RETRY_CONNECT >= deadline:
+                await self.stop()
+                if fatal:
+                    raise ChannelError(_gateway_error(error)) from error
+                why = f"failed ({type(error).__name__}: {error})" if error else "sent no READY"
+                raise ChannelError(f"discord gateway at {self.config.gateway_url} {why} "
+                                   f"within {self.start_timeout:.0f}s") from error
+            log.warning("discord: gateway connection failed (%s: %s); retrying", type(error).__name__, error)
+            await asyncio.sleep(RETRY_CONNECT)
 
     def _gateway_ended(self, task: asyncio.Task) -> None:
         """connect(reconnect=True) only returns on close() or a fatal error (token revoked, intents)."""

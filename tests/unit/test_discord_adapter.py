@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Iterator
 
 import discord
@@ -271,8 +272,8 @@ async def test_start_failures_are_one_clear_error(fake: FakeDiscord) -> None:
     assert fake.identify_count == 0
 
     nowhere = config_for(fake).model_copy(update={"gateway_url": "ws://127.0.0.1:9/gateway"})
-    silent = DiscordChannel(nowhere, start_timeout=1.0)
-    with pytest.raises(ChannelError, match="no READY"):
+    silent = DiscordChannel(nowhere, start_timeout=5.0)
+    with pytest.raises(ChannelError, match=r"discord gateway at ws://127\.0\.0\.1:9/gateway .* within 5s"):
         await silent.start(Inbox())
     assert silent.state == "stopped"
 
@@ -295,3 +296,20 @@ async def test_a_revoked_token_ends_the_connection_with_an_error_state(fake: Fak
     fake.drop_gateway(resumable=False)
     await fake.wait_until_async(lambda: channel.state == "error", TIMEOUT)
     assert "ended for good" in caplog.text
+
+
+async def test_first_connection_is_retried_until_the_gateway_answers(fake: FakeDiscord,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    with socket.socket() as probe:  # a free port, closed again: nothing listens there yet
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = config_for(fake).model_copy(update={"gateway_url": f"ws://127.0.0.1:{port}/gateway"})
+    channel = DiscordChannel(config, guild_ready_timeout=0.1)
+    starting = asyncio.create_task(channel.start(Inbox()))
+    try:
+        await fake.wait_until_async(lambda: "gateway connection failed" in caplog.text, TIMEOUT)
+        with FakeDiscord(port=port) as late_gateway:  # same bot and token, now listening
+            await asyncio.wait_for(starting, TIMEOUT)
+            assert channel.state == "running" and late_gateway.identify_count == 1
+    finally:
+        await channel.stop()
