@@ -3,6 +3,9 @@
     adapter -> Ingress (access, inbox row) -> bounded queue -> turn workers -> Pipeline (one turn per
     room, global cap) -> inbox.complete (outbox rows, same transaction) -> SendWorker per account
 
+Channels start concurrently and independently: one that is slow to start or fails to start (logged)
+never holds up the others; the gateway gives up only when not one started.
+
 On start it resumes what a crash left: inbox rows still `pending` are run again (their turn never
 produced replies), outbox rows still `pending` are sent, rows caught `sending` become `uncertain`."""
 
@@ -12,13 +15,19 @@ import asyncio
 import contextlib
 import fcntl
 import hashlib
+import importlib
 import json
 import logging
 import os
+import re
 import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from pydantic import BaseModel
 
 from nanofolks.bus.inbox import Ingress
 from nanofolks.bus.messages import InboundMessage
@@ -30,7 +39,9 @@ from nanofolks.config.schema import Config
 from nanofolks.rooms.rooms import RoomError
 from nanofolks.services import Services
 from nanofolks.store.channel_state import ChannelStateRepo
+from nanofolks.store.db import Database
 from nanofolks.store.inbox import InboxRepo, InboxRow
+from nanofolks.store.outbox import STATES as OUTBOX_STATES
 from nanofolks.store.outbox import OutboxRepo, OutboxRow
 from nanofolks.store.pairing import PairingRepo
 from nanofolks.store.rooms import Room
@@ -42,6 +53,7 @@ TURN_WORKERS = 16  # the Pipeline still caps concurrent turns (orchestrator.maxC
 TYPING_AFTER = 1.0  # a quick answer needs no indicator: one Bot API call less per message
 TYPING_EVERY = 4.0  # Telegram shows "typing" for about 5 seconds
 HEARTBEAT_EVERY = 5.0
+STATE_CHECK = 0.5  # seconds between looks at a channel's state (a change is written at once)
 STOP_GRACE = 3.0  # seconds a send in flight may take to finish at shutdown
 COMMANDS = [("rooms", "List the rooms"), ("room", "Move this chat to a room: /room NAME"),
             ("help", "How to talk to the crew")]
@@ -75,12 +87,27 @@ class SecretMask(logging.Filter):
         return True
 
 
+# Config fields holding a secret, in every section: token, botToken, appToken, bridgeToken, apiKey...
+SECRET_FIELD = re.compile(r"(?:^|_)(?:token|api_key|secret|password)$")
+
+
+def config_secrets(model: BaseModel) -> list[str]:
+    """Every secret set in the config, found by field name, so a new section's token is masked too."""
+    found: list[str] = []
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        nested = value.values() if isinstance(value, dict) else [value]
+        for item in nested:
+            if isinstance(item, BaseModel):
+                found += config_secrets(item)
+        if isinstance(value, str) and value and SECRET_FIELD.search(name):
+            found.append(value)
+    return found
+
+
 def configure_logging(config: Config) -> Path:
     """Log to stderr and $NANOFOLKS_HOME/logs/gateway.log, secrets masked in both."""
-    secrets = [config.channels.telegram.token, config.channels.discord.token]
-    secrets += [config.channels.slack.bot_token, config.channels.slack.app_token]
-    secrets += [getattr(config.providers, name).api_key for name in type(config.providers).model_fields]
-    mask = SecretMask(secrets)
+    mask = SecretMask(config_secrets(config))
     logs = paths.logs_dir()
     logs.mkdir(parents=True, exist_ok=True)
     formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -158,45 +185,105 @@ def parse_command(text: str) -> tuple[str, str] | None:
     return (name, rest.strip()) if name in {"room", "rooms", "help", "start"} else None
 
 
+# --- the platforms ---------------------------------------------------------------------------------
+
+# platform -> its adapter class in nanofolks.channels.<platform>. Its config section is channels.<platform>;
+# the module's `lock_key(section)` names the credential that one gateway at a time may use.
+PLATFORMS = {"telegram": "TelegramChannel", "discord": "DiscordChannel", "slack": "SlackChannel",
+             "whatsapp": "WhatsAppChannel"}
+
+
+def adapter_module(platform: str) -> ModuleType:
+    return importlib.import_module(f"nanofolks.channels.{platform}")  # each pulls its library in lazily
+
+
+def section(config: Config, platform: str) -> Any:
+    return getattr(config.channels, platform)
+
+
+def make_channel(config: Config, platform: str) -> Channel:
+    """The platform's adapter; ChannelError when its section lacks what it needs (a token...)."""
+    return getattr(adapter_module(platform), PLATFORMS[platform])(section(config, platform))
+
+
+def platform_lock(config: Config, platform: str) -> Path:
+    return lock_path(platform, adapter_module(platform).lock_key(section(config, platform)))
+
+
+def build_channels(config: Config) -> tuple[list[Channel], dict[str, str]]:
+    """The enabled channels, and why each enabled one that cannot be built was left out."""
+    enabled = [p for p in PLATFORMS if section(config, p).enabled]
+    if not enabled:
+        raise ChannelError(f"no channel is enabled: set channels.<{'|'.join(PLATFORMS)}>.enabled "
+                           "and its credentials in the config")
+    channels: list[Channel] = []
+    failures: dict[str, str] = {}
+    for platform in enabled:
+        try:
+            channels.append(make_channel(config, platform))
+        except ChannelError as exc:
+            failures[platform] = str(exc)
+    return channels, failures
+
+
+# --- status -------------------------------------------------------------------------------------------
+
+INBOX_STATES = ("pending", "done", "denied")
+
+
+def channel_report(config: Config, db: Database) -> list[dict[str, Any]]:
+    """Every platform, whether configured or not, for `nanofolks status` and `nanofolks channels list`:
+    running is the lock probe (the lock dies with its gateway, even by kill -9), the rest comes from the
+    last heartbeat and the inbox/outbox tables."""
+    beats = {key: json.loads(keys["status"][0]) for key, keys in ChannelStateRepo(db).all().items()
+             if "status" in keys}
+    inbox, outbox = InboxRepo(db).counts(), OutboxRepo(db).counts()
+    rows = []
+    for platform in PLATFORMS:
+        conf = section(config, platform)
+        try:
+            make_channel(config, platform)
+            problem = ""
+        except ChannelError as exc:
+            problem = str(exc)
+        pid = lock_holder(platform_lock(config, platform))
+        account, beat = max(((a, b) for (p, a), b in beats.items() if p == platform),
+                            key=lambda ab: ab[1].get("at", 0), default=("", {}))
+        if pid is None:
+            state = "stopped"
+        else:  # a heartbeat written by another process is an older run's: this one is still starting
+            state = beat.get("state", "starting") if beat.get("pid") == pid else "starting"
+        rows.append({
+            "channel": platform, "enabled": conf.enabled, "configured": not problem, "problem": problem,
+            "allowFrom": len(conf.allow_from), "state": state, "pid": pid, "account": account,
+            "username": beat.get("username", ""), "last_heartbeat": beat.get("at"),
+            "inbox": _totals(inbox, platform, INBOX_STATES), "outbox": _totals(outbox, platform, OUTBOX_STATES),
+        })
+    return rows
+
+
+def _totals(counts: dict[tuple[str, str], dict[str, int]], platform: str, states: tuple[str, ...]) -> dict[str, int]:
+    """One platform's rows by state, over all its accounts (an old account's pending rows still count)."""
+    return {state: sum(c.get(state, 0) for (p, _), c in counts.items() if p == platform) for state in states}
+
+
 # --- the gateway --------------------------------------------------------------------------------------
 
 
 @dataclass
 class _Link:
-    """One running channel and what belongs to it."""
+    """One channel and what belongs to it."""
 
     channel: Channel
     ingress: Ingress
     sender: SendWorker | None = None
     lock: TokenLock | None = None
+    started: bool = False
     tasks: list[asyncio.Task] = field(default_factory=list)
 
 
-def build_channels(config: Config) -> list[Channel]:
-    channels: list[Channel] = []
-    if config.channels.telegram.enabled:
-        from nanofolks.channels.telegram import TelegramChannel
-
-        channels.append(TelegramChannel(config.channels.telegram))
-    if config.channels.whatsapp.enabled:
-        from nanofolks.channels.whatsapp import WhatsAppChannel
-
-        channels.append(WhatsAppChannel(config.channels.whatsapp))
-    if config.channels.discord.enabled:
-        from nanofolks.channels.discord import DiscordChannel
-
-        channels.append(DiscordChannel(config.channels.discord))
-    if config.channels.slack.enabled:
-        from nanofolks.channels.slack import SlackChannel
-
-        channels.append(SlackChannel(config.channels.slack))
-    if not channels:
-        raise ChannelError("no channel is enabled: set channels.telegram.enabled and channels.telegram.token")
-    return channels
-
-
 class Gateway:
-    def __init__(self, services: Services, channels: list[Channel]):
+    def __init__(self, services: Services, channels: list[Channel], failures: dict[str, str] | None = None):
         self.services = services
         self.db = services.db
         self.inbox = InboxRepo(self.db)
@@ -206,7 +293,9 @@ class Gateway:
         self.queue: asyncio.Queue[tuple[_Link, int]] = asyncio.Queue(INBOUND_QUEUE)
         self._queued: set[int] = set()  # inbox ids on the queue or being handled: never run twice at once
         self.links = [self._link(c) for c in channels]
+        self.failures = dict(failures or {})  # platform -> why it did not start
         self._workers: list[asyncio.Task] = []
+        self._warm: asyncio.Task | None = None
 
     def _link(self, channel: Channel) -> _Link:
         section = getattr(self.services.config.channels, channel.platform)
@@ -214,24 +303,64 @@ class Gateway:
         return _Link(channel, Ingress(access, self.inbox, self.db))
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Start every channel at once (WhatsApp waiting for its bridge never delays Telegram), answer
+        from the first one up, until `stop`. ChannelError when not a single channel started."""
+        for platform, why in self.failures.items():
+            log.error("%s: not started: %s", platform, why)
+        self._warm = asyncio.create_task(self._warm_up(), name="warm-up")
+        self._workers = [asyncio.create_task(self._work(), name=f"turn-{i}") for i in range(TURN_WORKERS)]
+        starting = asyncio.ensure_future(asyncio.gather(*(self._start(link) for link in self.links)))
+        stopping = asyncio.ensure_future(stop.wait())
         try:
-            for link in self.links:
-                await self._start(link)
-            self._workers = [asyncio.create_task(self._work(), name=f"turn-{i}") for i in range(TURN_WORKERS)]
-            log.info("gateway running: %s", ", ".join(f"{ln.channel.platform}:{ln.channel.account}"
-                                                       for ln in self.links))
-            await stop.wait()
+            await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not starting.done():  # asked to stop while a channel was still starting
+                await _cancel([starting])
+                return
+            starting.result()  # _start keeps channel failures to itself: what is left here is a bug, raise it
+            running = [ln for ln in self.links if ln.started]
+            if not running:
+                raise ChannelError("no channel started: " + "; ".join(f"{p}: {w}" for p, w in self.failures.items()))
+            log.info("gateway running: %s", ", ".join(f"{ln.channel.platform}:{ln.channel.account}" for ln in running))
+            await stopping
             log.info("gateway stopping")
         finally:
+            await _cancel([stopping])
             await self._shutdown()
 
+    async def _warm_up(self) -> None:
+        """Import litellm (seconds) in a thread while the channels connect, not inside the first user's
+        turn, where the import would also block the event loop (and Discord's heartbeat with it)."""
+        from nanofolks.llm.client import is_local
+
+        agents = self.services.config.agents
+        models = {agents.defaults.model, *(bot.model for bot in agents.bots.values() if bot.model)}
+        if all(is_local(model) for model in models):
+            return
+        from nanofolks.llm.env import import_litellm
+
+        try:
+            await asyncio.to_thread(import_litellm)
+        except Exception:  # noqa: BLE001 - the turn imports it again and reports the failure to the user
+            log.exception("could not import litellm ahead of the first turn")
+
     async def _start(self, link: _Link) -> None:
+        """Start one channel. A failure is logged and recorded; the other channels carry on."""
         channel = link.channel
-        lock_key = getattr(channel, "lock_key", channel.platform)
-        link.lock = TokenLock(lock_path(channel.platform, lock_key))
-        link.lock.acquire(f"{channel.platform} bot")
-        await channel.start(lambda msg: self._on_message(link, msg))
-        platform, account = channel.platform, channel.account
+        platform = channel.platform
+        try:
+            lock = TokenLock(lock_path(platform, channel.lock_key))
+            lock.acquire(f"{platform} bot")
+            link.lock = lock
+            await channel.start(lambda msg: self._on_message(link, msg))
+        except Exception as exc:  # noqa: BLE001 - one broken channel must not take the others down
+            self.failures[platform] = str(exc) or type(exc).__name__
+            if isinstance(exc, ChannelError):
+                log.error("%s: not started: %s", platform, exc)
+            else:
+                log.exception("%s: not started", platform)
+            await self._stop_link(link)
+            return
+        account = channel.account
         stuck = await self.db.run(self.outbox.recover, platform, account)
         if stuck:
             log.warning("%s: %d sends were in flight at the last stop; marked uncertain, not resent",
@@ -243,6 +372,8 @@ class Gateway:
             asyncio.create_task(self._heartbeat(link), name=f"heartbeat-{platform}"),
             asyncio.create_task(self._resume(link), name=f"resume-{platform}"),
         ]
+        link.started = True
+        log.info("%s: channel running as %s", platform, account)
 
     async def _register_commands(self, channel: Channel) -> None:
         """Only when the command list changed: re-registering at every start earns 429s."""
@@ -295,16 +426,16 @@ class Gateway:
                 self._queued.discard(inbox_id)
 
     async def _answer(self, link: _Link, inbox_id: int) -> None:
-        row = await self.db.run(self.inbox.get, inbox_id)
+        row, room = await self.db.run(self._load, inbox_id)
         if row is None or row.status != "pending":
             return
         command = parse_command(row.text)
         if command is not None:
             reply = await self.db.run(self._command, row, *command)
-        elif not row.text.strip():
+        elif room is None:
             reply = HELP
         else:
-            reply = await self._turn(link, row)
+            reply = await self._turn(link, row, room)
         channel = link.channel
         # Groups get replies to the message; direct chats plain answers, unless the platform threads them (Slack).
         threaded = row.chat_type != "private" or getattr(channel, "reply_in_private", False)
@@ -316,9 +447,17 @@ class Gateway:
         if await self.db.run(self.inbox.complete, inbox_id, rows) and link.sender:
             link.sender.wake()
 
-    async def _turn(self, link: _Link, row: InboxRow) -> str:
+    def _load(self, inbox_id: int) -> tuple[InboxRow | None, Room | None]:
+        """The inbox row and, when it needs a turn, its room: one trip to the database thread."""
+        row = self.inbox.get(inbox_id)
+        if row is None or row.status != "pending" or parse_command(row.text) is not None or not row.text.strip():
+            return row, None
+        return row, self._room_for(row)
+
+    async def _turn(self, link: _Link, row: InboxRow, room: Room) -> str:
         services = self.services
-        room = await self.db.run(self._room_for, row)
+        if self._warm is not None:
+            await asyncio.shield(self._warm)  # the first turns wait for the import without blocking the loop
         typing = asyncio.create_task(self._typing(link.channel, row.chat_id))
         started = time.monotonic()
         try:
@@ -370,10 +509,15 @@ class Gateway:
             await asyncio.sleep(TYPING_EVERY)
 
     async def _heartbeat(self, link: _Link) -> None:
+        """Write the channel's state every HEARTBEAT_EVERY seconds, and as soon as it changed."""
         channel = link.channel
+        written, at = "", 0.0
         while True:
-            await self._record_state(channel, channel.state)
-            await asyncio.sleep(HEARTBEAT_EVERY)
+            state = channel.state
+            if state != written or time.monotonic() - at >= HEARTBEAT_EVERY:
+                await self._record_state(channel, state)
+                written, at = state, time.monotonic()
+            await asyncio.sleep(STATE_CHECK)
 
     async def _record_state(self, channel: Channel, state: str) -> None:
         value = json.dumps({"state": state, "pid": os.getpid(), "at": time.time(),
@@ -383,22 +527,26 @@ class Gateway:
 
     async def _shutdown(self) -> None:
         """Drop turns in flight (their rows stay pending: answered at the next start), let the send in
-        flight finish (cutting it could leave it `uncertain`), then disconnect. Messages that arrive
-        meanwhile are in the inbox and wait for the next start too."""
-        await _cancel(self._workers)
-        for link in self.links:
-            if link.sender is not None:
-                link.sender.stop()
-                with contextlib.suppress(Exception, asyncio.CancelledError):
-                    await asyncio.wait_for(asyncio.shield(link.tasks[0]), STOP_GRACE)
-            await _cancel(link.tasks)
-            with contextlib.suppress(Exception):
-                await link.channel.stop()
-            if link.tasks:
-                await self._record_state(link.channel, "stopped")
-            if link.lock is not None:
-                link.lock.release()
+        flight finish (cutting it could leave it `uncertain`), then disconnect, every channel at once.
+        Messages that arrive meanwhile are in the inbox and wait for the next start too."""
+        await _cancel([*self._workers, *([self._warm] if self._warm else [])])
+        await asyncio.gather(*(self._stop_link(link) for link in self.links))
         log.info("gateway stopped")
+
+    async def _stop_link(self, link: _Link) -> None:
+        if link.lock is None:
+            return  # never got as far as its lock: nothing started
+        if link.sender is not None:
+            link.sender.stop()
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(link.tasks[0]), STOP_GRACE)
+        await _cancel(link.tasks)
+        with contextlib.suppress(Exception):
+            await link.channel.stop()
+        if link.started:
+            await self._record_state(link.channel, "stopped")
+        link.lock.release()
+        link.lock, link.started = None, False
 
 
 async def _cancel(tasks: list[asyncio.Task]) -> None:
@@ -411,7 +559,7 @@ async def _cancel(tasks: list[asyncio.Task]) -> None:
 
 async def serve(services: Services) -> None:
     """Run the gateway until SIGINT or SIGTERM."""
-    gateway = Gateway(services, build_channels(services.config))
+    gateway = Gateway(services, *build_channels(services.config))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -10,11 +10,14 @@ import qrcode from 'qrcode-terminal';
 import { createBridge } from './bridge.js';
 
 const DEFAULT_PORT = 3001;
-const USAGE = `usage: node src/main.js [--login] [--auth-dir DIR] [--port N]
+const USAGE = `usage: node src/main.js [--login] [--auth-dir DIR] [--port N] [--exit-on-stdin-close]
 
   --login        link this machine as a WhatsApp device: print the QR code here, exit 0 once linked
   --auth-dir     credentials folder (env NANOFOLKS_WHATSAPP_AUTH_DIR, default $NANOFOLKS_HOME/whatsapp)
   --port         WebSocket port on 127.0.0.1 (env NANOFOLKS_BRIDGE_PORT, default ${DEFAULT_PORT}; 0 = any free port)
+  --exit-on-stdin-close
+                 stop cleanly when stdin reaches its end: a parent that holds the other end of a pipe
+                 (the gateway) takes the bridge with it when it dies, even by kill -9
 
 The WebSocket token comes from env NANOFOLKS_BRIDGE_TOKEN (never from argv, which other users can read).
 Serving requires it; with --login it is optional. Prints "READY ws://127.0.0.1:PORT" once listening.`;
@@ -32,6 +35,7 @@ function options() {
         login: { type: 'boolean', default: false },
         'auth-dir': { type: 'string' },
         port: { type: 'string' },
+        'exit-on-stdin-close': { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
     }).values;
@@ -49,7 +53,7 @@ function options() {
   if (!/^\d+$/.test(portText) || port > 65535) fail(`invalid port: ${portText}`);
   const token = process.env.NANOFOLKS_BRIDGE_TOKEN || undefined;
   if (!token && !parsed.login) fail('NANOFOLKS_BRIDGE_TOKEN is not set (the shared secret the Python side sends)');
-  return { login: parsed.login, authDir, port, token };
+  return { login: parsed.login, authDir, port, token, exitOnStdinClose: parsed['exit-on-stdin-close'] };
 }
 
 async function main() {
@@ -111,12 +115,19 @@ async function main() {
   } catch (err) {
     fail(err.message);
   }
-  const shutdown = async (code) => {
-    await bridge.stop();
-    process.exit(code);
+  let stopping = null;
+  const shutdown = (code) => {
+    stopping ??= bridge.stop().then(() => process.exit(code));
+    return stopping;
   };
   process.once('SIGINT', () => shutdown(0));
   process.once('SIGTERM', () => shutdown(0));
+  if (opts.exitOnStdinClose) {
+    // Nothing is read from stdin; its end (or a broken pipe) means the parent is gone.
+    process.stdin.on('end', () => shutdown(0));
+    process.stdin.on('error', () => shutdown(0));
+    process.stdin.resume();
+  }
 
   const { port } = await bridge.start();
   if (port !== null) process.stdout.write(`READY ws://127.0.0.1:${port}\n`);

@@ -55,21 +55,36 @@ class SendWorker:
     async def run(self) -> None:
         platform, account = self.channel.platform, self.channel.account
         while not self._stopping:
-            row = await self.db.run(self.repo.next_pending, platform, account)
-            wait = IDLE_CHECK if row is None else row.next_attempt_at - time.time()
-            if wait > 0:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), wait)
+            self._wake.clear()  # before looking, so that a wake() while we look is not lost
+            row, wait = await self.db.run(self._take, platform, account)
+            if row is None:
+                if wait > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), wait)
                 continue
-            assert row is not None
-            await self.deliver(row)
+            await self._send(row)
+
+    def _take(self, platform: str, account: str) -> tuple[OutboxRow | None, float]:
+        """The next due row, already claimed (one trip to the database thread); else how long to wait."""
+        row = self.repo.next_pending(platform, account)
+        if row is None:
+            return None, IDLE_CHECK
+        wait = row.next_attempt_at - time.time()
+        if wait > 0:
+            return None, wait
+        assert row.id is not None
+        return (row, 0.0) if self.repo.claim(row.id) else (None, 0.0)
 
     async def deliver(self, row: OutboxRow) -> str:
         """Send one row and record the outcome; returns the new state."""
         assert row.id is not None
         if not await self.db.run(self.repo.claim, row.id):
             return "skipped"
+        return await self._send(row)
+
+    async def _send(self, row: OutboxRow) -> str:
+        """Send a claimed row and record the outcome."""
+        assert row.id is not None
         message = OutboundMessage(platform=row.platform, account=row.account, chat_id=row.chat_id, text=row.text,
                                   key=row.key, reply_to=row.reply_to)
         try:

@@ -49,6 +49,11 @@ class Channel(Protocol):
         """A short word for `nanofolks status`: starting, running, reconnecting, stopped."""
         ...
 
+    @property
+    def lock_key(self) -> str:
+        """Names the credential one gateway at a time may use (the module's `lock_key(section)`)."""
+        ...
+
     async def start(self, on_message: OnMessage) -> None:
         """Connect and identify; then receive in the background, calling `on_message` for each message
         and acknowledging it to the platform only after the call returned."""

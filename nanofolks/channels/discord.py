@@ -80,6 +80,11 @@ def _make_client(channel: DiscordChannel, guild_ready_timeout: float) -> Any:
                    max_ratelimit_timeout=MAX_RATELIMIT_WAIT, chunk_guilds_at_startup=False)
 
 
+def lock_key(config: DiscordConfig) -> str:
+    """Names the credential for the one-gateway-per-token lock, without revealing it."""
+    return hashlib.sha256(config.token.encode()).hexdigest()[:16]
+
+
 class DiscordChannel:
     platform = "discord"
 
@@ -114,8 +119,7 @@ class DiscordChannel:
 
     @property
     def lock_key(self) -> str:
-        """Names the credential for the one-gateway-per-token lock, without revealing it."""
-        return hashlib.sha256(self.config.token.encode()).hexdigest()[:16]
+        return lock_key(self.config)
 
     def _connected(self, how: str) -> None:
         if self._was_ready:

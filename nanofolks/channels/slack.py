@@ -49,6 +49,11 @@ MAYBE_DONE = {"fatal_error", "internal_error"}
 _ESCAPED = re.compile(r"<([^<>]+)>")
 
 
+def lock_key(config: SlackConfig) -> str:
+    """Socket Mode spreads events over every connection of an app token: one gateway per app token."""
+    return hashlib.sha256(config.app_token.encode()).hexdigest()[:16]
+
+
 class SlackChannel:
     platform = "slack"
     reply_in_private = True  # the gateway threads direct-chat answers too: Slack DMs have threads
@@ -83,8 +88,7 @@ class SlackChannel:
 
     @property
     def lock_key(self) -> str:
-        """Socket Mode spreads events over every connection of an app token: one gateway per app token."""
-        return hashlib.sha256(self.config.app_token.encode()).hexdigest()[:16]
+        return lock_key(self.config)
 
     # --- lifecycle ------------------------------------------------------------------------------
 

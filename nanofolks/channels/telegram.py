@@ -31,6 +31,11 @@ WATCHDOG_GRACE = 30.0  # seconds past the long-poll timeout before a getUpdates 
 MAX_BACKOFF = 30.0
 
 
+def lock_key(config: TelegramConfig) -> str:
+    """Names the credential for the one-poller-per-token lock, without revealing it."""
+    return hashlib.sha256(config.token.encode()).hexdigest()[:16]
+
+
 class TelegramChannel:
     platform = "telegram"
 
@@ -62,8 +67,7 @@ class TelegramChannel:
 
     @property
     def lock_key(self) -> str:
-        """Names the credential for the one-poller-per-token lock, without revealing it."""
-        return hashlib.sha256(self.config.token.encode()).hexdigest()[:16]
+        return lock_key(self.config)
 
     # --- lifecycle ------------------------------------------------------------------------------
 

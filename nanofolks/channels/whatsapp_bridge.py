@@ -49,7 +49,8 @@ def bridge_argv(config: WhatsAppConfig, *, login: bool) -> list[str]:
         raise ChannelError(f"no WhatsApp bridge at {folder} (src/main.js missing): check channels.whatsapp.bridgeDir")
     if not (folder / "node_modules").is_dir():
         raise ChannelError(f"the WhatsApp bridge's dependencies are not installed: run `npm ci` in {folder}")
-    mode = ["--login"] if login else ["--port", "0"]  # serving: any free port, announced by READY
+    # Serving: any free port, announced by READY; and exit when our stdin pipe closes (the gateway died).
+    mode = ["--login"] if login else ["--port", "0", "--exit-on-stdin-close"]
     return [node, str(main), "--auth-dir", str(auth_dir()), *mode]
 
 

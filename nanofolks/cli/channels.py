@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from nanofolks.cli.common import UserError, console, err_console, print_json
+from nanofolks.cli.common import UserError, console, err_console, open_services, print_json
 
 if TYPE_CHECKING:
     from nanofolks.config.schema import WhatsAppConfig
@@ -17,29 +17,26 @@ app = typer.Typer(help="Chat channels: list them, link WhatsApp.", no_args_is_he
 
 @app.command("list")
 def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """Each channel: enabled or not, and whether it has what it needs to start."""
+    """Every channel: enabled, configured, running or stopped, its account and its inbox and outbox."""
     from nanofolks.channels.whatsapp_bridge import auth_dir, is_linked
-    from nanofolks.config.loader import load_config
+    from nanofolks.cli.gateway import print_channels
+    from nanofolks.gateway import channel_report
 
-    channels = load_config().channels
-    telegram, whatsapp = channels.telegram, channels.whatsapp
+    services = open_services()
+    try:
+        rows = channel_report(services.config, services.db)
+    finally:
+        services.close()
     linked = is_linked()
-    rows = [
-        {"channel": "telegram", "enabled": telegram.enabled, "ready": bool(telegram.token),
-         "detail": "token set" if telegram.token else "no token (channels.telegram.token)",
-         "allowFrom": len(telegram.allow_from)},
-        {"channel": "whatsapp", "enabled": whatsapp.enabled,
-         "ready": linked and bool(whatsapp.start_bridge or whatsapp.bridge_token),
-         "detail": _whatsapp_detail(whatsapp, linked, str(auth_dir())),
-         "allowFrom": len(whatsapp.allow_from)},
-    ]
+    for row in rows:  # WhatsApp alone also needs a linked device (`channels login whatsapp`)
+        whatsapp = row["channel"] == "whatsapp"
+        row["ready"] = row["configured"] and (linked or not whatsapp)
+        row["detail"] = (_whatsapp_detail(services.config.channels.whatsapp, linked, str(auth_dir())) if whatsapp
+                         else row["problem"] or "credentials set")
     if as_json:
         print_json(rows)
         return
-    for row in rows:
-        mark = "[green]enabled[/] " if row["enabled"] else "[dim]disabled[/]"
-        console.print(f"{row['channel']:<9} {mark} {row['detail']}, allowFrom {row['allowFrom']}",
-                      highlight=False, soft_wrap=True)
+    print_channels(rows, details={row["channel"]: row["detail"] for row in rows if row["channel"] == "whatsapp"})
 
 
 def _whatsapp_detail(whatsapp: WhatsAppConfig, linked: bool, folder: str) -> str:
@@ -53,22 +50,18 @@ def _whatsapp_detail(whatsapp: WhatsAppConfig, linked: bool, folder: str) -> str
 @app.command("login")
 def login(channel: str = typer.Argument(..., help="The channel to link: whatsapp.")) -> None:
     """Link WhatsApp as a device: shows a QR code to scan in WhatsApp > Settings > Linked devices."""
-    from nanofolks.channels.base import ChannelError
-    from nanofolks.channels.whatsapp import lock_key
     from nanofolks.channels.whatsapp_bridge import auth_dir, bridge_argv, bridge_dir, bridge_env
     from nanofolks.config.loader import load_config
-    from nanofolks.gateway import lock_holder, lock_path
+    from nanofolks.gateway import lock_holder, platform_lock
 
     if channel.lower() != "whatsapp":
         raise UserError(f"{channel!r} needs no login: only whatsapp links by QR code (telegram uses a bot token)")
-    whatsapp = load_config().channels.whatsapp
-    holder = lock_holder(lock_path("whatsapp", lock_key(whatsapp)))
+    config = load_config()
+    whatsapp = config.channels.whatsapp
+    holder = lock_holder(platform_lock(config, "whatsapp"))
     if holder is not None:  # two bridges on one credentials folder would fight over the session
         raise UserError(f"a gateway (pid {holder}) is running WhatsApp: stop it first, then log in")
-    try:
-        argv = bridge_argv(whatsapp, login=True)
-    except ChannelError as exc:
-        raise UserError(str(exc)) from exc
+    argv = bridge_argv(whatsapp, login=True)
     err_console.print(f"starting the WhatsApp bridge; credentials go to {auth_dir()} (Ctrl-C to cancel)",
                       highlight=False)
     # The child writes the QR straight to this terminal; the token is not needed to log in.

@@ -53,6 +53,7 @@ def print_json(data: Any) -> None:
 
 def user_errors() -> tuple[type[Exception], ...]:
     """The exception types that mean 'tell the user in one line', imported only when something failed."""
+    from nanofolks.channels.base import ChannelError
     from nanofolks.config.loader import ConfigError
     from nanofolks.crew.crew import CrewError
     from nanofolks.llm.client import LLMError
@@ -63,4 +64,4 @@ def user_errors() -> tuple[type[Exception], ...]:
     from nanofolks.store.db import StoreError
     from nanofolks.store.rooms import ConflictError
 
-    return (UserError, EmbedderError, MemoryError_, ConfigError, CrewError, LLMError, RoomError, TaskError, StoreError, ConflictError)
+    return (UserError, ChannelError, EmbedderError, MemoryError_, ConfigError, CrewError, LLMError, RoomError, TaskError, StoreError, ConflictError)

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
+from typing import Any
 
 import typer
 
-from nanofolks.cli.common import UserError, console, err_console, open_services, print_json
+from nanofolks.cli.common import console, err_console, open_services, print_json
 
 
 def gateway() -> None:
     """Run the crew on every enabled chat channel until Ctrl-C or SIGTERM."""
-    from nanofolks.channels.base import ChannelError
     from nanofolks.gateway import configure_logging, serve
 
     services = open_services()
@@ -21,62 +20,52 @@ def gateway() -> None:
     err_console.print(f"gateway starting; logs in {log_file}", highlight=False)
     try:
         asyncio.run(serve(services))
-    except ChannelError as exc:
-        raise UserError(str(exc)) from exc
     finally:
         services.close()
 
 
 def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """Channels, whether the gateway runs, and the inbox, outbox and pairing queues."""
-    from nanofolks.gateway import lock_holder, lock_path
-    from nanofolks.store.channel_state import ChannelStateRepo
-    from nanofolks.store.inbox import InboxRepo
-    from nanofolks.store.outbox import OutboxRepo
+    """Every channel (running or not, its account, last heartbeat), its inbox and outbox, pairing requests."""
+    from nanofolks.gateway import channel_report
     from nanofolks.store.pairing import PairingRepo
 
     services = open_services()
-    db = services.db
-    states, inbox, outbox = ChannelStateRepo(db).all(), InboxRepo(db).counts(), OutboxRepo(db).counts()
-    telegram = services.config.channels.telegram
-    lock_pid = None
-    if telegram.token:
-        from nanofolks.channels.telegram import TelegramChannel
-
-        lock_pid = lock_holder(lock_path("telegram", TelegramChannel(telegram).lock_key))
-    channels = []
-    for (platform, account), keys in states.items():
-        info = json.loads(keys["status"][0]) if "status" in keys else {}
-        running = platform == "telegram" and lock_pid is not None
-        channels.append({
-            "platform": platform, "account": account, "username": info.get("username", ""),
-            "state": info.get("state", "unknown") if running else "stopped",
-            "pid": lock_pid if running else None,
-            "last_seen_s": round(time.time() - info["at"], 1) if "at" in info else None,
-            "inbox": inbox.get((platform, account), {}), "outbox": outbox.get((platform, account), {}),
-        })
-    data = {
-        "gateway": "running" if lock_pid else "stopped",
-        "configured": {"telegram": {"enabled": telegram.enabled, "token_set": bool(telegram.token),
-                                    "allowFrom": len(telegram.allow_from)}},
-        "channels": channels,
-        "pairing_pending": len(PairingRepo(db).pending()),
-    }
-    services.close()
+    try:
+        channels = channel_report(services.config, services.db)
+        pairing = len(PairingRepo(services.db).pending())
+    finally:
+        services.close()
+    pids = sorted({ch["pid"] for ch in channels if ch["pid"] is not None})
+    data = {"gateway": "running" if pids else "stopped", "pids": pids, "channels": channels,
+            "pairing_pending": pairing}
     if as_json:
         print_json(data)
         return
-    console.print(f"gateway  {data['gateway']}" + (f" (pid {lock_pid})" if lock_pid else ""), highlight=False)
-    console.print(f"telegram {'enabled' if telegram.enabled else 'disabled'}"
-                  f"{'' if telegram.token else ', no token'}", highlight=False)
+    console.print(f"gateway  {data['gateway']}" + (f" (pid {', '.join(map(str, pids))})" if pids else ""),
+                  highlight=False)
+    print_channels(channels)
+    if pairing:
+        console.print(f"{pairing} pairing request(s) waiting: `nanofolks pairing list`", highlight=False)
+
+
+def print_channels(channels: list[dict[str, Any]], details: dict[str, str] | None = None) -> None:
+    """One block per platform, as `channel_report` describes it; `details` adds a line per platform."""
     for ch in channels:
-        name = f"@{ch['username']}" if ch["username"] else ch["account"]
-        console.print(f"  {ch['platform']} {name}: {ch['state']}  inbox {_fmt(ch['inbox'])}  "
-                      f"outbox {_fmt(ch['outbox'])}", highlight=False)
-    if data["pairing_pending"]:
-        console.print(f"{data['pairing_pending']} pairing request(s) waiting: `nanofolks pairing list`",
-                      highlight=False)
+        line = f"[bold]{ch['channel']:<9}[/] {'enabled' if ch['enabled'] else 'disabled'}, {ch['state']}"
+        if ch["pid"]:
+            line += f" (pid {ch['pid']})"
+        if ch["account"]:
+            line += f" as @{ch['username']}" if ch["username"] else f" as {ch['account']}"
+        if ch["last_heartbeat"]:
+            line += f", last heartbeat {time.time() - ch['last_heartbeat']:.0f}s ago"
+        console.print(line, highlight=False, soft_wrap=True)
+        if not ch["configured"]:
+            console.print(f"          not configured: {ch['problem']}", highlight=False, soft_wrap=True)
+        if any(ch["inbox"].values()) or any(ch["outbox"].values()):
+            console.print(f"          inbox {_fmt(ch['inbox'])}; outbox {_fmt(ch['outbox'])}", highlight=False)
+        if details and details.get(ch["channel"]):
+            console.print(f"          {details[ch['channel']]}", highlight=False, soft_wrap=True)
 
 
 def _fmt(counts: dict[str, int]) -> str:
-    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "empty"
+    return ", ".join(f"{k} {v}" for k, v in counts.items())

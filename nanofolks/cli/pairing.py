@@ -10,13 +10,14 @@ import typer
 from nanofolks.cli.common import UserError, console, open_services, print_json
 
 app = typer.Typer(help="Pairing: approve or reject strangers who asked the crew for access.", no_args_is_help=True)
-CHANNELS = ("telegram", "discord", "slack")
 
 
 def _channel(name: str) -> str:
+    from nanofolks.gateway import PLATFORMS
+
     name = name.lower()
-    if name not in CHANNELS:
-        raise UserError(f"unknown channel {name!r}: choose one of {', '.join(CHANNELS)}")
+    if name not in PLATFORMS:
+        raise UserError(f"unknown channel {name!r}: choose one of {', '.join(PLATFORMS)}")
     return name
 
 

@@ -14,7 +14,7 @@ from tests.conftest import run_cli
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.llm_server import Rule, ScriptedLLM
 from tests.fakes.telegram_server import FakeTelegram
-from tests.integration.test_gateway_telegram import Gateway
+from tests.integration.gateway_harness import Gateway
 
 GUILD, GENERAL = "1", "10"
 ANN, STRANGER = "7", "9"  # ann is on allowFrom

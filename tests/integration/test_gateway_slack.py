@@ -18,7 +18,7 @@ from tests.conftest import run_cli
 from tests.fakes.llm_server import Rule, ScriptedLLM
 from tests.fakes.slack_server import FakeSlack
 from tests.fakes.telegram_server import FakeTelegram
-from tests.integration.test_gateway_telegram import Gateway
+from tests.integration.gateway_harness import Gateway
 
 ANN = "U1"  # on allowFrom
 STRANGER = "U9"

@@ -4,11 +4,8 @@ Bot API server, the real litellm against the scripted LLM server. Kill it, resta
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,52 +13,15 @@ from pathlib import Path
 import pytest
 
 from nanofolks.channels.formatting import utf16_len
-from tests.conftest import ROOT, run_cli
+from tests.conftest import run_cli
 from tests.fakes.llm_server import Rule, ScriptedLLM
 from tests.fakes.telegram_server import FakeTelegram
+from tests.integration.gateway_harness import Gateway
 
 ALICE = 111  # on allowFrom by id
 CAROL = 333  # on allowFrom by username
 STRANGER = 222
 GROUP = -1001
-
-
-class Gateway:
-    """`python -m nanofolks gateway` in its own process; stderr goes to a file we can read."""
-
-    def __init__(self, home: Path):
-        self.home = home
-        self.log = home / "gateway-stderr.log"
-        self.proc: subprocess.Popen | None = None
-        self._seen = 0
-
-    def start(self, wait: bool = True) -> Gateway:
-        self._seen = self.log.stat().st_size if self.log.exists() else 0
-        env = {**os.environ, "NANOFOLKS_HOME": str(self.home), "PYTHONPATH": str(ROOT)}
-        with open(self.log, "ab") as err:
-            self.proc = subprocess.Popen([sys.executable, "-m", "nanofolks", "gateway"], env=env, cwd=ROOT,
-                                         stdout=subprocess.DEVNULL, stderr=err)
-        if wait:
-            self.wait_log("gateway running")
-        return self
-
-    def output(self) -> str:
-        return self.log.read_bytes()[self._seen:].decode(errors="replace")
-
-    def wait_log(self, text: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while text not in self.output():
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise AssertionError(f"gateway exited ({self.proc.returncode}):\n{self.output()}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no {text!r} in the gateway's log:\n{self.output()}")
-            time.sleep(0.05)
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-        return self.proc.wait(timeout)
 
 
 @pytest.fixture

@@ -1,0 +1,56 @@
+"""`nanofolks gateway` run as a user runs it, for the end-to-end gateway tests of every platform."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+
+class Gateway:
+    """`python -m nanofolks gateway` in its own process; stderr goes to a file we can read."""
+
+    def __init__(self, home: Path):
+        self.home = home
+        self.log = home / "gateway-stderr.log"
+        self.proc: subprocess.Popen | None = None
+        self._seen = 0
+
+    def start(self, wait: bool = True) -> Gateway:
+        self._seen = self.log.stat().st_size if self.log.exists() else 0
+        env = {**os.environ, "NANOFOLKS_HOME": str(self.home), "PYTHONPATH": str(ROOT)}
+        with open(self.log, "ab") as err:
+            self.proc = subprocess.Popen([sys.executable, "-m", "nanofolks", "gateway"], env=env, cwd=ROOT,
+                                         stdout=subprocess.DEVNULL, stderr=err)
+        if wait:
+            self.wait_log("gateway running")
+        return self
+
+    def output(self) -> str:
+        return self.log.read_bytes()[self._seen:].decode(errors="replace")
+
+    def wait_log(self, text: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.output():
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"gateway exited ({self.proc.returncode}):\n{self.output()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {text!r} in the gateway's log:\n{self.output()}")
+            time.sleep(0.05)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout)
+
+    def close(self) -> None:
+        """Kill it if a test left it running."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)

@@ -1,0 +1,116 @@
+"""The gateway's platform table: building channels, masking every secret, and the status report."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from nanofolks.channels.base import ChannelError
+from nanofolks.config.schema import Config
+from nanofolks.gateway import (
+    PLATFORMS,
+    SecretMask,
+    TokenLock,
+    build_channels,
+    channel_report,
+    config_secrets,
+    platform_lock,
+)
+from nanofolks.store.channel_state import ChannelStateRepo
+from nanofolks.store.db import Database
+from nanofolks.store.inbox import InboxRepo, InboxRow
+from nanofolks.store.outbox import OutboxRepo, OutboxRow
+
+
+def full_config() -> Config:
+    return Config.model_validate({
+        "providers": {"openai": {"apiKey": "sk-openai-secret"}, "groq": {"apiKey": "gsk-groq-secret"}},
+        "channels": {
+            "telegram": {"enabled": True, "token": "123:telegram-secret"},
+            "discord": {"enabled": True, "token": "discord-secret-token"},
+            "slack": {"enabled": True, "botToken": "xoxb-slack-bot-secret", "appToken": "xapp-slack-app-secret"},
+            "whatsapp": {"enabled": True, "bridgeToken": "whatsapp-bridge-secret"},
+        },
+    })
+
+
+def test_every_secret_of_every_section_is_found_and_masked() -> None:
+    secrets = config_secrets(full_config())
+    assert sorted(secrets) == sorted(["sk-openai-secret", "gsk-groq-secret", "123:telegram-secret",
+                                      "discord-secret-token", "xoxb-slack-bot-secret", "xapp-slack-app-secret",
+                                      "whatsapp-bridge-secret"])
+    mask = SecretMask(secrets)
+    try:
+        raise RuntimeError("bridge refused whatsapp-bridge-secret")
+    except RuntimeError:
+        record = logging.LogRecord("t", logging.ERROR, __file__, 1, "token %s and %s", ("123:telegram-secret",
+                                   "xapp-slack-app-secret"), sys.exc_info())
+    assert mask.filter(record)
+    assert record.getMessage() == "token *** and ***"
+    assert "whatsapp-bridge-secret" not in record.exc_text and "***" in record.exc_text
+
+
+def test_build_channels_builds_each_enabled_platform_and_names_what_it_could_not() -> None:
+    channels, failures = build_channels(full_config())
+    assert [c.platform for c in channels] == list(PLATFORMS) == ["telegram", "discord", "slack", "whatsapp"]
+    assert failures == {}
+
+    config = full_config()
+    config.channels.slack.app_token = ""
+    config.channels.discord.enabled = False
+    channels, failures = build_channels(config)
+    assert [c.platform for c in channels] == ["telegram", "whatsapp"]
+    assert list(failures) == ["slack"] and "appToken" in failures["slack"]
+
+    with pytest.raises(ChannelError) as info:
+        build_channels(Config())
+    assert all(name in str(info.value) for name in PLATFORMS)
+
+
+def test_the_report_covers_every_platform_with_the_lock_probe_heartbeat_and_counts(home: Path) -> None:
+    config = full_config()
+    db = Database(home / "nanofolks.db")
+    try:
+        rows = {r["channel"]: r for r in channel_report(config, db)}
+        assert list(rows) == list(PLATFORMS)
+        assert all(r["state"] == "stopped" and r["pid"] is None and r["configured"] for r in rows.values())
+
+        # Slack runs in "this gateway" (we hold its lock and wrote its heartbeat); an older account left rows.
+        lock = TokenLock(platform_lock(config, "slack"))
+        lock.acquire("slack bot")
+        states = ChannelStateRepo(db)
+        states.set("slack", "UOLD", "status", json.dumps({"state": "stopped", "pid": 1, "at": 1.0}))
+        states.set("slack", "UBOT", "status", json.dumps({"state": "reconnecting", "pid": os.getpid(),
+                                                           "at": 2.0, "username": "crewbot"}))
+        inbox = InboxRepo(db)
+        for account, message_id in (("UOLD", "1"), ("UBOT", "2"), ("UBOT", "3")):
+            inbox.add(InboxRow("slack", account, "D1", message_id, "hi"))
+        OutboxRepo(db).enqueue([OutboxRow("k1", "slack", "UBOT", "D1", "a"), OutboxRow("k2", "slack", "UBOT", "D1", "b")])
+        # Discord's lock is held but its heartbeat is an older process's: that gateway is still starting.
+        other = TokenLock(platform_lock(config, "discord"))
+        other.acquire("discord bot")
+        states.set("discord", "100", "status", json.dumps({"state": "running", "pid": -5, "at": 3.0}))
+        try:
+            rows = {r["channel"]: r for r in channel_report(config, db)}
+        finally:
+            lock.release()
+            other.release()
+        slack = rows["slack"]
+        assert (slack["state"], slack["pid"], slack["account"], slack["username"]) == \
+            ("reconnecting", os.getpid(), "UBOT", "crewbot")
+        assert slack["last_heartbeat"] == 2.0
+        assert slack["inbox"] == {"pending": 3, "done": 0, "denied": 0}
+        assert slack["outbox"]["pending"] == 2 and slack["outbox"]["uncertain"] == 0
+        assert rows["discord"]["state"] == "starting"
+        assert rows["telegram"]["state"] == "stopped" and rows["whatsapp"]["inbox"]["pending"] == 0
+
+        config.channels.whatsapp.bridge_token = ""
+        problem = {r["channel"]: r for r in channel_report(config, db)}["whatsapp"]
+        assert not problem["configured"] and "bridgeToken" in problem["problem"]
+    finally:
+        db.close()
