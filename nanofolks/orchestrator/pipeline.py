@@ -54,8 +54,10 @@ class Pipeline:
         """Answer one message. One turn at a time per room; a global cap on turns across rooms."""
         turn = Turn(room=room, text=text, sender=sender, platform=platform, turn_id=turn_id or uuid.uuid4().hex)
         async with self._room_locks[room.id], self._slots:
-            await self._store(Message(room.id, "user", "user", text, platform=platform, sender=sender,
-                                      turn_id=turn.turn_id))
+            # A turn re-run after a crash (same turn id) already stored its message: keep one copy.
+            if not (turn_id and await self.messages.db.run(self.messages.has_user_message, turn_id)):
+                await self._store(Message(room.id, "user", "user", text, platform=platform, sender=sender,
+                                          turn_id=turn.turn_id))
             turn.tags = tag(text, self.crew)
             turn.intent = await classify(text, turn.tags, self._ask_intent if self.config.orchestrator.llm_intent else None)
             turn.plan = dispatch(turn.tags, turn.intent, room, self.crew, self.config.orchestrator.turn_budget)

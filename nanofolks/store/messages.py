@@ -56,6 +56,12 @@ class MessageRepo:
         row = self.db.query_one("SELECT COUNT(*) FROM messages WHERE room_id = ?", (room_id,))
         return int(row[0]) if row else 0
 
+    def has_user_message(self, turn_id: str) -> bool:
+        row = self.db.query_one(
+            "SELECT 1 FROM messages WHERE turn_id = ? AND turn_id != '' AND role = 'user' LIMIT 1", (turn_id,)
+        )
+        return row is not None
+
     def by_turn(self, turn_id: str) -> list[Message]:
         rows = self.db.query("SELECT * FROM messages WHERE turn_id = ? ORDER BY id", (turn_id,))
         return [self._message(r) for r in rows]

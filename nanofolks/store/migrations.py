@@ -303,10 +303,16 @@ def m003_memory(conn: sqlite3.Connection) -> None:
     )
 
 
+def m004_messages_by_turn(conn: sqlite3.Connection) -> None:
+    # The gateway re-runs a turn after a crash and must find the message it already stored.
+    conn.execute("CREATE INDEX messages_turn ON messages (turn_id) WHERE turn_id != ''")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m001_core,
     m002_gateway,
     m003_memory,
+    m004_messages_by_turn,
 ]
 
 

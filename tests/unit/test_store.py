@@ -150,3 +150,27 @@ def test_messages_recent_is_oldest_first(db: Database, rooms: Rooms) -> None:
     repo.add(Message(room.id, "coder", "assistant", "{...}", kind="tool_call"))
     assert [m.content for m in repo.recent(room.id, 3)] == ["m2", "m3", "m4"]
     assert repo.count(room.id) == 6
+
+
+async def test_a_rerun_turn_keeps_one_copy_of_the_message(tmp_path: Path) -> None:
+    """The gateway re-runs a turn that crashed mid-model-call with the same turn id."""
+    from nanofolks.config.schema import Config
+    from nanofolks.llm.client import LLM, ChatResult
+    from nanofolks.orchestrator.pipeline import Pipeline
+
+    class Instant(LLM):
+        async def chat(self, messages, *, model, bot="", **_):  # noqa: ANN001, ANN003
+            return ChatResult(text=f"{bot} here", model=model)
+
+    db = Database(tmp_path / "p.db")
+    crew = install_team(tmp_path / "ws", "pirate_crew")
+    room = Rooms(RoomRepo(db), crew).general()
+    config = Config()
+    config.orchestrator.llm_intent = False
+    pipeline = Pipeline(config, crew, Instant(config), MessageRepo(db))
+    await pipeline.handle(room, "@coder hi", turn_id="telegram-inbox-7")
+    await pipeline.handle(room, "@coder hi", turn_id="telegram-inbox-7")
+    users = [m for m in MessageRepo(db).recent(room.id, 50) if m.role == "user"]
+    assert [m.content for m in users] == ["@coder hi"]
+    await pipeline.handle(room, "@coder hi")  # a new turn with the same text is a new message
+    assert len([m for m in MessageRepo(db).recent(room.id, 50) if m.role == "user"]) == 2
