@@ -60,6 +60,7 @@ class BotRunner:
         self.messages = messages
         self.tasks = tasks or Tasks(TaskRepo(messages.db), Rooms(RoomRepo(messages.db), crew))
         self.tools = tools or builtin_registry()  # more tools (search_memory...) via self.tools.register()
+        self.memory: Any = None  # set by the pipeline: a MemoryService that primes prompts, or None
 
     async def answer(
         self,
@@ -136,9 +137,8 @@ class BotRunner:
         prompt = system_prompt(bot, self.crew, room.name, room.type, room.members)
         if tools:
             prompt += "\n\n" + (describe_tools(tools) if mode == "text" else _native_note(tools))
-        memory = getattr(self, "memory", None)  # set by the pipeline: MemoryService, or None
-        if memory is not None:  # what the crew remembers that bears on this message, within its token budget
-            block = await memory.prime(turn, model)
+        if self.memory is not None:  # what the crew remembers that bears on this message, within its token budget
+            block = await self.memory.prime(turn, model)
             prompt += f"\n\n{block}" if block else ""
         system = [{"role": "system", "content": prompt}]
         limit = self.config.orchestrator.history_messages
