@@ -62,7 +62,7 @@ class Services:
     def pipeline(self):  # noqa: ANN201 - imported lazily: the CLI's room commands need no orchestrator
         from nanofolks.orchestrator.pipeline import Pipeline
 
-        return Pipeline(self.config, self.crew, self.llm, self.messages, memory=self.memory)
+        return Pipeline(self.config, self.crew, self.llm, self.messages, memory=self.memory, tasks=self.tasks)
 
     @cached_property
     def memory(self):  # noqa: ANN201 - imported lazily, like the pipeline

@@ -97,9 +97,9 @@ class AgentLoop:
                                                           ensure_ascii=False),
                      {"call_id": call.id, "mode": mode, "step": step})
         outcome = await self.registry.execute(call.name, call.arguments, tools, ctx)
-        content = truncate_middle(outcome.text, self.result_chars)
-        await record("tool_result", "tool", content, {"call_id": call.id, "tool": call.name, "ok": outcome.ok})
-        return content, outcome.ok
+        # The room keeps the whole output (large ones as a blob); the model sees a bounded cut of it.
+        await record("tool_result", "tool", outcome.text, {"call_id": call.id, "tool": call.name, "ok": outcome.ok})
+        return truncate_middle(outcome.text, self.result_chars), outcome.ok
 
 
 def _assistant_turn(text: str, calls: list[ToolCall], mode: str) -> dict[str, Any]:

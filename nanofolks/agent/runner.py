@@ -21,6 +21,7 @@ from nanofolks.llm.tokens import context_window, count_text, fit_history
 from nanofolks.orchestrator.turn import BotReply, Turn
 from nanofolks.rooms.rooms import Rooms
 from nanofolks.rooms.tasks import Tasks
+from nanofolks.store.memory import store_large_output
 from nanofolks.store.messages import Message, MessageRepo
 from nanofolks.store.rooms import RoomRepo
 from nanofolks.store.tasks import TaskRepo
@@ -53,14 +54,18 @@ class TurnBudget:
 
 class BotRunner:
     def __init__(self, config: Config, crew: Crew, llm: LLM, messages: MessageRepo,
-                 tasks: Tasks | None = None, tools: ToolRegistry | None = None):
+                 tasks: Tasks | None = None, tools: ToolRegistry | None = None, memory: Any = None):
         self.config = config
         self.crew = crew
         self.llm = llm
         self.messages = messages
         self.tasks = tasks or Tasks(TaskRepo(messages.db), Rooms(RoomRepo(messages.db), crew))
-        self.tools = tools or builtin_registry()  # more tools (search_memory...) via self.tools.register()
-        self.memory: Any = None  # set by the pipeline: a MemoryService that primes prompts, or None
+        self.tools = tools or builtin_registry()
+        self.memory = memory  # a MemoryService that primes prompts and lends `search_memory`, or None
+        if memory is not None:
+            from nanofolks.memory.tool import search_memory_tool
+
+            self.tools.register(search_memory_tool(memory))
 
     async def answer(
         self,
@@ -88,6 +93,8 @@ class BotRunner:
             return await self._answer(specialist, turn, budget, [], None, task=sub_task, delegator=handle)
 
         async def record(kind: str, role: str, content: str, meta: dict[str, Any]) -> None:
+            if kind == "tool_result":  # outputs over 10 KB are kept once, apart, and referenced
+                content = await self.messages.db.run(store_large_output, self.messages.db, content)
             await self._store(Message(turn.room.id, handle, role, content, kind=kind, platform=turn.platform,
                                       turn_id=turn.turn_id, meta=meta))
 

@@ -21,6 +21,7 @@ from nanofolks.orchestrator.intent import classifier_prompt, classify
 from nanofolks.orchestrator.tag import tag
 from nanofolks.orchestrator.turn import FinalAnswer, Turn
 from nanofolks.store.messages import Message, MessageRepo
+from nanofolks.rooms.tasks import Tasks
 from nanofolks.store.rooms import Room
 
 if TYPE_CHECKING:
@@ -30,14 +31,14 @@ MAX_MESSAGE_CHARS = 32_000  # longer messages are kept whole in the room but cut
 
 
 class Pipeline:
-    def __init__(self, config: Config, crew: Crew, llm: LLM, messages: MessageRepo, memory: MemoryService | None = None):
+    def __init__(self, config: Config, crew: Crew, llm: LLM, messages: MessageRepo,
+                 memory: MemoryService | None = None, tasks: Tasks | None = None):
         self.config = config
         self.crew = crew
         self.llm = llm
         self.messages = messages
         self.memory = memory
-        self.runner = BotRunner(config, crew, llm, messages)
-        self.runner.memory = memory  # primes each bot's system prompt with what the crew remembers
+        self.runner = BotRunner(config, crew, llm, messages, tasks=tasks, memory=memory)
         self._room_locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._slots = asyncio.Semaphore(config.orchestrator.max_concurrent_turns)
 
