@@ -16,7 +16,7 @@ from nanofolks.config.loader import workspace_path
 from nanofolks.config.schema import Config
 from nanofolks.crew.crew import Crew
 from nanofolks.crew.prompt import system_prompt
-from nanofolks.llm.client import LLM, LLMError
+from nanofolks.llm.client import LLM, LLMError, is_local
 from nanofolks.llm.tokens import context_window, count_text, fit_history
 from nanofolks.orchestrator.turn import BotReply, Turn
 from nanofolks.rooms.rooms import Rooms
@@ -141,7 +141,7 @@ class BotRunner:
     ) -> list[dict[str, Any]]:
         bot = self.crew.bots[handle]
         room = turn.room
-        prompt = system_prompt(bot, self.crew, room.name, room.type, room.members)
+        prompt = system_prompt(bot, self.crew, room.name, room.type, room.members, compact=is_local(model))
         if tools:
             prompt += "\n\n" + (describe_tools(tools) if mode == "text" else _native_note(tools))
         if self.memory is not None:  # what the crew remembers that bears on this message, within its token budget

@@ -5,11 +5,20 @@ from __future__ import annotations
 from nanofolks.crew.crew import Bot, Crew
 
 
-def system_prompt(bot: Bot, crew: Crew, room_name: str, room_type: str, members: list[str]) -> str:
+def system_prompt(
+    bot: Bot, crew: Crew, room_name: str, room_type: str, members: list[str], compact: bool = False
+) -> str:
+    """The bot's whole persona; `compact` keeps only who it is and how it sounds, for small local models
+    that read a long prompt slowly (SmolLM2 evaluates about 100 prompt tokens a second here)."""
     # The first line names the bot as "Name (@handle)": the whole crew relies on that to tell bots apart.
     title = f", {bot.title}" if bot.title else ""
     team = f" of the {crew.team_name}" if crew.team_name else ""
     lines = [f"You are {bot.name} (@{bot.handle}){title}{team}: the crew's {bot.role}."]
+    if compact:
+        voice = _first_paragraph(bot.soul, "Voice")
+        lines += [f"Your voice: {voice}" if voice else "", f"Catchphrase: {bot.catchphrase}" if bot.catchphrase else "",
+                  "Answer the user briefly and clearly, in character. Speak only for yourself."]
+        return "\n".join(line for line in lines if line)
     if crew.team_story:
         lines += ["", "## Your team", crew.team_story]
     if bot.soul:
@@ -37,3 +46,11 @@ def system_prompt(bot: Bot, crew: Crew, room_name: str, room_type: str, members:
         "- The conversation shows other bots' messages prefixed with their handle; the user is the person.",
     ]
     return "\n".join(lines)
+
+
+def _first_paragraph(markdown: str, heading: str) -> str:
+    """The first paragraph under `## heading` in a card, or ''."""
+    _, found, rest = markdown.partition(f"## {heading}")
+    if not found:
+        return ""
+    return rest.strip().split("\n\n", 1)[0].split("\n## ", 1)[0].strip()
