@@ -20,8 +20,8 @@ from nanofolks.orchestrator.final import final
 from nanofolks.orchestrator.intent import classifier_prompt, classify
 from nanofolks.orchestrator.tag import tag
 from nanofolks.orchestrator.turn import FinalAnswer, Turn
-from nanofolks.store.messages import Message, MessageRepo
 from nanofolks.rooms.tasks import Tasks
+from nanofolks.store.messages import Message, MessageRepo
 from nanofolks.store.rooms import Room
 
 if TYPE_CHECKING:

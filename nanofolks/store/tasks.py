@@ -103,4 +103,4 @@ class TaskRepo:
 
     @staticmethod
     def _task(row: Any) -> Task:
-        return Task(**{k: row[k] for k in row.keys()})
+        return Task(**{k: row[k] for k in row.keys()})  # noqa: SIM118 - a Row iterates over values
