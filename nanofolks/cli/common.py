@@ -42,9 +42,15 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 def open_services() -> Services:
+    """The services for one command, closed when the process exits (the memory worker finishes its
+    batch and saves the index; a thread still inside hnswlib at exit would abort the process)."""
+    import atexit
+
     from nanofolks.services import Services
 
-    return Services.open()
+    services = Services.open()
+    atexit.register(services.close)
+    return services
 
 
 def print_json(data: Any) -> None:

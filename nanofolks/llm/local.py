@@ -8,6 +8,7 @@ loop thread as they are sampled."""
 from __future__ import annotations
 
 import asyncio
+import atexit
 import importlib.util
 import os
 import random
@@ -115,8 +116,19 @@ def load_model(path: Path, n_threads: int | None = None) -> LoadedModel:
     only for that first load)."""
     with _load_lock:
         if path not in _models:
+            if not _models:
+                atexit.register(_close_models)
             _models[path] = _load(path, n_threads or default_threads())
         return _models[path]
+
+
+def _close_models() -> None:
+    """Free llama.cpp's memory while the library is still loaded (left to interpreter shutdown, its
+    finaliser runs after the C functions are gone and prints a TypeError)."""
+    with _load_lock:
+        for model in _models.values():
+            model.llama.close()
+        _models.clear()
 
 
 def _load(path: Path, n_threads: int) -> LoadedModel:

@@ -11,25 +11,25 @@ _MENTION = re.compile(r"(?<![\w@.])@([^\W_][\w-]*)", re.UNICODE)
 EVERYONE = {"all", "crew", "everyone", "team"}
 
 ACTION_WORDS: dict[str, tuple[str, ...]] = {
-    "build": ("build", "implement", "scaffold", "deploy", "ship", "create an app", "set up"),
-    "code": ("code", "function", "script", "python", "javascript", "typescript", "sql", "regex", "refactor"),
-    "debug": ("debug", "bug", "error", "traceback", "exception", "fix", "crash", "broken"),
+    "build": ("build", "implement", "scaffold", "deploy", "create an app", "set up"),
+    "code": ("code", "coding", "function", "script", "python", "javascript", "typescript", "sql", "regex", "refactor"),
+    "debug": ("debug", "debugging", "bug", "error", "traceback", "exception", "fix", "crash", "broken"),
     "research": ("research", "find out", "look up", "investigate", "sources", "compare", "what is known"),
     "analyze": ("analyze", "analyse", "analysis", "data", "statistics", "trend"),
-    "write": ("write", "draft", "essay", "story", "poem", "blog", "article", "copy", "rewrite"),
+    "write": ("write", "writing", "draft", "essay", "story", "poem", "blog", "article", "copy", "rewrite"),
     "design": ("design", "logo", "layout", "mockup", "ui", "palette", "brand"),
     "brainstorm": ("brainstorm", "ideas", "idea", "name for", "names for", "suggestions"),
     "social": ("tweet", "post", "linkedin", "instagram", "community", "newsletter", "reply to"),
     "announce": ("announce", "announcement", "launch post", "press release"),
     "review": ("review", "feedback on", "critique", "proofread"),
-    "test": ("test", "tests", "qa", "verify", "validate"),
-    "audit": ("audit", "security", "compliance", "risk", "vulnerab"),
-    "plan": ("plan", "roadmap", "schedule", "prioritize", "prioritise", "milestone", "strategy"),
+    "test": ("test", "tests", "testing", "qa", "verify", "validate"),
+    "audit": ("audit", "security", "compliance", "risk", "vulnerable", "vulnerability", "vulnerabilities"),
+    "plan": ("plan", "planning", "roadmap", "schedule", "prioritize", "prioritise", "milestone", "strategy"),
     "decide": ("decide", "decision", "choose between", "which should", "pros and cons"),
 }
 
 _WORD_PATTERNS = {
-    action: re.compile(r"\b(?:" + "|".join(re.escape(w) for w in words) + r")", re.IGNORECASE)
+    action: re.compile(r"\b(?:" + "|".join(re.escape(w) for w in words) + r")\b", re.IGNORECASE)
     for action, words in ACTION_WORDS.items()
 }
 

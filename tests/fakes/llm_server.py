@@ -28,7 +28,6 @@ import math
 import random
 import re
 import select
-import signal
 import socket
 import struct
 import sys
@@ -38,6 +37,8 @@ import uuid
 from dataclasses import dataclass, field, fields
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.fakes.serve import serve_until_signalled
 
 HANDLE_RE = re.compile(r"\(@([a-z0-9_]+)\)")
 EMBEDDING_DIM = 64
@@ -505,16 +506,7 @@ def main(argv: list[str] | None = None) -> int:
             rules = [rule_from_dict(d) for d in json.load(fh)]
 
     server = ScriptedLLM(rules, port=args.port, log_path=args.log).start()
-    done = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: done.set())
-    print(f"READY {server.base_url}", flush=True)
-    try:
-        while not done.wait(0.5):
-            pass
-    finally:
-        server.stop()
-    return 0
+    return serve_until_signalled(f"READY {server.base_url}", server.stop)
 
 
 if __name__ == "__main__":

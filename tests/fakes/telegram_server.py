@@ -31,7 +31,6 @@ import email.parser
 import email.policy
 import json
 import re
-import signal
 import socket
 import sys
 import threading
@@ -41,6 +40,8 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from tests.fakes.serve import serve_until_signalled
 
 MAX_TEXT_UTF16 = 4096
 DEFAULT_GROUP_USER = 4242  # sender of pushed group messages when no user_id is given
@@ -1060,16 +1061,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     server = FakeTelegram(args.token, args.username, args.bot_id, args.port).start()
-    done = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: done.set())
-    print(f"READY {server.api_base} {server.token}", flush=True)
-    try:
-        while not done.wait(0.5):
-            pass
-    finally:
-        server.stop()
-    return 0
+    return serve_until_signalled(f"READY {server.api_base} {server.token}", server.stop)
 
 
 if __name__ == "__main__":

@@ -51,6 +51,11 @@ def test_tag_action_words(crew: Crew) -> None:
     assert tag("hello there", crew).actions == []
 
 
+@pytest.mark.parametrize("text", ["What is my ship called?", "the planet postgres testament", "a coded codex"])
+def test_action_words_match_whole_words_only(crew: Crew, text: str) -> None:
+    assert tag(text, crew).actions == []
+
+
 # --- intent ---
 
 
