@@ -9,7 +9,10 @@ through litellm over HTTP as in production.
 - latency: one message at a time, from the moment the update is queued on the server to the moment the
   server accepted the reply (sendMessage); p50 and p99 over --messages messages, for the gateway and for
   the echo bot (PTB Application + MessageHandler echoing the text: the floor). ratio_p50 = gateway / echo.
-- model_ms_p50: time the gateway's model calls took (its usage table), part of the gateway's latency.
+- model_ms_p50: time the gateway's model calls took (its usage table), part of the gateway's latency;
+  added_p50_ms = gateway p50 - model p50 is the latency the gateway itself adds (one model call per
+  "ping"), and overhead_ratio_p50 = added_p50_ms / echo p50.
+- --memory off runs the same with `memory.enabled` false, to show what memory priming costs.
 - updates_per_s: --burst messages queued at once over --rooms chats, each chat mapped to its own room (one
   turn at a time per room is by design), until every reply was delivered; for both bots.
 - rss_idle_mb: resident memory of the started, idle gateway (before any message) and after the runs.
@@ -108,7 +111,7 @@ def run_echo(messages: int, burst_n: int, chats: list[int]) -> dict:
     return {"p50_ms": statistics.median(lat), "p99_ms": percentile(lat, 0.99), "updates_per_s": rate}
 
 
-def run_gateway(messages: int, burst_n: int, chats: list[int]) -> dict:
+def run_gateway(messages: int, burst_n: int, chats: list[int], memory: bool) -> dict:
     with tempfile.TemporaryDirectory() as tmp, FakeTelegram() as tg, ScriptedLLM() as llm:
         home = Path(tmp) / "home"
         os.environ["NANOFOLKS_HOME"] = str(home)
@@ -117,6 +120,7 @@ def run_gateway(messages: int, burst_n: int, chats: list[int]) -> dict:
         config["channels"] = {"telegram": {"enabled": True, "token": tg.token, "apiBase": tg.api_base,
                                            "allowFrom": ["*"], "pollTimeout": 5}}
         config["orchestrator"]["maxConcurrentTurns"] = len(chats)
+        config["memory"] = {"enabled": memory}
         (home / "config.json").write_text(json.dumps(config))
         from nanofolks.services import Services
 
@@ -151,18 +155,22 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=100)
     parser.add_argument("--burst", type=int, default=200)
     parser.add_argument("--rooms", type=int, default=8)
+    parser.add_argument("--memory", choices=["on", "off"], default="on")
     args = parser.parse_args()
     prepare_offline_env()
     chats = [1000 + i for i in range(args.rooms)]
     echo = run_echo(args.messages, args.burst, chats)
-    gateway = run_gateway(args.messages, args.burst, chats)
+    gateway = run_gateway(args.messages, args.burst, chats, args.memory == "on")
+    added = gateway["p50_ms"] - gateway["model_ms_p50"]
     result = {
         "bench": "gateway",
-        "messages": args.messages, "burst": args.burst, "rooms": args.rooms,
+        "messages": args.messages, "burst": args.burst, "rooms": args.rooms, "memory": args.memory,
         "gateway": {k: round(v, 2) for k, v in gateway.items()},
         "echo_bot": {k: round(v, 2) for k, v in echo.items()},
         "ratio_p50": round(gateway["p50_ms"] / echo["p50_ms"], 2),
         "ratio_p99": round(gateway["p99_ms"] / echo["p99_ms"], 2),
+        "added_p50_ms": round(added, 2),
+        "overhead_ratio_p50": round(added / echo["p50_ms"], 2),
         "throughput_ratio": round(gateway["updates_per_s"] / echo["updates_per_s"], 3),
     }
     if args.json:
