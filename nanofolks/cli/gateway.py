@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -13,6 +12,8 @@ from nanofolks.cli.common import console, err_console, open_services, print_json
 
 def gateway() -> None:
     """Run the crew on every enabled chat channel until Ctrl-C or SIGTERM."""
+    import asyncio
+
     from nanofolks.gateway import configure_logging, serve
 
     services = open_services()

@@ -26,7 +26,16 @@ def encoding_for(model: str) -> str:
 
 
 def count_text(text: str, model: str = "") -> int:
-    return len(_encoding(encoding_for(model)).encode(text, disallowed_special=()))
+    encoding = encoding_for(model)
+    # A room's history is counted again at every turn: remember the counts of short texts.
+    return _count_cached(text, encoding) if len(text) <= 16_000 else _count(text, encoding)
+
+
+def _count(text: str, encoding: str) -> int:
+    return len(_encoding(encoding).encode(text, disallowed_special=()))
+
+
+_count_cached = lru_cache(maxsize=2048)(_count)  # at most ~32 MB of keys
 
 
 def count_messages(messages: list[dict[str, Any]], model: str = "") -> int:
