@@ -111,6 +111,18 @@ def run_echo(messages: int, burst_n: int, chats: list[int]) -> dict:
     return {"p50_ms": statistics.median(lat), "p99_ms": percentile(lat, 0.99), "updates_per_s": rate}
 
 
+def sequential_model_ms(home: Path, messages: int) -> list[float]:
+    """How long the model calls of the sequential messages took (the last `messages` calls so far)."""
+    from nanofolks.store.db import Database
+
+    db = Database(home / "nanofolks.db")
+    try:
+        rows = db.query("SELECT latency_ms FROM usage WHERE ok = 1 ORDER BY id DESC LIMIT ?", (messages,))
+    finally:
+        db.close()
+    return [r[0] for r in rows]
+
+
 def run_gateway(messages: int, burst_n: int, chats: list[int], memory: bool) -> dict:
     with tempfile.TemporaryDirectory() as tmp, FakeTelegram() as tg, ScriptedLLM() as llm:
         home = Path(tmp) / "home"
@@ -137,14 +149,12 @@ def run_gateway(messages: int, burst_n: int, chats: list[int], memory: bool) -> 
             time.sleep(1.0)
             rss_idle = rss_mb(proc.pid)
             lat = sequential(tg, chats[0], messages)
+            model_ms = sequential_model_ms(home, messages)
             rate = burst(tg, chats, burst_n)
             rss_after = rss_mb(proc.pid)
         finally:
             proc.terminate()
             proc.wait(30)
-        services = Services.open(db_file=home / "nanofolks.db")
-        model_ms = [r[0] for r in services.db.query("SELECT latency_ms FROM usage WHERE ok = 1")]
-        services.close()
     return {"p50_ms": statistics.median(lat), "p99_ms": percentile(lat, 0.99), "updates_per_s": rate,
             "model_ms_p50": statistics.median(model_ms), "rss_idle_mb": rss_idle, "rss_after_mb": rss_after}
 
