@@ -62,7 +62,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--m", type=int, default=16)
     parser.add_argument("--ef-construction", type=int, default=200)
-    parser.add_argument("--ef", type=int, default=64)
+    parser.add_argument("--ef", type=int, default=128)  # the shipped default (memory.index.ef)
     parser.add_argument("--json", action="store_true", help="Print one JSON line.")
     args = parser.parse_args()
 
