@@ -60,6 +60,8 @@ def barrier(dc: FakeDiscord) -> None:
 
 def test_allowed_dm_answered_stranger_gets_a_pairing_code(gateway: Gateway, dc: FakeDiscord,
                                                           llm_server: ScriptedLLM) -> None:
+    # A slow turn: the typing indicator starts only after a second (quick answers need none).
+    llm_server.add(Rule(contains="hello crew", reply="[@leader] hello crew", delay=2.5, times=1))
     gateway.start()
     dc.push_message(ANN_DM, "hello crew", author_id=ANN, author_name="ann")
     [reply] = dc.wait_for_sent(1, WAIT)
