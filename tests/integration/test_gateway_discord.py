@@ -42,9 +42,7 @@ def gateway(crew_home: Path, dc: FakeDiscord) -> Iterator[Gateway]:
     configure(crew_home, dc)
     gw = Gateway(crew_home)
     yield gw
-    if gw.proc is not None and gw.proc.poll() is None:
-        gw.proc.kill()
-        gw.proc.wait(10)
+    gw.close()
 
 
 def replies_in(dc: FakeDiscord, channel_id: str) -> list[dict]:

@@ -66,9 +66,7 @@ def gateway(crew_home: Path, slack: SlowSlack) -> Iterator[Gateway]:
     configure(crew_home, slack)
     gw = Gateway(crew_home)
     yield gw
-    if gw.proc is not None and gw.proc.poll() is None:
-        gw.proc.kill()
-        gw.proc.wait(10)
+    gw.close()
 
 
 def posts_to(slack: FakeSlack, channel: str) -> list[dict]:
@@ -212,6 +210,4 @@ def test_a_slow_slack_does_not_delay_telegram(crew_home: Path, slack: SlowSlack)
                   f"hung; slack {slack_latency:.2f}s (held until telegram had answered)")
             assert gw.stop() == 0
         finally:
-            if gw.proc is not None and gw.proc.poll() is None:
-                gw.proc.kill()
-                gw.proc.wait(10)
+            gw.close()

@@ -43,9 +43,7 @@ def gateway(crew_home: Path, tg: FakeTelegram) -> Iterator[Gateway]:
     configure(crew_home, tg)
     gw = Gateway(crew_home)
     yield gw
-    if gw.proc is not None and gw.proc.poll() is None:
-        gw.proc.kill()
-        gw.proc.wait(10)
+    gw.close()
 
 
 def replies_to(tg: FakeTelegram, chat_id: int) -> list[dict]:
