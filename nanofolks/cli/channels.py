@@ -23,10 +23,7 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> 
     from nanofolks.gateway import channel_report
 
     services = open_services()
-    try:
-        rows = channel_report(services.config, services.db)
-    finally:
-        services.close()
+    rows = channel_report(services.config, services.db)
     linked = is_linked()
     for row in rows:  # WhatsApp alone also needs a linked device (`channels login whatsapp`)
         whatsapp = row["channel"] == "whatsapp"

@@ -43,7 +43,8 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 def open_services() -> Services:
     """The services for one command, closed when the process exits (the memory worker finishes its
-    batch and saves the index; a thread still inside hnswlib at exit would abort the process)."""
+    batch and saves the index; a thread still inside hnswlib at exit would abort the process).
+    Commands never close them themselves: this is the one place."""
     import atexit
 
     from nanofolks.services import Services

@@ -19,10 +19,7 @@ def gateway() -> None:
     services = open_services()
     log_file = configure_logging(services.config)
     err_console.print(f"gateway starting; logs in {log_file}", highlight=False)
-    try:
-        asyncio.run(serve(services))
-    finally:
-        services.close()
+    asyncio.run(serve(services))
 
 
 def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
@@ -31,11 +28,8 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) ->
     from nanofolks.store.pairing import PairingRepo
 
     services = open_services()
-    try:
-        channels = channel_report(services.config, services.db)
-        pairing = len(PairingRepo(services.db).pending())
-    finally:
-        services.close()
+    channels = channel_report(services.config, services.db)
+    pairing = len(PairingRepo(services.db).pending())
     pids = sorted({ch["pid"] for ch in channels if ch["pid"] is not None})
     data = {"gateway": "running" if pids else "stopped", "pids": pids, "channels": channels,
             "pairing_pending": pairing}

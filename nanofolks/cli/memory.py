@@ -46,7 +46,6 @@ def status(as_json: bool = JsonOpt) -> None:
     with _progress("checking the index") as progress:
         memory.ensure_index(progress)
     info = memory.status()
-    memory.close()
     if as_json:
         print_json(info)
         return
@@ -75,7 +74,6 @@ def search(
     memory = _memory()
     since = dt.datetime.now().timestamp() - days * 86400 if days else None
     hits = memory.search(query, limit, room, bot.lstrip("@") if bot else None, since)
-    memory.close()
     if as_json:
         print_json([h.as_dict() for h in hits])
         return
@@ -98,7 +96,6 @@ def add(text: str, room: str = typer.Option(None, "--room", "-r", help="Where it
         if room_id is None:
             raise UserError(f"no room named {room!r}")
     entry = memory.add(text, room_id=room_id)
-    memory.close()
     console.print(f"[green]✓[/] remembered as entry {entry.id}", highlight=False)
 
 
@@ -109,7 +106,6 @@ def import_(file: Path = FileArg) -> None:
     memory = _memory()
     with _progress(f"importing {file.name}") as progress:
         new, known = memory.import_passages(passages, f"import:{file.name}", progress)
-    memory.close()
     console.print(f"[green]✓[/] {new} passages imported" + (f", {known} already known" if known else ""),
                   highlight=False)
 
@@ -186,7 +182,6 @@ def entities(as_json: bool = JsonOpt) -> None:
     """People, pets, places, organisations, projects the crew knows of."""
     memory = _memory()
     found = memory.list_entities()
-    memory.close()
     if as_json:
         print_json(found)
         return
@@ -204,7 +199,6 @@ def entity(name: str, as_json: bool = JsonOpt) -> None:
 
     memory = _memory()
     info = memory.entity(name)
-    memory.close()
     if as_json:
         print_json(info)
         return
@@ -227,7 +221,6 @@ def forget(memory_id: str = typer.Argument(..., metavar="ID", help="An entry id 
     """Forget one memory: an entry goes to the archive (restorable), a message leaves the index."""
     memory = _memory()
     said = memory.forget(memory_id)
-    memory.close()
     console.print(f"[green]✓[/] {said}", highlight=False)
 
 
@@ -236,7 +229,6 @@ def restore(archive_id: int = typer.Argument(..., metavar="ARCHIVE_ID")) -> None
     """Bring an archived entry back (see `memory archive`)."""
     memory = _memory()
     entry = memory.restore(archive_id)
-    memory.close()
     console.print(f"[green]✓[/] restored as entry {entry.id}: {entry.text[:120]}", highlight=False)
 
 
@@ -245,7 +237,6 @@ def archive(as_json: bool = JsonOpt, limit: int = typer.Option(50, "--limit", mi
     """Entries forgotten or merged, newest first."""
     memory = _memory()
     rows = memory.archive.list(limit)
-    memory.close()
     if as_json:
         print_json(rows)
         return
@@ -259,7 +250,6 @@ def rebuild_index(reembed: bool = typer.Option(False, "--reembed", help="Embed e
     memory = _memory()
     with _progress("rebuilding") as progress:
         report = memory.rebuild_index(reembed, lambda _phase, done, total: progress(done, total))
-    memory.close()
     console.print(f"[green]✓[/] index rebuilt: {report['indexed_from_db']} vectors from the database, "
                   f"{report['embedded']} embedded", highlight=False)
 
@@ -269,7 +259,6 @@ def consolidate(as_json: bool = JsonOpt) -> None:
     """Distil recent events into knowledge, merge duplicates, run forgetting (normally daily)."""
     memory = _memory()
     report = memory.consolidate()
-    memory.close()
     if as_json:
         print_json(report)
         return

@@ -124,12 +124,14 @@ def test_all_four_platforms_and_one_answering_every_send_after_5s(gateway: Gatew
 
     # Baseline: each fast platform's reply latency while WhatsApp is idle.
     fast = ("telegram", "discord", "slack")
-    idle = {}
-    for name in fast:
+
+    def reply_latency(name: str, text: str) -> float:
         started = time.monotonic()
-        platforms.push(name, f"{name} while whatsapp idles")
-        wait_until(lambda n=name: platforms.answered(n, f"{n} while whatsapp idles"), f"{name} baseline", gateway)
-        idle[name] = time.monotonic() - started
+        platforms.push(name, text)
+        wait_until(lambda: platforms.answered(name, text), f"{name}: {text}", gateway)
+        return time.monotonic() - started
+
+    idle = {name: reply_latency(name, f"{name} while whatsapp idles") for name in fast}
 
     # WhatsApp now answers every send after 5 s. While its send is pending, the others answer.
     platforms.bridge.delay_acks(5)
@@ -137,12 +139,7 @@ def test_all_four_platforms_and_one_answering_every_send_after_5s(gateway: Gatew
     wa_started = time.monotonic()
     platforms.push("whatsapp", "whatsapp the slow one")
     platforms.bridge.wait_for_sends(2, WAIT)  # the reply went out to the bridge; its ack takes 5 s
-    busy = {}
-    for name in fast:
-        started = time.monotonic()
-        platforms.push(name, f"{name} while whatsapp hangs")
-        wait_until(lambda n=name: platforms.answered(n, f"{n} while whatsapp hangs"), f"{name} reply", gateway)
-        busy[name] = time.monotonic() - started
+    busy = {name: reply_latency(name, f"{name} while whatsapp hangs") for name in fast}
     still_pending = len(platforms.bridge.acks) == acks_before
     wait_until(lambda: platforms.answered("whatsapp", "whatsapp the slow one"), "whatsapp's slow reply", gateway)
     wa_latency = time.monotonic() - wa_started
