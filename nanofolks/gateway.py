@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import gc
 import hashlib
 import importlib
 import json
@@ -21,6 +22,7 @@ import logging
 import os
 import re
 import signal
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +42,7 @@ from nanofolks.rooms.rooms import RoomError
 from nanofolks.services import Services
 from nanofolks.store.channel_state import ChannelStateRepo
 from nanofolks.store.db import Database
-from nanofolks.store.inbox import InboxRepo, InboxRow
+from nanofolks.store.inbox import InboxRepo, InboxRow, mark_done
 from nanofolks.store.outbox import STATES as OUTBOX_STATES
 from nanofolks.store.outbox import OutboxRepo, OutboxRow
 from nanofolks.store.pairing import PairingRepo
@@ -60,6 +62,10 @@ COMMANDS = [("rooms", "List the rooms"), ("room", "Move this chat to a room: /ro
 HELP = ("Talk to the crew by writing a message. `@coder` or `@all` picks who answers.\n"
         "/rooms lists the rooms, `/room NAME` moves this chat to a room.")
 FALLBACK = "Sorry, the crew had nothing to say to that. Please try again or rephrase."
+
+
+class AlreadyAnswered(Exception):
+    """The inbox row was answered meanwhile: the turn's writes are rolled back, nothing is sent twice."""
 
 
 # --- logging ----------------------------------------------------------------------------------------
@@ -329,19 +335,23 @@ class Gateway:
 
     async def _warm_up(self) -> None:
         """Import litellm (seconds) in a thread while the channels connect, not inside the first user's
-        turn, where the import would also block the event loop (and Discord's heartbeat with it)."""
+        turn, where the import would also block the event loop (and Discord's heartbeat with it); then
+        freeze what is loaded out of the garbage collector's reach."""
         from nanofolks.llm.client import is_local
 
         agents = self.services.config.agents
         models = {agents.defaults.model, *(bot.model for bot in agents.bots.values() if bot.model)}
-        if all(is_local(model) for model in models):
-            return
-        from nanofolks.llm.env import import_litellm
+        if not all(is_local(model) for model in models):
+            from nanofolks.llm.env import import_litellm
 
-        try:
-            await asyncio.to_thread(import_litellm)
-        except Exception:  # noqa: BLE001 - the turn imports it again and reports the failure to the user
-            log.exception("could not import litellm ahead of the first turn")
+            try:
+                await asyncio.to_thread(import_litellm)
+            except Exception:  # noqa: BLE001 - the turn imports it again and reports the failure to the user
+                log.exception("could not import litellm ahead of the first turn")
+        # What is loaded by now lives as long as the process: frozen, the collector's full passes stop
+        # walking it (they took 60-180 ms with litellm loaded, a pause in the middle of somebody's reply).
+        gc.collect()
+        gc.freeze()
 
     async def _start(self, link: _Link) -> None:
         """Start one channel. A failure is logged and recorded; the other channels carry on."""
@@ -436,15 +446,7 @@ class Gateway:
             reply = HELP
         else:
             reply = await self._turn(link, row, room)
-        channel = link.channel
-        # Groups get replies to the message; direct chats plain answers, unless the platform threads them (Slack).
-        threaded = row.chat_type != "private" or getattr(channel, "reply_in_private", False)
-        rows = [
-            OutboxRow(key=f"inbox:{inbox_id}:{i}", inbox_id=inbox_id, platform=row.platform, account=row.account,
-                      chat_id=row.chat_id, text=chunk, reply_to=row.message_id if threaded else None)
-            for i, chunk in enumerate(channel.split(reply))
-        ]
-        if await self.db.run(self.inbox.complete, inbox_id, rows) and link.sender:
+        if (reply is None or await self.db.run(self._complete, link, row, reply)) and link.sender:
             link.sender.wake()
 
     def _load(self, inbox_id: int) -> tuple[InboxRow | None, Room | None]:
@@ -454,27 +456,55 @@ class Gateway:
             return row, None
         return row, self._room_for(row)
 
-    async def _turn(self, link: _Link, row: InboxRow, room: Room) -> str:
+    async def _turn(self, link: _Link, row: InboxRow, room: Room) -> str | None:
+        """Run the turn. Its replies are stored, the inbox row marked done and the outbox rows queued in
+        one transaction (None returned); when the turn fails, the apology to send instead."""
         services = self.services
         if self._warm is not None:
             await asyncio.shield(self._warm)  # the first turns wait for the import without blocking the loop
         typing = asyncio.create_task(self._typing(link.channel, row.chat_id))
         started = time.monotonic()
         try:
-            answer = await services.pipeline.handle(
+            await services.pipeline.handle(
                 room, row.text, sender=row.sender_name or row.sender_id, platform=row.platform,
                 turn_id=f"{row.platform}-inbox-{row.id}",
+                commit=lambda conn, answer: self._queue_replies(conn, link, row, answer.markdown()),
             )
-            text = answer.markdown().strip()
+            reply = None
         except asyncio.CancelledError:
             raise
+        except AlreadyAnswered:
+            return None
         except Exception as exc:  # noqa: BLE001 - the user gets an honest answer, never silence
             log.exception("inbox %s: the turn failed", row.id)
-            text = f"Sorry, something went wrong on my side and I could not answer this ({type(exc).__name__})."
+            reply = f"Sorry, something went wrong on my side and I could not answer this ({type(exc).__name__})."
         finally:
             typing.cancel()
         log.info("inbox %s answered in #%s in %.1fs", row.id, room.name, time.monotonic() - started)
-        return text or FALLBACK
+        return reply
+
+    def _complete(self, link: _Link, row: InboxRow, text: str) -> bool:
+        """Answer without a turn (a command, help, an apology). False when the row was answered meanwhile."""
+        try:
+            with self.db.write() as conn:
+                self._queue_replies(conn, link, row, text)
+        except AlreadyAnswered:
+            return False
+        return True
+
+    def _queue_replies(self, conn: sqlite3.Connection, link: _Link, row: InboxRow, text: str) -> None:
+        """Inside a write transaction: mark the inbox row done and queue the reply, split for the platform."""
+        assert row.id is not None
+        channel = link.channel
+        # Groups get replies to the message; direct chats plain answers, unless the platform threads them (Slack).
+        threaded = row.chat_type != "private" or getattr(channel, "reply_in_private", False)
+        rows = [
+            OutboxRow(key=f"inbox:{row.id}:{i}", inbox_id=row.id, platform=row.platform, account=row.account,
+                      chat_id=row.chat_id, text=chunk, reply_to=row.message_id if threaded else None)
+            for i, chunk in enumerate(channel.split(text.strip() or FALLBACK))
+        ]
+        if not mark_done(conn, row.id, rows):
+            raise AlreadyAnswered(row.id)
 
     def _room_for(self, row: InboxRow) -> Room:
         """The chat's room. A thread (Discord) nobody mapped gets a room of its own at its first turn,

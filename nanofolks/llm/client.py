@@ -169,18 +169,27 @@ def _result(litellm: Any, response: Any, model: str) -> ChatResult:
             arguments = {"_raw": call.function.arguments}
         calls.append(ToolCall(id=call.id or f"call_{len(calls)}", name=call.function.name, arguments=arguments))
     usage = getattr(response, "usage", None)
-    try:
-        cost = float(litellm.completion_cost(completion_response=response))
-    except Exception:  # models missing from litellm's price map have no known cost
-        cost = None
     return ChatResult(
         text=message.content or "",
         model=model,
         tool_calls=calls,
         prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
         completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
-        cost=cost,
+        cost=_cost(litellm, response),
     )
+
+
+def _cost(litellm: Any, response: Any) -> float | None:
+    """What litellm priced the call at while handling it (None for a model missing from its price map);
+    computed here only for a response it did not price (one rebuilt from a stream)."""
+    hidden = getattr(response, "_hidden_params", None) or {}
+    if "response_cost" in hidden:
+        cost = hidden["response_cost"]
+        return None if cost is None else float(cost)
+    try:
+        return float(litellm.completion_cost(completion_response=response))
+    except Exception:  # models missing from litellm's price map have no known cost
+        return None
 
 
 def _explain(model: str, exc: Exception) -> str:

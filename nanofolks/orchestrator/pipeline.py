@@ -6,8 +6,10 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from nanofolks.agent.runner import BotRunner, TokenSink, TurnBudget
@@ -26,6 +28,8 @@ from nanofolks.store.rooms import Room
 
 if TYPE_CHECKING:
     from nanofolks.memory.service import MemoryService
+
+Commit = Callable[[sqlite3.Connection, FinalAnswer], None]
 
 MAX_MESSAGE_CHARS = 32_000  # longer messages are kept whole in the room but cut for the models
 
@@ -51,34 +55,31 @@ class Pipeline:
         platform: str = "cli",
         turn_id: str | None = None,
         on_token: TokenSink | None = None,
+        commit: Commit | None = None,
     ) -> FinalAnswer:
-        """Answer one message. One turn at a time per room; a global cap on turns across rooms."""
+        """Answer one message. One turn at a time per room; a global cap on turns across rooms.
+        `commit(conn, answer)` runs in the transaction that stores the replies (all or nothing)."""
         turn = Turn(room=room, text=text, sender=sender, platform=platform, turn_id=turn_id or uuid.uuid4().hex)
+        db = self.messages.db
         async with self._room_locks[room.id], self._slots:
-            # A turn re-run after a crash (same turn id) already stored its message: keep one copy.
-            if not (turn_id and await self.messages.db.run(self.messages.has_user_message, turn_id)):
-                await self._store(Message(room.id, "user", "user", text, platform=platform, sender=sender,
-                                          turn_id=turn.turn_id))
+            asked = Message(room.id, "user", "user", text, platform=platform, sender=sender, turn_id=turn.turn_id)
+            if await db.run(self.messages.add_turn_message, asked):  # a re-run turn (same id) stored it already
+                self._index([asked])
             turn.tags = tag(text, self.crew)
             turn.intent = await classify(text, turn.tags, self._ask_intent if self.config.orchestrator.llm_intent else None)
             turn.plan = dispatch(turn.tags, turn.intent, room, self.crew, self.config.orchestrator.turn_budget)
             budget = TurnBudget(self.config.orchestrator.turn_budget)
             turn.replies, consulted = await collect(turn, turn.plan, self.runner, budget, on_token)
             answer = final(turn, turn.tags, turn.plan, turn.replies, self.crew)
-            for reply in consulted:
-                if reply.ok:
-                    await self._store(Message(room.id, reply.bot, "assistant", reply.text, kind="consult",
-                                              platform=platform, turn_id=turn.turn_id))
-            for reply in turn.replies:
-                if reply.ok:
-                    await self._store(Message(room.id, reply.bot, "assistant", reply.text, platform=platform,
-                                              turn_id=turn.turn_id))
+            replies = [Message(room.id, r.bot, "assistant", r.text, kind=kind, platform=platform, turn_id=turn.turn_id)
+                       for kind, group in (("consult", consulted), ("chat", turn.replies)) for r in group if r.ok]
+            await db.run(self.messages.add_many, replies, (lambda conn: commit(conn, answer)) if commit else None)
+            self._index(replies)
             return answer
 
-    async def _store(self, message: Message) -> None:
-        await self.messages.db.run(self.messages.add, message)
+    def _index(self, messages: list[Message]) -> None:
         if self.memory is not None:
-            self.memory.note_messages([message.id])  # indexed in the background: the reply never waits
+            self.memory.note_messages([m.id for m in messages])  # indexed in the background: the reply never waits
 
     async def _ask_intent(self, text: str) -> str:
         result = await self.llm.chat(classifier_prompt(text[:MAX_MESSAGE_CHARS]), model=self.llm.model_for("leader"),

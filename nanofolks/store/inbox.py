@@ -6,6 +6,7 @@ before that re-runs the turn on the next start and a crash after it never does."
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -65,14 +66,7 @@ class InboxRepo:
         """Mark a turn answered and queue its replies, atomically. False if it was already done
         (then nothing is queued: the replies of a turn are written exactly once)."""
         with self.db.write() as conn:
-            cur = conn.execute(
-                "UPDATE inbox SET status = 'done', done_at = ? WHERE id = ? AND status = 'pending'",
-                (time.time(), inbox_id),
-            )
-            if not cur.rowcount:
-                return False
-            insert_rows(conn, replies)
-        return True
+            return mark_done(conn, inbox_id, replies)
 
     def counts(self) -> dict[tuple[str, str], dict[str, int]]:
         """{(platform, account): {status: count}} for `nanofolks status`."""
@@ -80,6 +74,17 @@ class InboxRepo:
         for r in self.db.query("SELECT platform, account, status, COUNT(*) n FROM inbox GROUP BY 1, 2, 3"):
             out.setdefault((r["platform"], r["account"]), {})[r["status"]] = r["n"]
         return out
+
+
+def mark_done(conn: sqlite3.Connection, inbox_id: int, replies: Sequence[OutboxRow]) -> bool:
+    """`complete` inside the caller's transaction (the gateway's: with the turn's stored replies)."""
+    cur = conn.execute(
+        "UPDATE inbox SET status = 'done', done_at = ? WHERE id = ? AND status = 'pending'", (time.time(), inbox_id)
+    )
+    if not cur.rowcount:
+        return False
+    insert_rows(conn, replies)
+    return True
 
 
 def _with_inbox(reply: OutboxRow, inbox_id: int | None) -> OutboxRow:

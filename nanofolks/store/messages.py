@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,18 +32,28 @@ class MessageRepo:
         self.db = db
 
     def add(self, msg: Message) -> Message:
-        msg.created_at = msg.created_at or time.time()
         with self.db.write() as conn:
-            cur = conn.execute(
-                "INSERT INTO messages (room_id, author, role, kind, content, platform, sender, turn_id, meta,"
-                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    msg.room_id, msg.author, msg.role, msg.kind, msg.content, msg.platform,
-                    msg.sender, msg.turn_id, json.dumps(msg.meta), msg.created_at,
-                ),
-            )
-            msg.id = cur.lastrowid
+            _insert(conn, msg)
         return msg
+
+    def add_turn_message(self, msg: Message) -> bool:
+        """Store a turn's user message, unless that turn stored it already (re-run after a crash): one copy."""
+        with self.db.write() as conn:
+            if msg.turn_id and conn.execute(
+                "SELECT 1 FROM messages WHERE turn_id = ? AND role = 'user' LIMIT 1", (msg.turn_id,)
+            ).fetchone():
+                return False
+            _insert(conn, msg)
+        return True
+
+    def add_many(self, msgs: Sequence[Message], then: Callable[[sqlite3.Connection], object] | None = None) -> None:
+        """Store messages in one transaction. `then(conn)` runs inside it, so that the caller's own writes
+        (the gateway marking its inbox row answered) and these messages are kept or lost together."""
+        with self.db.write() as conn:
+            for msg in msgs:
+                _insert(conn, msg)
+            if then is not None:
+                then(conn)
 
     def recent(self, room_id: int, limit: int, kinds: tuple[str, ...] = ("chat",)) -> list[Message]:
         """The last `limit` messages of a room, oldest first."""
@@ -56,12 +68,6 @@ class MessageRepo:
         row = self.db.query_one("SELECT COUNT(*) FROM messages WHERE room_id = ?", (room_id,))
         return int(row[0]) if row else 0
 
-    def has_user_message(self, turn_id: str) -> bool:
-        row = self.db.query_one(
-            "SELECT 1 FROM messages WHERE turn_id = ? AND turn_id != '' AND role = 'user' LIMIT 1", (turn_id,)
-        )
-        return row is not None
-
     def by_turn(self, turn_id: str) -> list[Message]:
         rows = self.db.query("SELECT * FROM messages WHERE turn_id = ? ORDER BY id", (turn_id,))
         return [self._message(r) for r in rows]
@@ -73,3 +79,14 @@ class MessageRepo:
             content=row["content"], platform=row["platform"], sender=row["sender"], turn_id=row["turn_id"],
             meta=json.loads(row["meta"]), created_at=row["created_at"],
         )
+
+
+def _insert(conn: sqlite3.Connection, msg: Message) -> None:
+    msg.created_at = msg.created_at or time.time()
+    cur = conn.execute(
+        "INSERT INTO messages (room_id, author, role, kind, content, platform, sender, turn_id, meta, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (msg.room_id, msg.author, msg.role, msg.kind, msg.content, msg.platform, msg.sender, msg.turn_id,
+         json.dumps(msg.meta), msg.created_at),
+    )
+    msg.id = cur.lastrowid

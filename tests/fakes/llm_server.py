@@ -246,7 +246,8 @@ class ScriptedLLM:
 
 class _Handler(BaseHTTPRequestHandler):
     server_owner: ScriptedLLM  # set by ScriptedLLM.start()
-    protocol_version = "HTTP/1.0"  # one request per connection; stream ends at close
+    protocol_version = "HTTP/1.1"  # keep-alive, as real providers; a stream says Connection: close
+    disable_nagle_algorithm = True  # headers and body are two writes: Nagle + delayed ACK would add 40 ms
 
     def log_message(self, format: str, *args: Any) -> None:  # silence stderr noise
         pass
