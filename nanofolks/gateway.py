@@ -436,7 +436,7 @@ class Gateway:
                 self._queued.discard(inbox_id)
 
     async def _answer(self, link: _Link, inbox_id: int) -> None:
-        row, room = await self.db.run(self._load, inbox_id)
+        row, room = await self.db.quick(self._load, inbox_id)
         if row is None or row.status != "pending":
             return
         command = parse_command(row.text)
@@ -446,7 +446,7 @@ class Gateway:
             reply = HELP
         else:
             reply = await self._turn(link, row, room)
-        if (reply is None or await self.db.run(self._complete, link, row, reply)) and link.sender:
+        if (reply is None or await self.db.quick(self._complete, link, row, reply)) and link.sender:
             link.sender.wake()
 
     def _load(self, inbox_id: int) -> tuple[InboxRow | None, Room | None]:

@@ -150,7 +150,7 @@ class BotRunner:
         system = [{"role": "system", "content": prompt}]
         limit = self.config.orchestrator.history_messages
         # The history ends with this turn's user message (stored before any model is called).
-        history = [self._as_chat(m, handle) for m in await self.messages.db.run(self.messages.recent, room.id, limit)]
+        history = [self._as_chat(m, handle) for m in await self.messages.db.quick(self.messages.recent, room.id, limit)]
         tail = []
         if consulted:
             heard = "\n\n".join(f"@{r.bot} ({self.crew.bots[r.bot].name}) answered:\n{r.text}" for r in consulted)
@@ -173,7 +173,7 @@ class BotRunner:
         return fit_history(system, history, tail, window - reserved, model)
 
     async def _store(self, message: Message) -> None:
-        await self.messages.db.run(self.messages.add, message)
+        await self.messages.db.quick(self.messages.add, message)
 
     @staticmethod
     def _as_chat(msg: Message, handle: str) -> dict[str, Any]:

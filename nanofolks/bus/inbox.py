@@ -30,7 +30,7 @@ class Ingress:
         self.db = db
 
     async def receive(self, msg: InboundMessage) -> Received:
-        return await self.db.run(self._receive, msg)
+        return await self.db.quick(self._receive, msg)
 
     def _receive(self, msg: InboundMessage) -> Received:
         decision = self.access.decide(msg)

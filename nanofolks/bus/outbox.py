@@ -56,7 +56,7 @@ class SendWorker:
         platform, account = self.channel.platform, self.channel.account
         while not self._stopping:
             self._wake.clear()  # before looking, so that a wake() while we look is not lost
-            row, wait = await self.db.run(self._take, platform, account)
+            row, wait = await self.db.quick(self._take, platform, account)
             if row is None:
                 if wait > 0:
                     with contextlib.suppress(TimeoutError):
@@ -78,7 +78,7 @@ class SendWorker:
     async def deliver(self, row: OutboxRow) -> str:
         """Send one row and record the outcome; returns the new state."""
         assert row.id is not None
-        if not await self.db.run(self.repo.claim, row.id):
+        if not await self.db.quick(self.repo.claim, row.id):
             return "skipped"
         return await self._send(row)
 
@@ -91,7 +91,7 @@ class SendWorker:
             platform_id = await self.channel.send(message)
         except SendError as exc:
             return await self._failed(row, exc)
-        await self.db.run(self.repo.delivered, row.id, platform_id)
+        await self.db.quick(self.repo.delivered, row.id, platform_id)
         self.sent += 1
         return "delivered"
 

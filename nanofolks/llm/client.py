@@ -91,7 +91,7 @@ class LLM:
 
     async def _record(self, usage: Usage) -> None:
         if self.usage is not None:
-            await self.usage.db.run(self.usage.record, usage)
+            await self.usage.db.quick(self.usage.record, usage)
 
     def _provider_kwargs(self, model: str) -> dict[str, Any]:
         provider = model.split("/", 1)[0] if "/" in model else "openai"

@@ -63,7 +63,7 @@ class Pipeline:
         db = self.messages.db
         async with self._room_locks[room.id], self._slots:
             asked = Message(room.id, "user", "user", text, platform=platform, sender=sender, turn_id=turn.turn_id)
-            if await db.run(self.messages.add_turn_message, asked):  # a re-run turn (same id) stored it already
+            if await db.quick(self.messages.add_turn_message, asked):  # a re-run turn (same id) stored it already
                 self._index([asked])
             turn.tags = tag(text, self.crew)
             turn.intent = await classify(text, turn.tags, self._ask_intent if self.config.orchestrator.llm_intent else None)
@@ -73,7 +73,7 @@ class Pipeline:
             answer = final(turn, turn.tags, turn.plan, turn.replies, self.crew)
             replies = [Message(room.id, r.bot, "assistant", r.text, kind=kind, platform=platform, turn_id=turn.turn_id)
                        for kind, group in (("consult", consulted), ("chat", turn.replies)) for r in group if r.ok]
-            await db.run(self.messages.add_many, replies, (lambda conn: commit(conn, answer)) if commit else None)
+            await db.quick(self.messages.add_many, replies, (lambda conn: commit(conn, answer)) if commit else None)
             self._index(replies)
             return answer
 

@@ -21,6 +21,10 @@ class StoreError(Exception):
     """A storage problem worth one clear line to the user (locked for too long, corrupt file...)."""
 
 
+class _Busy(Exception):
+    """Another process holds the write lock and a `quick` call must not wait for it on the event loop."""
+
+
 class Database:
     """A connection shared by the threads of one process; writes are serialised by a lock and by
     `BEGIN IMMEDIATE`, so several processes (gateway, CLI) can write the same file safely."""
@@ -37,11 +41,13 @@ class Database:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("PRAGMA foreign_keys=ON")
-            self._conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            self._conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")  # what `run` calls may wait
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open database {path}: {exc}") from exc
+        self._busy_timeout_ms = int(busy_timeout_ms)
         self._lock = threading.RLock()
         self._executor: ThreadPoolExecutor | None = None
+        self._unwritten_inline = False  # `quick` runs a call on the event loop that has not written yet
         with self.write() as conn:
             migrate(conn)
 
@@ -58,6 +64,9 @@ class Database:
                 raise
             else:
                 self._conn.execute("COMMIT")
+                if self._unwritten_inline:  # from now on this call waits for locks: it cannot be run again
+                    self._unwritten_inline = False
+                    self._set_busy_timeout(self._busy_timeout_ms)
 
     def _begin(self) -> None:
         deadline = time.monotonic() + 30
@@ -68,7 +77,12 @@ class Database:
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or time.monotonic() > deadline:
                     raise StoreError(f"database is busy: {exc}") from exc
+                if self._unwritten_inline:
+                    raise _Busy from exc  # `quick` hands the call to the database thread
                 time.sleep(0.01)
+
+    def _set_busy_timeout(self, ms: int) -> None:
+        self._conn.execute(f"PRAGMA busy_timeout={ms}")
 
     def query(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
         with self._lock:
@@ -83,6 +97,32 @@ class Database:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nanofolks-db")
         return await asyncio.get_running_loop().run_in_executor(self._executor, lambda: fn(*args))
+
+    async def quick(self, fn: Callable[..., T], *args: Any) -> T:
+        """A short store call (a few rows by key) run right here on the event loop when the database is
+        free: the hop to the database thread costs more than such a call (about 2 ms per gateway reply).
+        When another thread holds the connection, or another process the write lock as the call begins
+        to write, the call goes to the database thread like `run` (it has written nothing, so running it
+        again there is safe); only a call already past its first write waits for a lock here (rare)."""
+        if not self._lock.acquire(blocking=False):
+            return await self.run(fn, *args)
+        try:
+            self._set_busy_timeout(0)  # SQLite would otherwise wait for another process's lock in C
+            self._unwritten_inline = True
+            try:
+                return fn(*args)
+            except sqlite3.OperationalError as exc:  # a read that found the file locked (rare in WAL mode)
+                if "locked" not in str(exc) or not self._unwritten_inline:
+                    raise
+            except _Busy:
+                pass
+            finally:
+                if self._unwritten_inline:
+                    self._unwritten_inline = False
+                    self._set_busy_timeout(self._busy_timeout_ms)
+        finally:
+            self._lock.release()
+        return await self.run(fn, *args)
 
     def close(self) -> None:
         if self._executor is not None:

@@ -71,6 +71,19 @@ async def test_streaming_delivers_pieces_and_the_whole(llm_server: ScriptedLLM, 
     assert "".join(pieces) == result.text == "one two three four five six"
 
 
+async def test_cost_is_recorded_for_priced_models_and_none_for_unknown(llm_server: ScriptedLLM,
+                                                                       tmp_path: Path) -> None:
+    llm, usage = make_llm(llm_server, tmp_path)
+    messages = [SYSTEM, {"role": "user", "content": "hi"}]
+    priced = await llm.chat(messages, model="openai/gpt-4o-mini", bot="coder")
+    assert priced.cost is not None and priced.cost > 0
+    unpriced = await llm.chat(messages, model="openai/fake-model", bot="coder")
+    assert unpriced.cost is None
+    totals = usage.totals()
+    assert (totals["calls"], totals["failed"]) == (2, 0)
+    assert totals["cost"] == pytest.approx(priced.cost)  # the unpriced call adds nothing (NULL in SUM)
+
+
 async def test_per_bot_model_override(tmp_path: Path) -> None:
     config = Config()
     config.agents.bots = {"coder": BotSettings(model="openai/other")}

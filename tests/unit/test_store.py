@@ -174,3 +174,130 @@ async def test_a_rerun_turn_keeps_one_copy_of_the_message(tmp_path: Path) -> Non
     assert [m.content for m in users] == ["@coder hi"]
     await pipeline.handle(room, "@coder hi")  # a new turn with the same text is a new message
     assert len([m for m in MessageRepo(db).recent(room.id, 50) if m.role == "user"]) == 2
+
+
+async def test_the_replies_of_a_turn_and_the_callers_commit_are_one_transaction(tmp_path: Path) -> None:
+    """A commit hook that fails (the gateway finding its inbox row answered meanwhile) stores no reply."""
+    from nanofolks.config.schema import Config
+    from nanofolks.llm.client import LLM, ChatResult
+    from nanofolks.orchestrator.pipeline import Pipeline
+
+    class Instant(LLM):
+        async def chat(self, messages, *, model, bot="", **_):  # noqa: ANN001, ANN003
+            return ChatResult(text=f"{bot} here", model=model)
+
+    db = Database(tmp_path / "p.db")
+    crew = install_team(tmp_path / "ws", "pirate_crew")
+    room = Rooms(RoomRepo(db), crew).general()
+    config = Config()
+    config.orchestrator.llm_intent = False
+    pipeline = Pipeline(config, crew, Instant(config), MessageRepo(db))
+
+    def refuse(conn, answer) -> None:  # noqa: ANN001
+        conn.execute("CREATE TABLE hook_ran (x)")  # written inside the transaction, rolled back with it
+        raise RuntimeError("answered meanwhile")
+
+    with pytest.raises(RuntimeError, match="answered meanwhile"):
+        await pipeline.handle(room, "@coder hi", turn_id="t1", commit=refuse)
+    assert [m.role for m in MessageRepo(db).recent(room.id, 50)] == ["user"]
+    assert db.query_one("SELECT name FROM sqlite_master WHERE name = 'hook_ran'") is None
+
+    seen: list[str] = []
+    answer = await pipeline.handle(room, "@coder again", turn_id="t2",
+                                   commit=lambda conn, answer: seen.append(answer.markdown()))
+    assert seen == [answer.markdown()] == ["coder here"]
+    assert [m.role for m in MessageRepo(db).recent(room.id, 50)] == ["user", "user", "assistant"]
+
+
+def _scratch(tmp_path: Path) -> Database:
+    db = Database(tmp_path / "q.db")
+    with db.write() as conn:
+        conn.execute("CREATE TABLE notes (text TEXT)")
+    return db
+
+
+def _note(db: Database, text: str) -> None:
+    with db.write() as conn:
+        conn.execute("INSERT INTO notes VALUES (?)", (text,))
+
+
+def _writer(db: Database, text: str) -> str:
+    """Write one row, and say which thread did it."""
+    _note(db, text)
+    return threading.current_thread().name
+
+
+def _notes(db: Database) -> list[str]:
+    return [r[0] for r in db.query("SELECT text FROM notes ORDER BY rowid")]
+
+
+async def test_quick_runs_on_the_loop_when_the_database_is_free(tmp_path: Path) -> None:
+    db = _scratch(tmp_path)
+    assert await db.quick(_writer, db, "a") == threading.current_thread().name
+    assert _notes(db) == ["a"]
+
+
+async def test_quick_never_waits_on_the_loop_for_another_process(tmp_path: Path) -> None:
+    """Another connection (as another process would) holds the write lock: the call moves to the
+    database thread, the loop keeps running meanwhile, and the message is written exactly once."""
+    import asyncio
+    import sqlite3
+
+    db = _scratch(tmp_path)
+    other = sqlite3.connect(tmp_path / "q.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    ticker = asyncio.create_task(tick())
+    asyncio.get_running_loop().call_later(0.3, other.execute, "COMMIT")
+    writer = await db.quick(_writer, db, "b")
+    ticker.cancel()
+    assert writer.startswith("nanofolks-db")
+    assert ticks >= 10  # the loop went on for the 0.3 s the lock was held
+    assert _notes(db) == ["b"]
+    assert db.query_one("PRAGMA busy_timeout")[0] == 10_000  # restored for the calls that may wait
+    db.close()
+
+
+async def test_quick_defers_to_the_database_thread_when_it_holds_the_connection(tmp_path: Path) -> None:
+    import asyncio
+
+    db = _scratch(tmp_path)
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with db.write():
+            held.set()
+            release.wait(5)
+
+    holder = asyncio.get_running_loop().run_in_executor(None, hold)
+    await asyncio.to_thread(held.wait, 5)
+    pending = asyncio.ensure_future(db.quick(_writer, db, "c"))
+    await asyncio.sleep(0.05)
+    assert not pending.done()  # queued behind the holder, not blocking the loop
+    release.set()
+    await holder
+    assert (await pending).startswith("nanofolks-db")
+
+
+async def test_a_quick_call_past_its_first_write_is_not_run_twice(tmp_path: Path) -> None:
+    """The lock is taken between the call's two writes: the second waits, the first stays single."""
+    import sqlite3
+
+    db = _scratch(tmp_path)
+    other = sqlite3.connect(tmp_path / "q.db", isolation_level=None, check_same_thread=False)
+
+    def two_writes() -> None:
+        _note(db, "first")
+        other.execute("BEGIN IMMEDIATE")
+        threading.Timer(0.2, other.execute, ("COMMIT",)).start()
+        _note(db, "second")
+
+    await db.quick(two_writes)
+    assert _notes(db) == ["first", "second"]
