@@ -9,9 +9,11 @@ through litellm over HTTP as in production.
 - latency: one message at a time, from the moment the update is queued on the server to the moment the
   server accepted the reply (sendMessage); p50 and p99 over --messages messages, for the gateway and for
   the echo bot (PTB Application + MessageHandler echoing the text: the floor). ratio_p50 = gateway / echo.
-- model_ms_p50: time the gateway's model calls took (its usage table), part of the gateway's latency;
-  added_p50_ms = gateway p50 - model p50 is the latency the gateway itself adds (one model call per
-  "ping"), and overhead_ratio_p50 = added_p50_ms / echo p50.
+- model_ms_p50: time the gateway's model calls took (its usage table, litellm included), part of the
+  gateway's latency; added_p50_ms = gateway p50 - model p50 is the latency the gateway itself adds (one
+  model call per "ping"), and overhead_ratio_p50 = added_p50_ms / echo p50. model_http_floor_ms is a
+  bare keep-alive HTTP round trip to the same scripted server from this process: what the model call
+  would cost with no client library at all.
 - --memory off runs the same with `memory.enabled` false, to show what memory priming costs.
 - updates_per_s: --burst messages queued at once over --rooms chats, each chat mapped to its own room (one
   turn at a time per room is by design), until every reply was delivered; for both bots.
@@ -123,8 +125,24 @@ def sequential_model_ms(home: Path, messages: int) -> list[float]:
     return [r[0] for r in rows]
 
 
+def model_http_floor(base_url: str, calls: int = 50) -> float:
+    """p50 milliseconds of a bare chat completion request to the scripted server (keep-alive client)."""
+    import httpx
+
+    body = {"model": "fake-model", "messages": [{"role": "user", "content": "ping"}]}
+    times = []
+    with httpx.Client(timeout=10) as client:
+        for i in range(calls + 5):
+            started = time.perf_counter()
+            client.post(f"{base_url}/chat/completions", json=body).raise_for_status()
+            if i >= 5:
+                times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
 def run_gateway(messages: int, burst_n: int, chats: list[int], memory: bool) -> dict:
     with tempfile.TemporaryDirectory() as tmp, FakeTelegram() as tg, ScriptedLLM() as llm:
+        floor = model_http_floor(llm.base_url)
         home = Path(tmp) / "home"
         os.environ["NANOFOLKS_HOME"] = str(home)
         onboard(home, "openai/fake-model", llm.base_url)
@@ -156,7 +174,8 @@ def run_gateway(messages: int, burst_n: int, chats: list[int], memory: bool) -> 
             proc.terminate()
             proc.wait(30)
     return {"p50_ms": statistics.median(lat), "p99_ms": percentile(lat, 0.99), "updates_per_s": rate,
-            "model_ms_p50": statistics.median(model_ms), "rss_idle_mb": rss_idle, "rss_after_mb": rss_after}
+            "model_ms_p50": statistics.median(model_ms), "model_http_floor_ms": floor,
+            "rss_idle_mb": rss_idle, "rss_after_mb": rss_after}
 
 
 def main() -> None:

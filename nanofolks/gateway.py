@@ -1,7 +1,8 @@
 """`nanofolks gateway`: every enabled channel in one asyncio process, until SIGINT/SIGTERM.
 
     adapter -> Ingress (access, inbox row) -> bounded queue -> turn workers -> Pipeline (one turn per
-    room, global cap) -> inbox.complete (outbox rows, same transaction) -> SendWorker per account
+    room, global cap) -> replies stored + inbox row done + outbox rows (one transaction) -> SendWorker
+    per account
 
 Channels start concurrently and independently: one that is slow to start or fails to start (logged)
 never holds up the others; the gateway gives up only when not one started.

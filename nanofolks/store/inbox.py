@@ -62,12 +62,6 @@ class InboxRepo:
         )
         return [_row(r) for r in rows]
 
-    def complete(self, inbox_id: int, replies: Sequence[OutboxRow]) -> bool:
-        """Mark a turn answered and queue its replies, atomically. False if it was already done
-        (then nothing is queued: the replies of a turn are written exactly once)."""
-        with self.db.write() as conn:
-            return mark_done(conn, inbox_id, replies)
-
     def counts(self) -> dict[tuple[str, str], dict[str, int]]:
         """{(platform, account): {status: count}} for `nanofolks status`."""
         out: dict[tuple[str, str], dict[str, int]] = {}
@@ -77,7 +71,9 @@ class InboxRepo:
 
 
 def mark_done(conn: sqlite3.Connection, inbox_id: int, replies: Sequence[OutboxRow]) -> bool:
-    """`complete` inside the caller's transaction (the gateway's: with the turn's stored replies)."""
+    """Mark a turn answered and queue its replies, inside the caller's transaction (the gateway's: with the
+    turn's stored replies). False if it was already done: then nothing is queued, the replies of a turn
+    are written exactly once."""
     cur = conn.execute(
         "UPDATE inbox SET status = 'done', done_at = ? WHERE id = ? AND status = 'pending'", (time.time(), inbox_id)
     )

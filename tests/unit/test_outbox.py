@@ -11,7 +11,7 @@ from nanofolks.bus.messages import OutboundMessage
 from nanofolks.bus.outbox import SendWorker
 from nanofolks.channels.base import SendError
 from nanofolks.store.db import Database
-from nanofolks.store.inbox import InboxRepo, InboxRow
+from nanofolks.store.inbox import InboxRepo, InboxRow, mark_done
 from nanofolks.store.outbox import OutboxRepo, OutboxRow
 
 
@@ -43,8 +43,10 @@ def test_a_turn_queues_its_replies_exactly_once(db: Database) -> None:
     inbox, outbox = InboxRepo(db), OutboxRepo(db)
     inbox_id = inbox.add(message())
     assert inbox_id is not None
-    assert inbox.complete(inbox_id, [row("inbox:1:0", "a"), row("inbox:1:1", "b")])
-    assert not inbox.complete(inbox_id, [row("inbox:1:2", "again")])  # a re-run queues nothing
+    with db.write() as conn:
+        assert mark_done(conn, inbox_id, [row("inbox:1:0", "a"), row("inbox:1:1", "b")])
+    with db.write() as conn:
+        assert not mark_done(conn, inbox_id, [row("inbox:1:2", "again")])  # a re-run queues nothing
     assert inbox.pending("telegram", "999") == []
     assert outbox.get("inbox:1:2") is None
     assert outbox.counts() == {("telegram", "999"): {"pending": 2}}
