@@ -5,6 +5,9 @@ processed, so a crash would lose them. Here each update is handed to `on_message
 inbox) and only then does the offset move past it. Updates are fetched raw and parsed one by one, so
 one malformed update is logged and skipped instead of wedging the poller.
 
+With `webhookUrl` set, Telegram posts updates to the gateway instead (aiohttp on webhookListen:webhookPort):
+each is answered 200 only once it is stored, and requests without the secret token are refused.
+
 Requests go to `{apiBase}/bot{token}/{method}`, exactly as the public Bot API, so a self-hosted Bot
 API server or a loopback test server works."""
 
@@ -14,11 +17,13 @@ import asyncio
 import contextlib
 import datetime as dt
 import hashlib
+import hmac
 import logging
 import re
 import time
 import warnings
 from typing import Any
+from urllib.parse import urlsplit
 
 from nanofolks.bus.messages import InboundMessage, OutboundMessage
 from nanofolks.channels.base import ChannelError, OnMessage, SendError
@@ -29,6 +34,7 @@ log = logging.getLogger("nanofolks.telegram")
 
 WATCHDOG_GRACE = 30.0  # seconds past the long-poll timeout before a getUpdates counts as stalled
 MAX_BACKOFF = 30.0
+WEBHOOK_MAX_BODY = 1 << 20  # an update is a few KB; a bigger body is refused (413) before it is read
 
 
 def lock_key(config: TelegramConfig) -> str:
@@ -53,6 +59,7 @@ class TelegramChannel:
         self._request_started: float | None = None  # monotonic start of the getUpdates in flight
         self._on_message: OnMessage | None = None
         self.restarts = 0  # polling restarts by the watchdog
+        self._webhook: Any = None  # aiohttp AppRunner in webhook mode
         self.watchdog_grace = watchdog_grace
 
     # --- identity -------------------------------------------------------------------------------
@@ -102,6 +109,12 @@ class TelegramChannel:
         self._bot_id, self.username = me.id, me.username or ""
         self._mention = re.compile(rf"@{re.escape(self.username)}\b", re.IGNORECASE) if self.username else None
         log.info("telegram: signed in as @%s (%s)", self.username, self._bot_id)
+        if self.config.webhook_url:
+            await self._start_webhook()
+            return
+        if (await self._bot.get_webhook_info()).url:  # getUpdates is refused while a webhook is set
+            await self._bot.delete_webhook(drop_pending_updates=False)  # its pending updates come by polling
+            log.info("telegram: webhook removed, long polling from now on")
         self._poll_task = asyncio.create_task(self._poll_forever(), name="telegram-poll")
         self._watchdog_task = asyncio.create_task(self._watchdog(), name="telegram-watchdog")
 
@@ -109,6 +122,9 @@ class TelegramChannel:
         self._state = "stopped"
         await _cancel(self._watchdog_task)  # first: it may be about to start a new poll task
         await _cancel(self._poll_task)
+        if self._webhook is not None:
+            await self._webhook.cleanup()  # the webhook stays set: Telegram keeps the updates until the next start
+            self._webhook = None
         if self._bot is not None:
             with contextlib.suppress(Exception):
                 await self._bot.shutdown()
@@ -144,6 +160,60 @@ class TelegramChannel:
                     continue
             await asyncio.sleep(backoff)
             backoff = min(MAX_BACKOFF, backoff * 2)
+
+    # --- receiving by webhook ---------------------------------------------------------------------
+
+    async def _start_webhook(self) -> None:
+        """Listen on webhookListen:webhookPort at the URL's path, then tell Telegram the URL. An update is
+        answered 200 only once it is stored; any other answer makes Telegram deliver it again later."""
+        from aiohttp import web
+        from telegram.error import TelegramError
+
+        config = self.config
+        app = web.Application(client_max_size=WEBHOOK_MAX_BODY)
+        app.router.add_post(urlsplit(config.webhook_url).path or "/", self._on_webhook)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, config.webhook_listen, config.webhook_port).start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise ChannelError(f"telegram webhook: cannot listen on {config.webhook_listen}:{config.webhook_port}:"
+                               f" {exc}") from exc
+        self._webhook = runner
+        try:
+            await self._bot.set_webhook(config.webhook_url, secret_token=self._webhook_secret,
+                                        allowed_updates=["message"])
+            info = await self._bot.get_webhook_info()
+        except TelegramError as exc:
+            raise ChannelError(f"telegram refused the webhook {config.webhook_url}: {exc}") from exc
+        log.info("telegram: webhook %s set (listening on %s:%s; %d updates waiting)", config.webhook_url,
+                 config.webhook_listen, config.webhook_port, info.pending_update_count)
+        self._state = "running"
+
+    @property
+    def _webhook_secret(self) -> str:
+        """The configured secret, or one derived from the bot token: the same at every start, never logged."""
+        return self.config.webhook_secret or hashlib.sha256(f"nanofolks-webhook:{self.config.token}".encode()).hexdigest()
+
+    async def _on_webhook(self, request: Any) -> Any:
+        from aiohttp import web
+
+        given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
+        if not hmac.compare_digest(given.encode(), self._webhook_secret.encode()):
+            log.warning("telegram webhook: request from %s without the secret token refused", request.remote)
+            return web.Response(status=403)
+        try:
+            raw = await request.json()
+        except ValueError:
+            raw = None
+        if not isinstance(raw, dict):
+            log.warning("telegram webhook: a body that is not a JSON object was refused")
+            return web.Response(status=400)
+        stored = await self._ingest([raw])
+        return web.Response(status=200 if stored else 500)  # 500: Telegram sends it again later
+
+    # --- receiving by long polling ------------------------------------------------------------------
 
     async def _get_updates(self) -> list[Any]:
         poll = self.config.poll_timeout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -83,6 +84,20 @@ class TelegramConfig(Section):
     # Group chat ids where any member may talk to the crew (still only when mentioned); "*" = every group.
     open_groups: list[str] = Field(default_factory=list)
     poll_timeout: int = Field(default=25, ge=0, le=50)  # seconds a getUpdates long poll waits
+    # Webhook instead of long polling: the public HTTPS URL Telegram posts updates to (a reverse proxy or
+    # tunnel in front of webhookListen:webhookPort, same path). Empty: long polling.
+    webhook_url: str = ""
+    webhook_listen: str = "127.0.0.1"
+    webhook_port: int = Field(default=8443, ge=1, le=65535)
+    # Telegram sends it back in a header with every update; empty: derived from the bot token (stable).
+    webhook_secret: str = Field(default="", pattern=r"^[A-Za-z0-9_-]{0,256}$")
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, url: str) -> str:
+        if url and not re.match(r"^https?://[^/\s]+(/\S*)?$", url):
+            raise ValueError("webhookUrl must be the https:// URL Telegram calls, e.g. https://bot.example.com/tg")
+        return url
 
 
 class WhatsAppConfig(Section):

@@ -14,6 +14,12 @@ multipart bodies). Answers are ``{"ok": true, "result": ...}`` or ``{"ok": false
 API: HTML is checked with TDLib's rules and error texts (byte offsets), lengths are counted in UTF-16 units after
 entity parsing, unknown chats are "chat not found" (a chat becomes known when a message from it is pushed).
 
+After ``setWebhook`` a thread POSTs each pending update to the webhook URL, as Telegram does: JSON, one update
+per request, lowest update_id first, with ``X-Telegram-Bot-Api-Secret-Token`` when a secret was set. A 2xx answer
+confirms the update; anything else leaves it pending, shows in getWebhookInfo's ``last_error_*`` and is retried
+``webhook_retry`` seconds later. Every attempt lands in ``webhook_deliveries``. Plain http:// is accepted for
+loopback hosts only (Telegram wants https).
+
 CLI (for benches and tests that run the app in another process)::
 
     python -m tests.fakes.telegram_server --port 0
@@ -29,6 +35,7 @@ import argparse
 import contextlib
 import email.parser
 import email.policy
+import http.client
 import json
 import re
 import socket
@@ -46,6 +53,10 @@ from tests.fakes.serve import serve_until_signalled
 MAX_TEXT_UTF16 = 4096
 DEFAULT_GROUP_USER = 4242  # sender of pushed group messages when no user_id is given
 FIRST_UPDATE_ID = 10_000  # real update ids are large; never let an app assume they start at 1
+WEBHOOK_TIMEOUT = 10.0  # seconds a webhook POST may take before it counts as failed
+_WEBHOOK_PORTS = (None, 80, 88, 443, 8443)  # the only ports Telegram posts to (None: the scheme's default)
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost"})  # where tests' plain-http receivers listen
+_SECRET_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 
 def utf16_len(text: str) -> int:
@@ -321,6 +332,7 @@ _INT_PARAMS = {
     "limit",
     "timeout",
     "message_thread_id",
+    "max_connections",
 }
 _BOOL_PARAMS = {
     "drop_pending_updates",
@@ -423,6 +435,52 @@ def _auto_entities(text: str) -> list[dict]:
     return sorted(entities, key=lambda e: e["offset"])
 
 
+def _check_webhook_url(url: str) -> None:
+    """The ApiError Telegram answers for a URL it would not post to (plain http passes for loopback)."""
+    parts = urlsplit(url)
+    loopback = parts.hostname in _LOOPBACK_HOSTS
+    if parts.scheme != "https" and not (loopback and parts.scheme == "http"):
+        raise ApiError(400, "Bad Request: bad webhook: An HTTPS URL must be provided for webhook")
+    try:
+        port = parts.port
+    except ValueError:  # not a number, or out of range
+        port = 0
+    if port == 0 or port not in _WEBHOOK_PORTS and not loopback:
+        raise ApiError(
+            400, "Bad Request: bad webhook: Webhook can be set up only on ports 80, 88, 443 or 8443"
+        )
+
+
+def _post_update(url: str, update: dict, secret_token: str | None) -> tuple[int | str, str | None]:
+    """POST one update as Telegram does -> (HTTP status or error text, last_error_message or None)."""
+    parts = urlsplit(url)
+    connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    connection = connection_class(parts.hostname or "", parts.port, timeout=WEBHOOK_TIMEOUT)  # never a proxy
+    headers = {"Content-Type": "application/json"}
+    if secret_token:
+        headers["X-Telegram-Bot-Api-Secret-Token"] = secret_token
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    try:
+        connection.request("POST", target, json.dumps(update).encode("utf-8"), headers)
+        response = connection.getresponse()
+        response.read()
+    except ConnectionRefusedError:
+        return "Connection refused", "Connection refused"
+    except TimeoutError:
+        return "Read timeout expired", "Read timeout expired"
+    except socket.gaierror as exc:
+        error = f"Failed to resolve host: {exc.strerror}"
+        return error, error
+    except (OSError, http.client.HTTPException) as exc:
+        error = str(exc) or type(exc).__name__
+        return error, error
+    finally:
+        connection.close()
+    if 200 <= response.status < 300:
+        return response.status, None
+    return response.status, f"Wrong response from the webhook: {response.status} {response.reason}"
+
+
 # --------------------------------------------------------------------------- server
 
 
@@ -435,7 +493,9 @@ class FakeTelegram:
         bot_username: str = "crew_bot",
         bot_id: int = 999,
         port: int = 0,
+        webhook_retry: float = 0.2,
     ):
+        """webhook_retry: seconds before a failed webhook delivery is tried again (Telegram waits longer)."""
         self.token = token
         self.bot_username = bot_username
         self.bot_id = bot_id
@@ -444,6 +504,8 @@ class FakeTelegram:
         self.calls: list[tuple[str, dict]] = []  # every Bot API request, failed ones included
         self.dropped: list[dict] = []  # requests answered by closing the connection (drop_next)
         self.webhook: dict[str, Any] = {}  # last setWebhook parameters ({} when none)
+        self.webhook_deliveries: list[tuple[int, int | str]] = []  # (update_id, HTTP status or error text)
+        self.webhook_retry = webhook_retry
         self.allowed_updates: list[str] | None = None  # last allowed_updates given to getUpdates
         self._port = port
         self._cond = threading.Condition()
@@ -453,6 +515,8 @@ class FakeTelegram:
         self._next_update_id = FIRST_UPDATE_ID
         self._confirmed = 0
         self._poll_generation = 0  # a newer getUpdates ends the waiting one with 409, as Telegram does
+        self._webhook_error: tuple[int, str] | None = None  # (unix time, message) of the last failed delivery
+        self._delivery: threading.Thread | None = None  # posts updates while a webhook is set
         self._chats: dict[int, dict] = {}
         self._messages: dict[tuple[int, int], dict] = {}
         self._next_message_id: dict[int, int] = {}
@@ -495,6 +559,8 @@ class FakeTelegram:
             target=self._httpd.serve_forever, args=(0.05,), name="FakeTelegram", daemon=True
         )  # a short poll interval keeps stop() (every test's teardown) quick
         self._thread.start()
+        with self._cond:
+            self._start_delivery()  # a webhook set before a stop() resumes
         return self
 
     def stop(self) -> None:
@@ -512,6 +578,10 @@ class FakeTelegram:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        with self._cond:
+            delivery = self._delivery
+        if delivery is not None:
+            delivery.join(timeout=WEBHOOK_TIMEOUT)  # it ends after its current POST
 
     def __enter__(self) -> FakeTelegram:
         return self.start()
@@ -594,7 +664,8 @@ class FakeTelegram:
             return update["update_id"]
 
     def redeliver(self, update_id: int) -> None:
-        """Put a confirmed update back: the next getUpdates returns it whatever its offset says."""
+        """Put a confirmed update back: the next getUpdates returns it whatever its offset says (with a
+        webhook set, it is posted again)."""
         with self._cond:
             if update_id not in self._updates:
                 raise ValueError(f"unknown update_id {update_id}")
@@ -698,6 +769,44 @@ class FakeTelegram:
     def _bot_user(self) -> dict:
         return {"id": self.bot_id, "is_bot": True, "first_name": "Crew", "username": self.bot_username}
 
+    def _start_delivery(self) -> None:
+        """Start the webhook delivery thread unless it runs (it ends itself once the URL is cleared)."""
+        if self.webhook.get("url") and self._delivery is None and not self._stopping.is_set():
+            self._delivery = threading.Thread(target=self._deliver, name="FakeTelegram webhook", daemon=True)
+            self._delivery.start()
+
+    # -- webhook delivery (its own thread) ---------------------------------------
+    def _deliver(self) -> None:
+        """POST pending updates to the webhook one at a time, lowest update_id first, until it is removed."""
+        retry_at = 0.0
+        while True:
+            with self._cond:
+                while True:
+                    url = self.webhook.get("url")
+                    if not url or self._stopping.is_set():
+                        self._delivery = None  # under the lock: a new setWebhook starts a fresh thread
+                        self._cond.notify_all()
+                        return
+                    # setWebhook clears the error: a fresh webhook is tried at once
+                    wait = retry_at - time.monotonic() if self._webhook_error else 0.0
+                    if self._pending and wait <= 0:
+                        break
+                    self._cond.wait(wait if self._pending else None)  # a push or setWebhook notifies
+                update_id = min(self._pending)
+                self._pending[update_id] = False  # a redeliver() during the POST sets it again
+                update, secret_token = self._updates[update_id], self.webhook.get("secret_token")
+            outcome, error = _post_update(url, update, secret_token)
+            with self._cond:
+                self.webhook_deliveries.append((update_id, outcome))
+                if error is None:
+                    if self._pending.get(update_id) is False:
+                        del self._pending[update_id]
+                    retry_at = 0.0
+                else:
+                    self._webhook_error = (int(time.time()), error)
+                    retry_at = time.monotonic() + self.webhook_retry
+                self._cond.notify_all()
+
     def _last_bot_message(self, chat_id: int) -> dict:
         ours = [
             m for (chat, _), m in self._messages.items() if chat == chat_id and m["from"]["id"] == self.bot_id
@@ -772,6 +881,8 @@ class FakeTelegram:
                     "confirmed_offset": self._confirmed,
                     "pending": sorted(self._pending),
                     "counts": counts,
+                    "webhook_url": self.webhook.get("url", ""),
+                    "webhook_deliveries": len(self.webhook_deliveries),
                 }
             return 200, {"ok": True, "result": state}
         actions = {
@@ -851,15 +962,30 @@ class FakeTelegram:
         self._confirmed = max(self._confirmed, offset)
 
     def _set_webhook(self, params: dict) -> bool:
+        url = params.get("url") or ""
+        if not isinstance(url, str):
+            raise ApiError(400, "Bad Request: wrong parameter url in request")
+        if url:
+            _check_webhook_url(url)
+        secret_token = params.get("secret_token")
+        if secret_token is not None and not _SECRET_TOKEN_RE.fullmatch(str(secret_token)):
+            raise ApiError(400, "Bad Request: secret token contains unallowed characters")
         with self._cond:
-            self.webhook = dict(params) if params.get("url") else {}
+            self.webhook = dict(params) if url else {}
+            self._webhook_error = None
+            if params.get("drop_pending_updates"):
+                self._pending.clear()
+            self._start_delivery()
+            self._cond.notify_all()  # a running delivery thread picks up the new URL (or ends)
         return True
 
     def _delete_webhook(self, params: dict) -> bool:
         with self._cond:
             self.webhook = {}
+            self._webhook_error = None
             if params.get("drop_pending_updates"):
                 self._pending.clear()
+            self._cond.notify_all()  # ends the delivery thread
         return True
 
     def _get_webhook_info(self, params: dict) -> dict:
@@ -869,6 +995,10 @@ class FakeTelegram:
                 "has_custom_certificate": False,
                 "pending_update_count": len(self._pending),
             }
+            if self._webhook_error is not None:  # kept after later successes, as Telegram does
+                info["last_error_date"], info["last_error_message"] = self._webhook_error
+            if self.webhook.get("max_connections") is not None:
+                info["max_connections"] = self.webhook["max_connections"]
             if self.webhook.get("allowed_updates"):
                 info["allowed_updates"] = self.webhook["allowed_updates"]
             return info

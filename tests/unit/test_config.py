@@ -61,7 +61,13 @@ def test_set_rejects_bad_values_naming_the_key_and_writes_nothing(home: Path) ->
         set_value("providers.nope.apiKey", "x")
     with pytest.raises(ConfigError, match="agents.bots.coder.toolMode"):
         set_value("agents.bots.coder.toolMode", "telepathy")
+    with pytest.raises(ConfigError, match="webhookUrl must be the https:// URL Telegram calls"):
+        set_value("channels.telegram.webhookUrl", "bot.example.com/tg")
+    with pytest.raises(ConfigError, match="channels.telegram.webhookSecret"):
+        set_value("channels.telegram.webhookSecret", "no spaces or ! allowed")
     assert (home / "config.json").read_text() == before
+    set_value("channels.telegram.webhookUrl", "https://bot.example.com/tg")
+    assert load_config().channels.telegram.webhook_url == "https://bot.example.com/tg"
 
 
 def test_broken_file_is_a_clear_error(home: Path) -> None:

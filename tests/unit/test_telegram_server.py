@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import http.client
 import json
+import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections import deque
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -47,6 +53,62 @@ def raw(tg: FakeTelegram, method: str, *, data: bytes | None = None, content_typ
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on (connections to it are refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Receiver:
+    """A webhook endpoint on loopback (own thread): records each POST, answers queued statuses, then 200."""
+
+    def __init__(self) -> None:
+        self.statuses: deque[int] = deque()
+        self.posts: list[tuple[str, http.client.HTTPMessage, dict]] = []  # (path, headers, JSON body)
+        self._cond = threading.Condition()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with receiver._cond:
+                    status = receiver.statuses.popleft() if receiver.statuses else 200
+                    receiver.posts.append((self.path, self.headers, body))
+                    receiver._cond.notify_all()
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: object) -> None:  # keep test output clean
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hook"
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
+
+    def wait_for(self, n: int, timeout: float = 30.0) -> list[tuple[str, http.client.HTTPMessage, dict]]:
+        """Block until at least n POSTs arrived; returns a copy of `posts`."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while len(self.posts) < n:
+                remaining = deadline - time.monotonic()
+                assert remaining > 0, f"timed out waiting for {n} webhook POST(s); got {self.posts!r}"
+                self._cond.wait(remaining)
+            return list(self.posts)
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def hook() -> Iterator[Receiver]:
+    receiver = Receiver()
+    yield receiver
+    receiver.close()
 
 
 # --------------------------------------------------------------------------- HTML checker (TDLib's rules)
@@ -239,15 +301,107 @@ async def test_a_second_poller_ends_the_first_with_conflict(bot: telegram.Bot, t
 
 async def test_webhook_blocks_polling_until_deleted(bot: telegram.Bot, tg: FakeTelegram):
     tg.push_message(1, "queued")
-    assert await bot.set_webhook("https://example.invalid/hook", secret_token="s3cret")
+    url = f"https://127.0.0.1:{free_port()}/hook"  # refused: the update stays pending
+    assert await bot.set_webhook(url, secret_token="s3cret")
     info = await bot.get_webhook_info()
-    assert info.url == "https://example.invalid/hook" and info.pending_update_count == 1
+    assert info.url == url and info.pending_update_count == 1
     assert tg.webhook["secret_token"] == "s3cret"
     with pytest.raises(Conflict, match="webhook is active"):
         await bot.get_updates()
     assert await bot.delete_webhook(drop_pending_updates=True)
     assert await bot.get_updates() == ()
     assert (await bot.get_webhook_info()).url == ""
+
+
+async def test_webhook_gets_each_update_with_the_secret(bot: telegram.Bot, tg: FakeTelegram, hook: Receiver):
+    assert await bot.set_webhook(hook.url, secret_token="s3cret-Token_1")
+    first = tg.push_message(42, "via hook")
+    second = tg.push_message(42, "and again")
+    posts = await asyncio.to_thread(hook.wait_for, 2)
+    assert [update["update_id"] for _, _, update in posts] == [first, second]  # in order, one per request
+    path, headers, update = posts[0]
+    assert path == "/hook" and headers["Content-Type"] == "application/json"
+    assert headers["X-Telegram-Bot-Api-Secret-Token"] == "s3cret-Token_1"
+    assert telegram.Update.de_json(update, bot).message.text == "via hook"
+    tg.wait_for(lambda: tg.pending_updates() == [], what="confirmed deliveries")
+    assert tg.webhook_deliveries == [(first, 200), (second, 200)]
+    info = await bot.get_webhook_info()
+    assert info.pending_update_count == 0 and info.last_error_message is None
+    with pytest.raises(Conflict, match="webhook is active"):
+        await bot.get_updates()
+
+
+async def test_failed_webhook_deliveries_are_retried(bot: telegram.Bot, tg: FakeTelegram, hook: Receiver):
+    hook.statuses.extend([500, 500])
+    assert await bot.set_webhook(hook.url)
+    update_id = tg.push_message(1, "keep trying")
+    tg.wait_for(lambda: len(tg.webhook_deliveries) >= 2, what="two failed deliveries")
+    info = await bot.get_webhook_info()
+    assert info.last_error_message == "Wrong response from the webhook: 500 Internal Server Error"
+    assert abs(info.last_error_date.timestamp() - time.time()) < 60
+    posts = await asyncio.to_thread(hook.wait_for, 3)
+    assert [update["update_id"] for _, _, update in posts] == [update_id] * 3
+    tg.wait_for(lambda: len(tg.webhook_deliveries) == 3, what="the successful delivery")
+    assert tg.webhook_deliveries == [(update_id, 500), (update_id, 500), (update_id, 200)]
+    info = await bot.get_webhook_info()
+    assert info.pending_update_count == 0
+    assert info.last_error_message == "Wrong response from the webhook: 500 Internal Server Error"  # kept
+
+
+def test_unreachable_webhook_keeps_the_update_pending():
+    with FakeTelegram(webhook_retry=0.05) as tg:
+        assert raw(tg, "setWebhook", query=f"url=http://localhost:{free_port()}/hook")[0] == 200
+        update_id = tg.push_message(1, "anyone there?")
+        tg.wait_for(lambda: len(tg.webhook_deliveries) >= 3, what="three attempts")
+        assert tg.webhook_deliveries[:3] == [(update_id, "Connection refused")] * 3
+        info = raw(tg, "getWebhookInfo")[1]["result"]
+        assert info["pending_update_count"] == 1 and info["last_error_message"] == "Connection refused"
+        assert isinstance(info["last_error_date"], int)
+
+
+async def test_delete_webhook_stops_deliveries(bot: telegram.Bot, tg: FakeTelegram, hook: Receiver):
+    assert await bot.set_webhook(hook.url)
+    first = tg.push_message(1, "hooked")
+    await asyncio.to_thread(hook.wait_for, 1)
+    tg.wait_for(lambda: tg.pending_updates() == [], what="the confirmed delivery")
+    assert await bot.delete_webhook()
+    tg.wait_for(
+        lambda: "FakeTelegram webhook" not in {t.name for t in threading.enumerate()},
+        what="the delivery thread to end",
+    )
+    second = tg.push_message(1, "polled")
+    assert [u.update_id for u in await bot.get_updates()] == [second]
+    assert len(hook.posts) == 1 and tg.webhook_deliveries == [(first, 200)]
+
+
+async def test_set_webhook_is_checked_like_telegram(bot: telegram.Bot, tg: FakeTelegram):
+    with pytest.raises(BadRequest, match="(?i)bad webhook: an https url must be provided"):
+        await bot.set_webhook("http://example.com/hook")
+    with pytest.raises(BadRequest, match="(?i)secret token contains unallowed characters"):
+        await bot.set_webhook("https://example.invalid/hook", secret_token="not allowed!")
+    with pytest.raises(BadRequest, match="(?i)only on ports 80, 88, 443 or 8443"):
+        await bot.set_webhook("https://example.invalid:8080/hook")
+    assert raw(tg, "setWebhook", query="url=http://10.0.0.1/hook") == (400, {
+        "ok": False, "error_code": 400,
+        "description": "Bad Request: bad webhook: An HTTPS URL must be provided for webhook"})  # fmt: skip
+    assert tg.webhook == {}
+    # nothing is pending, so nothing is posted to this host
+    assert await bot.set_webhook("https://example.invalid:8443/hook", max_connections=5)
+    info = await bot.get_webhook_info()
+    assert info.max_connections == 5 and info.last_error_date is None
+    assert await bot.set_webhook(f"http://localhost:{free_port()}/hook")  # plain http is fine on loopback
+
+
+async def test_redeliver_posts_the_update_again(bot: telegram.Bot, tg: FakeTelegram, hook: Receiver):
+    assert await bot.set_webhook(hook.url)
+    update_id = tg.push_message(1, "twice")
+    await asyncio.to_thread(hook.wait_for, 1)
+    tg.wait_for(lambda: tg.pending_updates() == [], what="the confirmed delivery")
+    tg.redeliver(update_id)
+    posts = await asyncio.to_thread(hook.wait_for, 2)
+    assert [update["update_id"] for _, _, update in posts] == [update_id, update_id]  # the app must dedupe
+    tg.wait_for(lambda: tg.pending_updates() == [], what="the confirmed redelivery")
+    assert tg.webhook_deliveries == [(update_id, 200), (update_id, 200)]
 
 
 @pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")  # int now, timedelta in v23
@@ -412,7 +566,7 @@ def test_wait_for_sent_reports_what_was_sent(tg: FakeTelegram):
         tg.wait_for_sent(2, timeout=0.5)
 
 
-def test_cli_and_control_api():
+def test_cli_and_control_api(hook: Receiver):
     proc = subprocess.Popen([sys.executable, "-m", "tests.fakes.telegram_server", "--port", "0"], cwd=REPO_ROOT,
                             stdout=subprocess.PIPE, text=True)  # fmt: skip
     try:
@@ -432,7 +586,17 @@ def test_cli_and_control_api():
             )
             state = http.get("/_control/state").json()["result"]
             assert state["counts"] == {"getUpdates": 1, "sendMessage": 2}
+            assert (state["webhook_url"], state["webhook_deliveries"]) == ("", 0)
             assert http.post("/_control/push", json={"text": "no chat"}).status_code == 400
+
+            http.post(f"/bot{token}/setWebhook", data={"url": hook.url}).raise_for_status()
+            posted = [update["update_id"] for _, _, update in hook.wait_for(1)]
+            assert posted == [update_id]  # getUpdates above did not confirm it
+            deadline = time.monotonic() + 30
+            while (state := http.get("/_control/state").json()["result"])["pending"]:
+                assert time.monotonic() < deadline, f"the delivery was never confirmed: {state}"
+                time.sleep(0.05)
+            assert (state["webhook_url"], state["webhook_deliveries"]) == (hook.url, 1)
     finally:
         proc.terminate()
         assert proc.wait(timeout=30) == 0
