@@ -295,3 +295,30 @@ def test_messages_from_before_memory_existed_are_searchable(tmp_path: Path) -> N
     mem.index_pending()
     assert mem.search("harbour festival")[0].similarity is not None
     mem.close()
+
+
+def test_the_indexer_waits_for_a_quiet_crew_but_not_forever(mem: MemoryService,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Embedding beside a reply's query embedding slows the reply: the worker waits for a pause."""
+    import nanofolks.memory.service as service_module
+
+    monkeypatch.setattr(service_module, "QUIET_SECONDS", 0.4)
+    monkeypatch.setattr(service_module, "MAX_DEFER_SECONDS", 1.5)
+    general = room(mem)
+
+    def talk(seconds: float) -> list[int]:
+        """A busy crew: a message every 0.1 s."""
+        ids, started = [], time.monotonic()
+        while time.monotonic() - started < seconds:
+            ids.append(say(mem, general, f"a busy crew keeps talking, message {len(ids)}"))
+            mem.note_messages(ids[-1:])
+            time.sleep(0.1)
+        return ids
+
+    talk(0.9)
+    assert len(mem.vectors.pending_messages(0, 100)) >= 8  # nothing embedded while it talked
+    assert mem.wait_indexed(5)  # embedded once it paused
+
+    said = talk(3.0)  # never pausing for longer than the deferral
+    pending = {row[0] for row in mem.vectors.pending_messages(0, 1000)}
+    assert set(said[:5]) & pending == set()  # the first ones were embedded while it still talked
