@@ -112,9 +112,7 @@ class TelegramChannel:
         if self.config.webhook_url:
             await self._start_webhook()
             return
-        if (await self._bot.get_webhook_info()).url:  # getUpdates is refused while a webhook is set
-            await self._bot.delete_webhook(drop_pending_updates=False)  # its pending updates come by polling
-            log.info("telegram: webhook removed, long polling from now on")
+        await self._remove_webhook()
         self._poll_task = asyncio.create_task(self._poll_forever(), name="telegram-poll")
         self._watchdog_task = asyncio.create_task(self._watchdog(), name="telegram-watchdog")
 
@@ -191,10 +189,23 @@ class TelegramChannel:
                  config.webhook_listen, config.webhook_port, info.pending_update_count)
         self._state = "running"
 
+    async def _remove_webhook(self) -> None:
+        """getUpdates is refused while a webhook is set (one left by an earlier webhook run, say): remove it;
+        the updates it still holds come by polling. Not fatal: a webhook still set shows as a conflict."""
+        from telegram.error import TelegramError
+
+        try:
+            if (await self._bot.get_webhook_info()).url:
+                await self._bot.delete_webhook(drop_pending_updates=False)
+                log.info("telegram: webhook removed, long polling from now on")
+        except TelegramError as exc:
+            log.warning("telegram: could not check for a webhook (%s); polling anyway", exc)
+
     @property
     def _webhook_secret(self) -> str:
         """The configured secret, or one derived from the bot token: the same at every start, never logged."""
-        return self.config.webhook_secret or hashlib.sha256(f"nanofolks-webhook:{self.config.token}".encode()).hexdigest()
+        derived = hashlib.sha256(f"nanofolks-webhook:{self.config.token}".encode()).hexdigest()
+        return self.config.webhook_secret or derived
 
     async def _on_webhook(self, request: Any) -> Any:
         from aiohttp import web
