@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import threading
 import zlib
 from collections.abc import Callable
@@ -209,16 +210,24 @@ class VectorIndex:
             if self._index is None or not self.dirty:
                 return
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+            tmp = _temp_beside(self.path)
             self._index.save_index(str(tmp))
             meta = {"format": FORMAT, "model": self.model, "dim": self.dim, "m": self.m,
                     "ef_construction": self.ef_construction, "capacity": self._index.get_max_elements(),
                     "deleted": self._deleted, "size": tmp.stat().st_size, "crc32": _crc32(tmp)}
             os.replace(tmp, self.path)
-            meta_tmp = self.meta_path.with_name(f"{self.meta_path.name}.{os.getpid()}.tmp")
+            meta_tmp = _temp_beside(self.meta_path)
             meta_tmp.write_text(json.dumps(meta))
             os.replace(meta_tmp, self.meta_path)
             self.dirty = 0
+
+
+def _temp_beside(path: Path) -> Path:
+    """A new file next to `path`, for a write-then-rename. Unique per call: two services of one process
+    (or two processes) saving the same index must not write each other's temp file."""
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.", suffix=".tmp")
+    os.close(fd)
+    return Path(name)
 
 
 def _unpack(batch: list[tuple[int, bytes]], dim: int) -> tuple[list[int], np.ndarray]:
