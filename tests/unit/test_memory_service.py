@@ -302,7 +302,7 @@ def test_the_indexer_waits_for_a_quiet_crew_but_not_forever(mem: MemoryService,
     """Embedding beside a reply's query embedding slows the reply: the worker waits for a pause."""
     import nanofolks.memory.service as service_module
 
-    monkeypatch.setattr(service_module, "QUIET_SECONDS", 0.4)
+    monkeypatch.setattr(service_module, "QUIET_SECONDS", 0.6)  # six times the pace of the talk below
     monkeypatch.setattr(service_module, "MAX_DEFER_SECONDS", 1.5)
     general = room(mem)
 
