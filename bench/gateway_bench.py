@@ -35,6 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.stats import percentile  # noqa: E402
 from nanofolks.llm.env import prepare_offline_env  # noqa: E402
 from tests.conftest import onboard  # noqa: E402
 from tests.fakes.llm_server import ScriptedLLM  # noqa: E402
@@ -59,11 +60,6 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def wait_ready(tg: FakeTelegram, proc: subprocess.Popen, timeout: float = 90) -> None:

@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
+from bench.stats import percentile  # noqa: E402
 from nanofolks.config.schema import Config  # noqa: E402
 from nanofolks.llm.client import LLM  # noqa: E402
 from nanofolks.llm.env import import_litellm  # noqa: E402
@@ -57,11 +58,6 @@ def build_messages(history: int) -> list[dict[str, str]]:
         role = "user" if (history - i) % 2 == 1 else "assistant"
         messages.append({"role": role, "content": f"Message {i}: could you look at step {i} of the plan again?"})
     return messages
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def timed(call: Callable[[], Awaitable[Any]], calls: int) -> dict[str, float]:

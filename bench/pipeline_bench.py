@@ -25,6 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.stats import percentile  # noqa: E402
 from nanofolks.config.schema import Config  # noqa: E402
 from nanofolks.crew.crew import install_team  # noqa: E402
 from nanofolks.llm.client import LLM, ChatResult  # noqa: E402
@@ -49,11 +50,6 @@ class InstantLLM(LLM):
         result = ChatResult(text=f"@{bot} on it.", model=model, prompt_tokens=10, completion_tokens=3)
         await self._record(Usage(model=model, bot=bot, room_id=room_id, prompt_tokens=10, completion_tokens=3))
         return result
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def run_pipeline(root: Path, n: int) -> tuple[list[float], float, int]:

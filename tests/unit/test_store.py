@@ -7,12 +7,15 @@ from pathlib import Path
 
 import pytest
 
+from nanofolks.config.schema import Config
 from nanofolks.crew.crew import install_team
+from nanofolks.llm.client import LLM, ChatResult
+from nanofolks.orchestrator.pipeline import Pipeline
 from nanofolks.rooms.rooms import RoomError, Rooms, parse_chat_ref, validate_room_name
 from nanofolks.rooms.tasks import TaskError, Tasks
 from nanofolks.store.db import Database
 from nanofolks.store.messages import Message, MessageRepo
-from nanofolks.store.rooms import RoomRepo
+from nanofolks.store.rooms import Room, RoomRepo
 from nanofolks.store.tasks import TaskRepo
 
 
@@ -152,22 +155,26 @@ def test_messages_recent_is_oldest_first(db: Database, rooms: Rooms) -> None:
     assert repo.count(room.id) == 6
 
 
-async def test_a_rerun_turn_keeps_one_copy_of_the_message(tmp_path: Path) -> None:
-    """The gateway re-runs a turn that crashed mid-model-call with the same turn id."""
-    from nanofolks.config.schema import Config
-    from nanofolks.llm.client import LLM, ChatResult
-    from nanofolks.orchestrator.pipeline import Pipeline
+class Instant(LLM):
+    """A model that answers at once: "<bot> here"."""
 
-    class Instant(LLM):
-        async def chat(self, messages, *, model, bot="", **_):  # noqa: ANN001, ANN003
-            return ChatResult(text=f"{bot} here", model=model)
+    async def chat(self, messages, *, model, bot="", **_):  # noqa: ANN001, ANN003
+        return ChatResult(text=f"{bot} here", model=model)
 
+
+def instant_pipeline(tmp_path: Path) -> tuple[Pipeline, Room, Database]:
+    """The five steps over a real store and the Instant model; the crew's general room."""
     db = Database(tmp_path / "p.db")
     crew = install_team(tmp_path / "ws", "pirate_crew")
     room = Rooms(RoomRepo(db), crew).general()
     config = Config()
     config.orchestrator.llm_intent = False
-    pipeline = Pipeline(config, crew, Instant(config), MessageRepo(db))
+    return Pipeline(config, crew, Instant(config), MessageRepo(db)), room, db
+
+
+async def test_a_rerun_turn_keeps_one_copy_of_the_message(tmp_path: Path) -> None:
+    """The gateway re-runs a turn that crashed mid-model-call with the same turn id."""
+    pipeline, room, db = instant_pipeline(tmp_path)
     await pipeline.handle(room, "@coder hi", turn_id="telegram-inbox-7")
     await pipeline.handle(room, "@coder hi", turn_id="telegram-inbox-7")
     users = [m for m in MessageRepo(db).recent(room.id, 50) if m.role == "user"]
@@ -178,20 +185,7 @@ async def test_a_rerun_turn_keeps_one_copy_of_the_message(tmp_path: Path) -> Non
 
 async def test_the_replies_of_a_turn_and_the_callers_commit_are_one_transaction(tmp_path: Path) -> None:
     """A commit hook that fails (the gateway finding its inbox row answered meanwhile) stores no reply."""
-    from nanofolks.config.schema import Config
-    from nanofolks.llm.client import LLM, ChatResult
-    from nanofolks.orchestrator.pipeline import Pipeline
-
-    class Instant(LLM):
-        async def chat(self, messages, *, model, bot="", **_):  # noqa: ANN001, ANN003
-            return ChatResult(text=f"{bot} here", model=model)
-
-    db = Database(tmp_path / "p.db")
-    crew = install_team(tmp_path / "ws", "pirate_crew")
-    room = Rooms(RoomRepo(db), crew).general()
-    config = Config()
-    config.orchestrator.llm_intent = False
-    pipeline = Pipeline(config, crew, Instant(config), MessageRepo(db))
+    pipeline, room, db = instant_pipeline(tmp_path)
 
     def refuse(conn, answer) -> None:  # noqa: ANN001
         conn.execute("CREATE TABLE hook_ran (x)")  # written inside the transaction, rolled back with it
