@@ -35,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.stats import percentile  # noqa: E402
+from bench.stats import percentile, report  # noqa: E402
 from nanofolks.llm.env import prepare_offline_env  # noqa: E402
 from tests.conftest import onboard  # noqa: E402
 from tests.fakes.llm_server import ScriptedLLM  # noqa: E402
@@ -198,10 +198,7 @@ def main() -> None:
         "overhead_ratio_p50": round(added / echo["p50_ms"], 2),
         "throughput_ratio": round(gateway["updates_per_s"] / echo["updates_per_s"], 3),
     }
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print(json.dumps(result, indent=2))
+    report(result, args.json)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import sys
@@ -33,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from bench.stats import percentile  # noqa: E402
+from bench.stats import percentile, report  # noqa: E402
 from nanofolks.config.schema import Config  # noqa: E402
 from nanofolks.llm.client import LLM  # noqa: E402
 from nanofolks.llm.env import import_litellm  # noqa: E402
@@ -125,10 +124,7 @@ def main() -> None:
         "ratio_p50": {name: round(stats["p50_ms"] / floor, 2)
                       for name, stats in variants.items() if name != "raw_httpx"},
     }
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print(json.dumps(result, indent=2))
+    report(result, args.json)
 
 
 if __name__ == "__main__":
