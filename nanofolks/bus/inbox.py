@@ -8,18 +8,19 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from nanofolks.bus.messages import InboundMessage
+from nanofolks.bus.messages import InboundMessage, Rejected
 from nanofolks.channels.access import AccessPolicy, pairing_text
 from nanofolks.store.db import Database
 from nanofolks.store.inbox import InboxRepo, InboxRow
 from nanofolks.store.outbox import OutboxRow
+from nanofolks.store.rejected import RejectedRepo
 
 log = logging.getLogger("nanofolks.inbox")
 
 
 @dataclass
 class Received:
-    outcome: str  # accepted | duplicate | paired | ignored
+    outcome: str  # accepted | duplicate | paired | ignored | rejected
     inbox_id: int | None = None
 
 
@@ -28,9 +29,17 @@ class Ingress:
         self.access = access
         self.inbox = inbox
         self.db = db
+        self.rejected = RejectedRepo(db)
 
-    async def receive(self, msg: InboundMessage) -> Received:
+    async def receive(self, msg: InboundMessage | Rejected) -> Received:
+        if isinstance(msg, Rejected):
+            return await self.db.quick(self._reject, msg)
         return await self.db.quick(self._receive, msg)
+
+    def _reject(self, update: Rejected) -> Received:
+        self.rejected.add(update)
+        log.warning("%s: update %s rejected and skipped: %s", update.platform, update.ref or "?", update.reason)
+        return Received("rejected")
 
     def _receive(self, msg: InboundMessage) -> Received:
         decision = self.access.decide(msg)

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, fields
+from typing import Any
+
+RAW_CHARS = 2000  # how much of a rejected update is kept for the owner to look at
+
+
+def valid_text(text: str) -> str:
+    """`text` as valid Unicode: a lone surrogate (JSON allows "\\ud800") becomes U+FFFD, a split pair is
+    joined. SQLite, the models and the platforms all refuse text that cannot be encoded as UTF-8."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 @dataclass
@@ -20,6 +30,12 @@ class InboundMessage:
     chat_type: str = "private"  # private | group
     mentioned: bool = False  # the bot was @mentioned, or the message replies to one of its messages
 
+    def __post_init__(self) -> None:  # the edge: nothing invalid gets past here into the store
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, str):
+                setattr(self, f.name, valid_text(value))
+
     @property
     def is_group(self) -> bool:
         return self.chat_type != "private"
@@ -35,3 +51,24 @@ class OutboundMessage:
     text: str  # Markdown; the adapter converts it to what the platform renders
     key: str  # idempotency key, stable across retries and restarts
     reply_to: str | None = None  # the platform message id this answers (used in groups)
+
+
+@dataclass
+class Rejected:
+    """An update the adapter could not make sense of. It is handed over like a message, so it is recorded
+    (with its reason) before the platform is told it arrived; then it is skipped, never retried."""
+
+    platform: str
+    account: str
+    ref: str  # the platform's id of the update, when it had one
+    reason: str
+    raw: str = ""
+
+    @classmethod
+    def of(cls, platform: str, account: str, ref: object, reason: str, raw: Any) -> Rejected:
+        try:
+            shown = raw if isinstance(raw, str) else json.dumps(raw, ensure_ascii=False, default=repr)
+        except (TypeError, ValueError, RecursionError):
+            shown = repr(raw)
+        return cls(platform, account, valid_text(str(ref if ref is not None else "")), valid_text(reason)[:500],
+                   valid_text(shown[:RAW_CHARS]))

@@ -13,12 +13,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from nanofolks.bus.messages import InboundMessage
-from nanofolks.store.pairing import PairingRepo
+from nanofolks.store.pairing import PairingLimits, PairingRefused, PairingRepo
 
 PAIRING_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O/1/I: nothing to misread
 CODE_LENGTH = 8
 PAIRING_TTL = 3600.0  # seconds a code stays valid
-MAX_PENDING = 3  # live codes per channel: a flood of strangers cannot grow the table
+# A flood of strangers cannot grow the table (the oldest code makes room), nor can one stranger take the
+# slots or keep the crew busy answering.
+LIMITS = PairingLimits(max_pending=20, codes_per_hour=3, repeat_after=60.0)
 
 
 def new_code() -> str:
@@ -45,8 +47,10 @@ def pairing_text(platform: str, code: str) -> str:
 
 
 class AccessPolicy:
-    def __init__(self, platform: str, allow_from: Iterable[str], open_groups: Iterable[str], pairing: PairingRepo):
+    def __init__(self, platform: str, allow_from: Iterable[str], open_groups: Iterable[str], pairing: PairingRepo,
+                 limits: PairingLimits = LIMITS):
         self.platform = platform
+        self.limits = limits
         entries = {str(e).strip().lstrip("@").lower() for e in allow_from if str(e).strip()}
         self.everyone = "*" in entries
         self.allow = entries - {"*"}
@@ -70,10 +74,9 @@ class AccessPolicy:
             return Decision("ignore", f"sender {msg.sender_id} is not allowed in this group")
         if self.allowed(msg):
             return Decision("accept")
-        request = self.pairing.request(
-            self.platform, msg.sender_id, msg.sender_username, msg.chat_id,
-            make_code=new_code, ttl=PAIRING_TTL, max_pending=MAX_PENDING,
-        )
-        if request is None:
-            return Decision("ignore", f"stranger {msg.sender_id}: {MAX_PENDING} pairing codes already pending")
+        try:
+            request = self.pairing.request(self.platform, msg.sender_id, msg.sender_username, msg.chat_id,
+                                           make_code=new_code, ttl=PAIRING_TTL, limits=self.limits)
+        except PairingRefused as exc:
+            return Decision("ignore", str(exc))
         return Decision("pair", f"stranger {msg.sender_id}", code=request.code)

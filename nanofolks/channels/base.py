@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from nanofolks.bus.messages import InboundMessage, OutboundMessage
+from nanofolks.bus.messages import InboundMessage, OutboundMessage, Rejected
 
-OnMessage = Callable[[InboundMessage], Awaitable[None]]
+# Takes a message, or an update the adapter could not parse (recorded, then confirmed and skipped).
+OnMessage = Callable[[InboundMessage | Rejected], Awaitable[None]]
 
 
 class SendError(Exception):
@@ -56,7 +57,8 @@ class Channel(Protocol):
 
     async def start(self, on_message: OnMessage) -> None:
         """Connect and identify; then receive in the background, calling `on_message` for each message
-        and acknowledging it to the platform only after the call returned."""
+        and acknowledging it to the platform only after the call returned. No update stops the receiver:
+        one that cannot be parsed is handed over as a `Rejected` (then acknowledged like a message)."""
 
     async def stop(self) -> None:
         """Stop receiving and close connections, within a few seconds."""

@@ -6,6 +6,10 @@
 - Durability: Discord has no acknowledgement and no redelivery. A message is safe once `on_message`
   returned; one that arrives while the process dies (before the inbox write) is lost. A failing store
   is retried a few times, then the loss is logged with the message id.
+- No event stops the connection: discord.py builds its objects from each gateway event inside its read
+  loop, where one exception would end the connection for good (and Discord would replay the same event
+  at the next start). Every event parser is guarded: a MESSAGE_CREATE that cannot be read is recorded as
+  rejected, any other bad event is logged and skipped.
 - Who is heard: direct messages; in guilds only a mention of the bot, a reply to one of its messages,
   or any message in a channel listed in `openChannels` (the shared access policy then also skips the
   sender check there). Our own messages are always ignored, other bots' unless `allowBots`.
@@ -24,13 +28,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import re
 import time
 from typing import Any
 
-from nanofolks.bus.messages import InboundMessage, OutboundMessage
+from nanofolks.bus.messages import InboundMessage, OutboundMessage, Rejected
 from nanofolks.channels.base import ChannelError, OnMessage, SendError
 from nanofolks.channels.formatting import split_for_discord
 from nanofolks.config.schema import DiscordConfig
@@ -76,8 +81,21 @@ def _make_client(channel: DiscordChannel, guild_ready_timeout: float) -> Any:
 
     intents = discord.Intents.default()
     intents.message_content = True  # privileged: enable it for the bot in the developer portal
-    return _Client(intents=intents, guild_ready_timeout=guild_ready_timeout,
-                   max_ratelimit_timeout=MAX_RATELIMIT_WAIT, chunk_guilds_at_startup=False)
+    client = _Client(intents=intents, guild_ready_timeout=guild_ready_timeout,
+                     max_ratelimit_timeout=MAX_RATELIMIT_WAIT, chunk_guilds_at_startup=False)
+    # discord.py's gateway reads events through this table (the same dict object), so guarding its entries
+    # keeps one malformed event from ending the connection.
+    parsers = client._connection.parsers
+    for event, parse in list(parsers.items()):
+        parsers[event] = functools.partial(_guarded, channel, event, parse)
+    return client
+
+
+def _guarded(channel: DiscordChannel, event: str, parse: Any, data: Any) -> None:
+    try:
+        parse(data)
+    except Exception as exc:  # noqa: BLE001 - see the module notes: no event may end the connection
+        channel._unparsable(event, data, exc)
 
 
 def lock_key(config: DiscordConfig) -> str:
@@ -103,6 +121,7 @@ class DiscordChannel:
         self._task: asyncio.Task | None = None
         self._on_message: OnMessage | None = None
         self._in_order = asyncio.Lock()  # FIFO: messages reach the inbox in the order they arrived
+        self._background: set[asyncio.Task] = set()
         self._account = ""
         self._state = "stopped"
         self._was_ready = False
@@ -201,10 +220,31 @@ class DiscordChannel:
 
     # --- receiving --------------------------------------------------------------------------------
 
-    async def _receive(self, message: Any) -> None:
-        msg = self._parse(message)
-        if msg is None:
+    def _unparsable(self, event: str, data: Any, exc: Exception) -> None:
+        """A gateway event discord.py could not read: a message is recorded as rejected, the rest logged."""
+        reason = f"{type(exc).__name__}: {exc}"
+        if event != "MESSAGE_CREATE":
+            log.warning("discord: %s event skipped, it could not be read (%s)", event, reason)
             return
+        ref = data.get("id") if isinstance(data, dict) else None
+        self._later(self._store(Rejected.of(self.platform, self.account, ref, reason, data)))
+
+    def _later(self, work: Any) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _receive(self, message: Any) -> None:
+        try:
+            msg = self._parse(message)
+        except Exception as exc:  # noqa: BLE001 - a message of an odd shape is recorded, not fatal
+            msg = Rejected.of(self.platform, self.account, getattr(message, "id", None),
+                              f"{type(exc).__name__}: {exc}", repr(message))
+        if msg is not None:
+            await self._store(msg)
+
+    async def _store(self, msg: InboundMessage | Rejected) -> None:
+        ref = msg.message_id if isinstance(msg, InboundMessage) else msg.ref
         async with self._in_order:  # discord.py runs each event in its own task
             for attempt in range(1, STORE_ATTEMPTS + 1):
                 try:
@@ -212,10 +252,10 @@ class DiscordChannel:
                     return
                 except Exception:
                     if attempt == STORE_ATTEMPTS:
-                        log.exception("discord: message %s in %s LOST: could not be stored (Discord does not "
-                                      "deliver it again)", msg.message_id, msg.chat_id)
+                        log.exception("discord: message %s LOST: could not be stored (Discord does not "
+                                      "deliver it again)", ref)
                         return
-                    log.warning("discord: could not store message %s; retrying", msg.message_id, exc_info=True)
+                    log.warning("discord: could not store message %s; retrying", ref, exc_info=True)
                     await asyncio.sleep(attempt)
 
     def _parse(self, message: Any) -> InboundMessage | None:
@@ -236,6 +276,8 @@ class DiscordChannel:
         if guild is not None and self._guilds and str(guild.id) not in self._guilds:
             log.info("discord: %s skipped (guild %s is not in channels.discord.guilds)", where, guild.id)
             return None
+        if not isinstance(message.content, str):
+            raise ValueError(f"the message content is a {type(message.content).__name__}, not a string")
         if not message.content:
             hint = " (enable the Message Content intent?)" if guild is not None and not message.attachments else ""
             log.info("discord: %s skipped (no text%s)", where, hint)

@@ -30,7 +30,7 @@ import re
 from collections import OrderedDict
 from typing import Any
 
-from nanofolks.bus.messages import InboundMessage, OutboundMessage
+from nanofolks.bus.messages import InboundMessage, OutboundMessage, Rejected
 from nanofolks.channels.base import ChannelError, OnMessage, SendError
 from nanofolks.channels.formatting import SLACK_LIMIT, markdown_to_slack_mrkdwn, split_message
 from nanofolks.config.schema import SlackConfig
@@ -158,6 +158,9 @@ class SlackChannel:
         message = self._parse(event)
         if message is None:
             return
+        if isinstance(message, Rejected):
+            await self._on_message(message)  # type: ignore[misc] - recorded, then acknowledged
+            return
         message.sender_name = await self._name(message.sender_id)
         key = (message.chat_id, message.message_id)
         task = self._recent.get(key)
@@ -168,17 +171,32 @@ class SlackChannel:
                 self._recent.popitem(last=False)
         await asyncio.shield(task)  # the twin event waits for the same store; an error means no ack
 
-    def _parse(self, event: dict) -> InboundMessage | None:
+    def _parse(self, event: Any) -> InboundMessage | Rejected | None:
+        """The message in an event; None for what the crew does not answer; Rejected for an event that
+        does not have Slack's shape (it is recorded and acknowledged, so Slack does not send it again)."""
+        try:
+            return self._message(event)
+        except Exception as exc:  # noqa: BLE001 - no event may wedge the listener
+            ref = event.get("ts") if isinstance(event, dict) else None
+            return Rejected.of(self.platform, self.account, ref, f"{type(exc).__name__}: {exc}", event)
+
+    def _message(self, event: Any) -> InboundMessage | None:
+        if not isinstance(event, dict):
+            raise ValueError(f"the event is a {type(event).__name__}, not an object")
         kind, channel, ts = event.get("type"), event.get("channel"), event.get("ts")
-        user, text = event.get("user"), event.get("text") or ""
-        if event.get("subtype") not in PERSON_SUBTYPES or event.get("bot_id") or user == self._bot_user:
+        user, text, subtype = event.get("user"), event.get("text") or "", event.get("subtype")
+        if not isinstance(subtype, str | None):
+            raise ValueError(f"{kind} event: subtype is a {type(subtype).__name__}, not a string")
+        if subtype not in PERSON_SUBTYPES or event.get("bot_id") or user == self._bot_user:
             return None  # an edit, a join, our own echo, another bot: nothing the crew answers
-        if not all(isinstance(v, str) for v in (channel, ts, user, text)):
-            log.warning("slack: malformed %s event skipped: %.200r", kind, event)
-            return None
+        for name, value in (("channel", channel), ("ts", ts), ("user", user), ("text", text)):
+            if not isinstance(value, str):
+                raise ValueError(f"{kind} event: {name} is a {type(value).__name__}, not a string")
         if not text.strip():
             return None
         thread = event.get("thread_ts")
+        if not isinstance(thread, str | None):
+            raise ValueError(f"thread_ts is a {type(thread).__name__}, not a string")
         # app_mention carries no channel_type (and never comes from a DM): the id's prefix tells.
         private = event.get("channel_type", "im" if channel.startswith("D") else "channel") == "im"
         mentioned = (kind == "app_mention" or f"<@{self._bot_user}" in text or self._open(channel)

@@ -25,7 +25,7 @@ import warnings
 from typing import Any
 from urllib.parse import urlsplit
 
-from nanofolks.bus.messages import InboundMessage, OutboundMessage
+from nanofolks.bus.messages import InboundMessage, OutboundMessage, Rejected
 from nanofolks.channels.base import ChannelError, OnMessage, SendError
 from nanofolks.channels.formatting import TELEGRAM_LIMIT, markdown_to_telegram_html, split_for_telegram
 from nanofolks.config.schema import TelegramConfig
@@ -52,6 +52,7 @@ class TelegramChannel:
         self._bot: Any = None  # telegram.Bot, imported lazily
         self._bot_id = 0
         self.username = ""
+        self._mention: re.Pattern[str] | None = None
         self._state = "stopped"
         self._offset: int | None = None
         self._poll_task: asyncio.Task | None = None
@@ -106,8 +107,7 @@ class TelegramChannel:
                 log.warning("telegram: getMe failed (%s); retrying", exc)
                 await asyncio.sleep(2**attempt)
         me = self._bot.bot
-        self._bot_id, self.username = me.id, me.username or ""
-        self._mention = re.compile(rf"@{re.escape(self.username)}\b", re.IGNORECASE) if self.username else None
+        self._identify(me.id, me.username or "")
         log.info("telegram: signed in as @%s (%s)", self.username, self._bot_id)
         if self.config.webhook_url:
             await self._start_webhook()
@@ -115,6 +115,10 @@ class TelegramChannel:
         await self._remove_webhook()
         self._poll_task = asyncio.create_task(self._poll_forever(), name="telegram-poll")
         self._watchdog_task = asyncio.create_task(self._watchdog(), name="telegram-watchdog")
+
+    def _identify(self, bot_id: int, username: str) -> None:
+        self._bot_id, self.username = bot_id, username
+        self._mention = re.compile(rf"@{re.escape(username)}\b", re.IGNORECASE) if username else None
 
     async def stop(self) -> None:
         self._state = "stopped"
@@ -141,6 +145,9 @@ class TelegramChannel:
         while True:
             try:
                 updates = await self._get_updates()
+                self._state, backoff = "running", 1.0
+                if await self._ingest(updates):
+                    continue
             except asyncio.CancelledError:
                 raise
             except Conflict as exc:  # another process polls this token (another machine, or a webhook)
@@ -152,10 +159,9 @@ class TelegramChannel:
             except (TelegramError, OSError) as exc:
                 self._state = "reconnecting"
                 log.warning("telegram: getUpdates failed (%s); retrying in %.0fs", exc, backoff)
-            else:
-                self._state, backoff = "running", 1.0
-                if await self._ingest(updates):
-                    continue
+            except Exception:  # a bug of ours or the library's: the poller must outlive it, and say so
+                self._state = "error"
+                log.exception("telegram: polling failed; retrying in %.0fs", backoff)
             await asyncio.sleep(backoff)
             backoff = min(MAX_BACKOFF, backoff * 2)
 
@@ -250,7 +256,7 @@ class TelegramChannel:
             if not isinstance(update_id, int):
                 log.warning("telegram: update without an update_id skipped: %.200r", raw)
                 continue
-            message = self._parse(raw)
+            message = self._parse(raw)  # never raises
             if message is not None:
                 try:
                     await self._on_message(message)  # type: ignore[misc]
@@ -260,23 +266,29 @@ class TelegramChannel:
             self._offset = update_id + 1
         return True
 
-    def _parse(self, raw: dict[str, Any]) -> InboundMessage | None:
-        """The text message in an update, or None (logged) for anything the crew does not answer."""
+    def _parse(self, raw: dict[str, Any]) -> InboundMessage | Rejected | None:
+        """The text message in an update; None (logged) for anything the crew does not answer; Rejected
+        for an update that does not have the Bot API's shape (a number for text, a chat that is a string)."""
+        update_id = raw.get("update_id")
+        try:
+            return self._message(raw)
+        except Exception as exc:  # noqa: BLE001 - no update may stop the poller
+            return Rejected.of(self.platform, self.account, update_id, f"{type(exc).__name__}: {exc}", raw)
+
+    def _message(self, raw: dict[str, Any]) -> InboundMessage | None:
         from telegram import MessageEntity, Update
 
         update_id = raw.get("update_id")
-        try:
-            update = Update.de_json(raw, self._bot)
-        except Exception as exc:  # noqa: BLE001 - a malformed update must not stop the poller
-            log.warning("telegram: update %s is malformed (%s); skipped", update_id, exc)
-            return None
+        update = Update.de_json(raw, self._bot)
         msg = update.message
         if msg is None:
             kinds = [k for k in raw if k != "update_id"]
             log.info("telegram: update %s skipped (%s, not a new message)", update_id, ",".join(kinds) or "empty")
             return None
-        text = msg.text or msg.caption
+        text = msg.text if msg.text is not None else msg.caption
         user = msg.from_user
+        if text is not None and not isinstance(text, str):  # PTB keeps whatever JSON type it was given
+            raise ValueError(f"the message text is a {type(text).__name__}, not a string")
         if not text or user is None or user.is_bot or msg.chat.type == "channel":
             log.info("telegram: update %s skipped (no text, no human sender, or a channel)", update_id)
             return None
@@ -295,8 +307,8 @@ class TelegramChannel:
             message_id=str(msg.message_id),
             text=re.sub(r"[ \t]{2,}", " ", clean).strip(),
             sender_id=str(user.id),
-            sender_username=user.username or "",
-            sender_name=user.full_name or user.username or str(user.id),
+            sender_username=str(user.username or ""),
+            sender_name=str(user.full_name or user.username or user.id),
             chat_type="private" if msg.chat.type == "private" else "group",
             mentioned=mentioned,
         )

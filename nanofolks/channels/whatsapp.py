@@ -26,7 +26,7 @@ import re
 import secrets
 from typing import Any
 
-from nanofolks.bus.messages import InboundMessage, OutboundMessage
+from nanofolks.bus.messages import InboundMessage, OutboundMessage, Rejected
 from nanofolks.channels.base import ChannelError, OnMessage, SendError
 from nanofolks.channels.formatting import _Placeholders, _Renderer, split_message, utf16_len
 from nanofolks.channels.whatsapp_bridge import BridgeProcess, auth_dir
@@ -336,27 +336,34 @@ class WhatsAppChannel:
         """Hand messages over in order; a failing store is retried (the bridge cannot send them again)."""
         while True:
             frame = await self._inbound.get()
-            message = self._parse(frame)
+            message = self._parse(frame)  # never raises
             delay = 1.0
-            while message is not None:
+            while True:
                 try:
                     await self._on_message(message)  # type: ignore[misc]
                     break
                 except Exception:
-                    log.exception("whatsapp: could not store message %s; retrying in %.0fs", message.message_id, delay)
+                    log.exception("whatsapp: could not store message %s; retrying in %.0fs", frame.get("id"), delay)
                     await asyncio.sleep(delay)
                     delay = min(RECONNECT_MAX, delay * 2)
 
-    def _parse(self, frame: dict) -> InboundMessage | None:
+    def _parse(self, frame: dict) -> InboundMessage | Rejected:
+        """The message in a `message` frame, or Rejected (recorded) when the frame lacks what one needs."""
+        try:
+            return self._message(frame)
+        except Exception as exc:  # noqa: BLE001 - no frame may stop the delivery task
+            return Rejected.of(self.platform, self.account, frame.get("id"), f"{type(exc).__name__}: {exc}", frame)
+
+    def _message(self, frame: dict) -> InboundMessage:
         msg_id, chat_id, text, sender = (frame.get(k) for k in ("id", "chatId", "text", "sender"))
-        if not all(isinstance(v, str) and v for v in (msg_id, chat_id, text, sender)):
-            log.warning("whatsapp: message frame without id, chatId, sender or text skipped: %.300r", frame)
-            return None
+        for name, value in (("id", msg_id), ("chatId", chat_id), ("text", text), ("sender", sender)):
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"message frame: {name} is missing or not a non-empty string")
         # Prefer the phone-number JID (what allowFrom lists); keep the other one (often a @lid) as well.
         jids = [bare_jid(j) for j in (frame.get("senderAlt"), sender) if isinstance(j, str) and j]
         jids.sort(key=lambda j: not j.endswith(PHONE_DOMAIN))
-        mentioned = bool(frame.get("mentionedMe") or frame.get("replyToMe"))
-        if frame.get("mentionedMe") and self._me:
+        mentioned = frame.get("mentionedMe") is True or frame.get("replyToMe") is True
+        if frame.get("mentionedMe") is True and self._me:
             text = re.sub(rf"@{re.escape(self.username)}\b", "", text)  # WhatsApp writes a mention as @number
             text = re.sub(r"[ \t]{2,}", " ", text).strip() or text
         return InboundMessage(
@@ -367,8 +374,8 @@ class WhatsAppChannel:
             text=text,
             sender_id=jids[0],
             sender_username=jids[1] if len(jids) > 1 and jids[1] != jids[0] else "",
-            sender_name=str(frame.get("pushName") or ""),
-            chat_type="group" if frame.get("isGroup") else "private",
+            sender_name=frame["pushName"] if isinstance(frame.get("pushName"), str) else "",
+            chat_type="group" if frame.get("isGroup") is True else "private",
             mentioned=mentioned,
         )
 

@@ -308,11 +308,38 @@ def m004_messages_by_turn(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX messages_turn ON messages (turn_id) WHERE turn_id != ''")
 
 
+def m005_multiuser_rejected(conn: sqlite3.Connection) -> None:
+    """Updates an adapter could not parse: kept with the reason, so they are confirmed and skipped, not lost."""
+    run_script(
+        conn,
+        """
+        CREATE TABLE rejected_updates (
+            id INTEGER PRIMARY KEY,
+            platform TEXT NOT NULL,
+            account TEXT NOT NULL,
+            ref TEXT NOT NULL DEFAULT '',
+            reason TEXT NOT NULL,
+            raw TEXT NOT NULL DEFAULT '',
+            at REAL NOT NULL
+        );
+        CREATE INDEX rejected_updates_platform ON rejected_updates (platform, account, id);
+        """
+    )
+
+
+def m005_multiuser_pairing(conn: sqlite3.Connection) -> None:
+    # When a stranger was last sent their code: a sender who keeps writing is answered once a minute.
+    conn.execute("ALTER TABLE pairing_requests ADD COLUMN answered_at REAL NOT NULL DEFAULT 0")
+    conn.execute("CREATE INDEX pairing_requests_sender ON pairing_requests (platform, user_id, created_at)")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m001_core,
     m002_gateway,
     m003_memory,
     m004_messages_by_turn,
+    m005_multiuser_rejected,
+    m005_multiuser_pairing,
 ]
 
 

@@ -10,6 +10,17 @@ from dataclasses import dataclass
 from nanofolks.store.db import Database
 
 
+class PairingRefused(Exception):
+    """No code for this sender now (asked again too soon, or too often); the message is ignored."""
+
+
+@dataclass
+class PairingLimits:
+    max_pending: int  # live codes per channel; the oldest is dropped for a new one
+    codes_per_hour: int  # new codes one sender may get in an hour
+    repeat_after: float  # seconds before a sender who writes again is sent their code again
+
+
 @dataclass
 class PairingRequest:
     platform: str
@@ -36,10 +47,11 @@ class PairingRepo:
 
     def request(
         self, platform: str, user_id: str, username: str, chat_id: str, *, make_code: Callable[[], str],
-        ttl: float, max_pending: int, now: float | None = None,
-    ) -> PairingRequest | None:
-        """The sender's live pending request (the same code again), or a new one; None when the
-        channel already has `max_pending` live requests."""
+        ttl: float, limits: PairingLimits, now: float | None = None,
+    ) -> PairingRequest:
+        """The code to send this sender: their live one again, or a new one. A full channel drops its
+        oldest live code (strangers holding codes never lock a new person out); PairingRefused when this
+        sender was answered moments ago or asked for too many codes this hour."""
         now = time.time() if now is None else now
         with self.db.write() as conn:
             row = conn.execute(
@@ -48,20 +60,31 @@ class PairingRepo:
                 (platform, user_id, now),
             ).fetchone()
             if row:
+                if now - row["answered_at"] < limits.repeat_after:
+                    raise PairingRefused(f"sender {user_id} was sent their code less than "
+                                         f"{limits.repeat_after:.0f}s ago")
+                conn.execute("UPDATE pairing_requests SET answered_at = ? WHERE platform = ? AND code = ?",
+                             (now, platform, row["code"]))
                 return _request(row)
-            live = conn.execute(
-                "SELECT COUNT(*) FROM pairing_requests WHERE platform = ? AND status = 'pending' AND expires_at > ?",
-                (platform, now),
+            made = conn.execute(
+                "SELECT COUNT(*) FROM pairing_requests WHERE platform = ? AND user_id = ? AND created_at > ?",
+                (platform, user_id, now - 3600),
             ).fetchone()[0]
-            if live >= max_pending:
-                return None
+            if made >= limits.codes_per_hour:
+                raise PairingRefused(f"sender {user_id} asked for {made} pairing codes within the hour")
+            conn.execute(  # full: the oldest live codes make room
+                "UPDATE pairing_requests SET status = 'rejected' WHERE rowid IN (SELECT rowid FROM pairing_requests"
+                " WHERE platform = ? AND status = 'pending' AND expires_at > ? ORDER BY created_at DESC"
+                " LIMIT -1 OFFSET ?)",
+                (platform, now, limits.max_pending - 1),
+            )
             for _ in range(10):  # a code collision is astronomically rare; try another
                 code = make_code()
                 try:
                     conn.execute(
                         "INSERT INTO pairing_requests (platform, code, user_id, username, chat_id, created_at,"
-                        " expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (platform, code, user_id, username, chat_id, now, now + ttl),
+                        " expires_at, answered_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (platform, code, user_id, username, chat_id, now, now + ttl, now),
                     )
                 except sqlite3.IntegrityError:
                     continue

@@ -76,8 +76,8 @@ def test_allowed_dm_stranger_pairing_and_status(gateway: Gateway, tg: FakeTelegr
     code = re.search(r"code: ([A-Z2-9]{8})", first).group(1)
     assert not set(code) & set("01OI")
     tg.push_message(STRANGER, "more secret plans", user_id=STRANGER, username="mallory")
-    tg.wait_for(lambda: len(replies_to(tg, STRANGER)) == 2, 60, "the code again")
-    assert code in replies_to(tg, STRANGER)[1]["plain"]  # the same pending code, not a new one
+    gateway.wait_log("was sent their code less than 60s ago")
+    assert len(replies_to(tg, STRANGER)) == 1  # writing again at once earns no second reply (nor a new code)
     assert not any("secret plans" in json.dumps(r) for r in llm_server.requests)  # never reached a model
 
     listed = run_cli("pairing", "list", "--json", home=gateway.home)

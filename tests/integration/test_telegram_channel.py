@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from nanofolks.bus.messages import InboundMessage, OutboundMessage
+from nanofolks.bus.messages import InboundMessage, OutboundMessage, Rejected
 from nanofolks.channels.base import SendError
 from nanofolks.channels.formatting import utf16_len
 from nanofolks.channels.telegram import TelegramChannel
@@ -25,16 +25,16 @@ class Inbox:
     """Collects what the adapter hands over; can be told to fail (a full disk, a locked database)."""
 
     def __init__(self) -> None:
-        self.messages: list[InboundMessage] = []
+        self.messages: list[InboundMessage | Rejected] = []
         self.fail = 0
 
-    async def __call__(self, msg: InboundMessage) -> None:
+    async def __call__(self, msg: InboundMessage | Rejected) -> None:
         if self.fail:
             self.fail -= 1
             raise OSError("disk full")
         self.messages.append(msg)
 
-    async def wait(self, n: int, timeout: float = 30) -> list[InboundMessage]:
+    async def wait(self, n: int, timeout: float = 30) -> list[InboundMessage | Rejected]:
         async with asyncio.timeout(timeout):
             while len(self.messages) < n:
                 await asyncio.sleep(0.02)
@@ -119,9 +119,28 @@ async def test_odd_updates_are_skipped_not_fatal(channel, tg: FakeTelegram) -> N
     tg.push_raw_update({"message": {"message_id": 3, "date": 0, "chat": {"id": 5, "type": "private"},
                                     "from": {"id": 5, "is_bot": True, "first_name": "B"}, "text": "a bot"}})
     tg.push_message(42, "/rooms@crew_bot", chat_type="group")
-    msgs = await inbox.wait(1)
-    assert [(m.text, m.chat_type, m.mentioned) for m in msgs] == [("/rooms", "group", True)]
+    broken, msg = await inbox.wait(2)  # the malformed one is handed over as rejected, the others skipped
+    assert isinstance(broken, Rejected) and "chat" in broken.raw
+    assert isinstance(msg, InboundMessage) and (msg.text, msg.chat_type, msg.mentioned) == ("/rooms", "group", True)
     assert chan.state == "running"
+
+
+async def test_unparsable_updates_are_handed_over_as_rejected_and_polling_goes_on(channel, tg: FakeTelegram) -> None:  # noqa: ANN001
+    chan, inbox = channel
+    sender = {"id": 5, "is_bot": False, "first_name": "A"}
+    number = tg.push_raw_update({"message": {"message_id": 1, "date": 0, "chat": {"id": 5, "type": "private"},
+                                             "from": sender, "text": 12345}})
+    tg.push_raw_update({"message": {"message_id": 2, "date": 0, "chat": {"id": 5, "type": "private"},
+                                    "from": {**sender, "first_name": "Al\ud800"}, "text": "lone \ud800 surrogate"}})
+    last = tg.push_message(42, "still listening?")
+    rejected, odd, fine = await inbox.wait(3)
+    assert isinstance(rejected, Rejected) and rejected.ref == str(number) and "int" in rejected.reason
+    assert isinstance(odd, InboundMessage) and (odd.text, odd.sender_name) == ("lone \ufffd surrogate", "Al\ufffd")
+    assert isinstance(fine, InboundMessage) and fine.text == "still listening?"
+    async with asyncio.timeout(30):  # all three confirmed: the rejected one is not fetched again
+        while tg.confirmed_offset() <= last:
+            await asyncio.sleep(0.05)
+    assert chan.state == "running" and len(inbox.messages) == 3
 
 
 async def test_watchdog_restarts_a_stalled_poll(channel, tg: FakeTelegram) -> None:  # noqa: ANN001

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,14 +11,15 @@ import pytest
 from nanofolks.bus.messages import InboundMessage
 from nanofolks.channels.access import (
     CODE_LENGTH,
-    MAX_PENDING,
     PAIRING_ALPHABET,
     PAIRING_TTL,
     AccessPolicy,
     new_code,
 )
 from nanofolks.store.db import Database
-from nanofolks.store.pairing import PairingRepo
+from nanofolks.store.pairing import PairingLimits, PairingRefused, PairingRepo
+
+LIMITS = PairingLimits(max_pending=3, codes_per_hour=3, repeat_after=60.0)
 
 
 @pytest.fixture
@@ -59,10 +61,12 @@ def test_allow_from_by_id_and_username(pairing: PairingRepo, allow: list[str], m
 
 
 def test_a_stranger_gets_the_same_code_until_approved(pairing: PairingRepo) -> None:
-    policy = AccessPolicy("telegram", ["111"], [], pairing)
+    policy = AccessPolicy("telegram", ["111"], [], pairing, LIMITS)
     first = policy.decide(dm("222", "mallory"))
     assert first.action == "pair" and len(first.code) == CODE_LENGTH
-    assert policy.decide(dm("222", "mallory")).code == first.code
+    again = pairing.request("telegram", "222", "", "222", make_code=new_code, ttl=PAIRING_TTL, limits=LIMITS,
+                            now=time.time() + 61)
+    assert again.code == first.code
     assert pairing.approve("telegram", first.code) is not None
     assert policy.decide(dm("222")).action == "accept"  # the same running policy: no restart
     assert pairing.approve("telegram", first.code) is None  # a code works once
@@ -71,24 +75,45 @@ def test_a_stranger_gets_the_same_code_until_approved(pairing: PairingRepo) -> N
 
 
 def test_codes_expire_after_an_hour(pairing: PairingRepo) -> None:
-    made = pairing.request("telegram", "222", "", "222", make_code=new_code, ttl=PAIRING_TTL, max_pending=3, now=1000)
-    assert made is not None
+    made = pairing.request("telegram", "222", "", "222", make_code=new_code, ttl=PAIRING_TTL, limits=LIMITS, now=1000)
     assert pairing.approve("telegram", made.code, now=1000 + PAIRING_TTL + 1) is None
-    again = pairing.request("telegram", "222", "", "222", make_code=new_code, ttl=PAIRING_TTL, max_pending=3,
+    again = pairing.request("telegram", "222", "", "222", make_code=new_code, ttl=PAIRING_TTL, limits=LIMITS,
                             now=1000 + PAIRING_TTL + 1)
-    assert again is not None and again.code != made.code
+    assert again.code != made.code
     assert [p.code for p in pairing.pending(now=1000 + PAIRING_TTL + 2)] == [again.code]
 
 
-def test_at_most_three_pending_codes_per_channel(pairing: PairingRepo) -> None:
-    policy = AccessPolicy("telegram", [], [], pairing)
-    codes = [policy.decide(dm(str(u))).code for u in range(MAX_PENDING)]
-    assert len(set(codes)) == MAX_PENDING
+def test_strangers_holding_codes_never_lock_a_new_person_out(pairing: PairingRepo) -> None:
+    policy = AccessPolicy("telegram", [], [], pairing, LIMITS)
+    codes = [policy.decide(dm(str(u))).code for u in range(LIMITS.max_pending)]
+    assert len(set(codes)) == LIMITS.max_pending
     fourth = policy.decide(dm("4000"))
-    assert fourth.action == "ignore" and not fourth.code
-    assert pairing.reject("telegram", codes[0])
-    assert policy.decide(dm("4000")).action == "pair"  # a rejected code frees its slot
-    assert AccessPolicy("discord", [], [], pairing).decide(dm("9")).action == "pair"  # limits are per channel
+    assert fourth.action == "pair"  # the channel is full: the oldest live code makes room
+    live = {p.code for p in pairing.pending()}
+    assert live == {*codes[1:], fourth.code}
+    assert pairing.approve("telegram", codes[0]) is None  # the dropped code no longer works
+    assert AccessPolicy("discord", [], [], pairing, LIMITS).decide(dm("9")).action == "pair"  # per channel
+
+
+def test_a_sender_is_answered_once_a_minute_and_gets_three_codes_an_hour(pairing: PairingRepo) -> None:
+    def ask(at: float) -> str:
+        return pairing.request("telegram", "666", "", "666", make_code=new_code, ttl=PAIRING_TTL, limits=LIMITS,
+                               now=at).code
+
+    first = ask(1000)
+    with pytest.raises(PairingRefused, match="less than 60s ago"):
+        ask(1030)  # writing again at once: no second reply
+    assert ask(1061) == first  # a minute later: the same code again
+    made = [first]
+    for n in range(2):  # each code rejected by the owner; the sender asks again
+        assert pairing.reject("telegram", made[-1])
+        made.append(ask(1100 + n))
+    assert pairing.reject("telegram", made[-1])
+    with pytest.raises(PairingRefused, match="3 pairing codes within the hour"):
+        ask(1200)
+    assert ask(1000 + 3601) not in made  # the next hour
+    # One sender at its limit does not touch anybody else.
+    assert AccessPolicy("telegram", [], [], pairing, LIMITS).decide(dm("777")).action == "pair"
 
 
 def test_groups_need_a_mention_and_an_allowed_sender(pairing: PairingRepo) -> None:

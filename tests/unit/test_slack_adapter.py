@@ -68,7 +68,7 @@ async def settled(fake: FakeSlack, inbox: Inbox) -> None:
     """A DM after the others, waited for: every envelope before it has been handled and acked."""
     before = len(inbox.messages)
     fake.push_message("DBAR", "barrier", user="U1")
-    await fake.wait_until_async(lambda: any(m.text == "barrier" for m in inbox.messages[before:]), TIMEOUT)
+    await fake.wait_until_async(lambda: any(getattr(m, "text", "") == "barrier" for m in inbox.messages[before:]), TIMEOUT)
     await fake.wait_until_async(lambda: fake.unacked == 0, TIMEOUT, "every envelope acked")
     del inbox.messages[-1]
 
@@ -128,7 +128,7 @@ async def test_open_channel_needs_no_mention_and_thread_replies_to_the_bot_count
     assert threaded.message_id == "9.000001/9.000002"  # the thread travels with the message id
 
 
-async def test_own_other_bots_subtypes_and_malformed_events_are_skipped(fake: FakeSlack, inbox: Inbox,
+async def test_own_other_bots_subtypes_skipped_and_malformed_events_rejected(fake: FakeSlack, inbox: Inbox,
                                                                    slack: SlackChannel) -> None:
     fake.add_channel("C1", "general")
     await slack.send(outbound("C1", "our own words"))  # echoed back by Slack with our bot_id
@@ -139,8 +139,9 @@ async def test_own_other_bots_subtypes_and_malformed_events_are_skipped(fake: Fa
     fake.push_event({"type": "message", "channel": "D1", "user": "U1", "text": {"not": "text"}, "ts": "5.2"})
     fake.push_event({"type": "message", "channel": "D1", "text": "no user", "ts": "5.3", "channel_type": "im"})
     await settled(fake, inbox)
-    assert inbox.messages == []
-    assert fake.unacked == 0 and fake.expired == []  # skipped events are acknowledged all the same
+    # The malformed ones are handed over to be recorded as rejected; every event is acknowledged.
+    assert [(type(m).__name__, m.ref) for m in inbox.messages] == [("Rejected", "5.2"), ("Rejected", "5.3")]
+    assert fake.unacked == 0 and fake.expired == []
 
 
 async def test_text_is_unescaped_and_our_mention_removed(fake: FakeSlack, inbox: Inbox, slack: SlackChannel) -> None:
