@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nanofolks.agent.textcalls import StreamGuard, correction, parse, result_message, strip_calls
-from nanofolks.agent.tools.registry import Tool, ToolContext, ToolRegistry, dump_arguments, truncate_middle
+from nanofolks.agent.tools.registry import Tool, ToolContext, ToolRegistry, dump_arguments
 from nanofolks.llm.client import LLM, ToolCall
+from nanofolks.text import truncate_middle
 
 MAX_CORRECTIONS = 2  # malformed text calls answered with a correction before the text counts as the answer
 

@@ -25,6 +25,7 @@ from nanofolks.store.memory import store_large_output
 from nanofolks.store.messages import Message, MessageRepo
 from nanofolks.store.rooms import RoomRepo
 from nanofolks.store.tasks import TaskRepo
+from nanofolks.text import truncate_middle
 
 TokenSink = Callable[[str, str], None]  # (bot handle, text piece)
 
@@ -150,7 +151,9 @@ class BotRunner:
         system = [{"role": "system", "content": prompt}]
         limit = self.config.orchestrator.history_messages
         # The history ends with this turn's user message (stored before any model is called).
-        history = [self._as_chat(m, handle) for m in await self.messages.db.quick(self.messages.recent, room.id, limit)]
+        cut = self.config.orchestrator.max_message_chars
+        history = [self._as_chat(m, handle, cut)
+                   for m in await self.messages.db.quick(self.messages.recent, room.id, limit)]
         tail = []
         if consulted:
             heard = "\n\n".join(f"@{r.bot} ({self.crew.bots[r.bot].name}) answered:\n{r.text}" for r in consulted)
@@ -176,12 +179,13 @@ class BotRunner:
         await self.messages.db.quick(self.messages.add, message)
 
     @staticmethod
-    def _as_chat(msg: Message, handle: str) -> dict[str, Any]:
+    def _as_chat(msg: Message, handle: str, cut: int) -> dict[str, Any]:
+        content = truncate_middle(msg.content, cut)  # the room keeps it whole; the model reads head and tail
         if msg.role == "user":
-            return {"role": "user", "content": msg.content}
+            return {"role": "user", "content": content}
         if msg.author == handle:
-            return {"role": "assistant", "content": msg.content}
-        return {"role": "user", "content": f"[@{msg.author}] {msg.content}"}
+            return {"role": "assistant", "content": content}
+        return {"role": "user", "content": f"[@{msg.author}] {content}"}
 
 
 def _native_note(tools: list[Tool]) -> str:

@@ -6,13 +6,9 @@ import json
 from dataclasses import dataclass, fields
 from typing import Any
 
+from nanofolks.text import valid_text
+
 RAW_CHARS = 2000  # how much of a rejected update is kept for the owner to look at
-
-
-def valid_text(text: str) -> str:
-    """`text` as valid Unicode: a lone surrogate (JSON allows "\\ud800") becomes U+FFFD, a split pair is
-    joined. SQLite, the models and the platforms all refuse text that cannot be encoded as UTF-8."""
-    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 @dataclass

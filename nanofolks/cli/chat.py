@@ -38,8 +38,11 @@ def chat(
 
 
 async def _send(services: Services, room, text: str, stream: bool) -> FinalAnswer:  # noqa: ANN001
+    from nanofolks.text import valid_text
+
     view = _AnswerView(services)
-    answer = await services.pipeline.handle(room, text, on_token=view.token if stream else None)
+    # The terminal's edge: bytes that are not UTF-8 arrive as lone surrogates, which nothing can store.
+    answer = await services.pipeline.handle(room, valid_text(text), on_token=view.token if stream else None)
     view.finish(answer)
     return answer
 

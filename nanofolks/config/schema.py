@@ -65,6 +65,8 @@ class OrchestratorConfig(Section):
     max_concurrent_turns: int = Field(default=4, ge=1)
     history_messages: int = Field(default=30, ge=0)
     llm_intent: bool = True
+    # A longer message is kept whole in the room; the models read its head and tail (and the user is told).
+    max_message_chars: int = Field(default=32_000, ge=1_000)
 
 
 class ToolsConfig(Section):

@@ -6,6 +6,7 @@ from functools import lru_cache
 from typing import Any
 
 from nanofolks.llm.env import import_litellm, prepare_offline_env
+from nanofolks.text import truncate_middle
 
 DEFAULT_CONTEXT_WINDOW = 8192
 LOCAL_CONTEXT_WINDOW = 4096
@@ -66,14 +67,29 @@ def _known_window(model: str) -> int:
 def fit_history(
     system: list[dict[str, Any]], history: list[dict[str, Any]], tail: list[dict[str, Any]], budget: int, model: str
 ) -> list[dict[str, Any]]:
-    """Keep the system prompt and the newest messages: drop the oldest history until it all fits `budget`."""
+    """Keep the system prompt and the newest messages: drop the oldest history until it all fits `budget`.
+    The newest message (the question) is always kept: cut in the middle when it alone is too long."""
     fixed = count_messages(system + tail, model)
     kept: list[dict[str, Any]] = []
     used = fixed
-    for msg in reversed(history):
+    for n, msg in enumerate(reversed(history)):
         cost = _PER_MESSAGE_OVERHEAD + count_text(str(msg.get("content") or ""), model)
         if used + cost > budget:
+            if n == 0:
+                kept.append({**msg, "content": clip_to_tokens(str(msg.get("content") or ""),
+                                                              budget - used - _PER_MESSAGE_OVERHEAD, model)})
             break
         kept.append(msg)
         used += cost
     return system + list(reversed(kept)) + tail
+
+
+def clip_to_tokens(text: str, tokens: int, model: str) -> str:
+    """The head and the tail of `text` within `tokens` (at least a few hundred characters of each)."""
+    limit = len(text)
+    while limit > 400:
+        limit = max(400, int(limit * max(tokens, 1) / max(count_text(truncate_middle(text, limit), model), 1) * 0.95))
+        clipped = truncate_middle(text, limit)
+        if count_text(clipped, model) <= tokens:
+            return clipped
+    return truncate_middle(text, 400)

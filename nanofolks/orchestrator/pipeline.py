@@ -31,9 +31,6 @@ if TYPE_CHECKING:
 
 Commit = Callable[[sqlite3.Connection, FinalAnswer], None]
 
-MAX_MESSAGE_CHARS = 32_000  # longer messages are kept whole in the room but cut for the models
-
-
 class Pipeline:
     def __init__(self, config: Config, crew: Crew, llm: LLM, messages: MessageRepo,
                  memory: MemoryService | None = None, tasks: Tasks | None = None):
@@ -71,6 +68,10 @@ class Pipeline:
             budget = TurnBudget(self.config.orchestrator.turn_budget)
             turn.replies, consulted = await collect(turn, turn.plan, self.runner, budget, on_token)
             answer = final(turn, turn.tags, turn.plan, turn.replies, self.crew)
+            cut = self.config.orchestrator.max_message_chars
+            if len(text) > cut:
+                answer.notes.append(f"Your message is {len(text):,} characters long: it is kept whole in the room, "
+                                    "but the crew read only its beginning and its end.")
             replies = [Message(room.id, r.bot, "assistant", r.text, kind=kind, platform=platform, turn_id=turn.turn_id)
                        for kind, group in (("consult", consulted), ("chat", turn.replies)) for r in group if r.ok]
             await db.quick(self.messages.add_many, replies, (lambda conn: commit(conn, answer)) if commit else None)
@@ -82,6 +83,6 @@ class Pipeline:
             self.memory.note_messages([m.id for m in messages])  # indexed in the background: the reply never waits
 
     async def _ask_intent(self, text: str) -> str:
-        result = await self.llm.chat(classifier_prompt(text[:MAX_MESSAGE_CHARS]), model=self.llm.model_for("leader"),
+        result = await self.llm.chat(classifier_prompt(text[:self.config.orchestrator.max_message_chars]), model=self.llm.model_for("leader"),
                                      bot="intent", max_tokens=5)
         return result.text

@@ -191,3 +191,21 @@ def test_help_imports_nothing_heavy() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert "HEAVY=\n" in result.stdout or result.stdout.rstrip().endswith("HEAVY=")
     assert "Usage" in result.stdout
+
+
+def test_a_long_message_reaches_the_model_as_head_and_tail_and_is_kept_whole(crew_home: Path,
+                                                                          llm_server: ScriptedLLM) -> None:
+    text = "@coder START " + "lorem ipsum dolor " * 2_300 + "what is the END?"  # ~41 kB, ~10k tokens
+    result = run_cli("chat", "-m", text, home=crew_home)
+    assert result.returncode == 0, result.stderr
+    asked = llm_server.requests[-1]["messages"][-1]["content"]
+    assert "START" in asked and asked.endswith("what is the END?") and "characters cut" in asked
+    assert "kept whole in the room" in result.stderr  # the user is told
+    assert stored(crew_home)[-2][1] == text  # the room keeps every character
+
+
+def test_bytes_that_are_not_utf8_are_stored_as_replacement_characters(crew_home: Path,
+                                                                      llm_server: ScriptedLLM) -> None:
+    result = run_cli("chat", "-m", "@coder hi \udcff there", home=crew_home)  # argv byte 0xff
+    assert result.returncode == 0, result.stderr
+    assert stored(crew_home)[-2] == ("user", "@coder hi \ufffd there")

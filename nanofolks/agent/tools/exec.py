@@ -9,7 +9,8 @@ import re
 import signal
 from typing import Any
 
-from nanofolks.agent.tools.registry import Tool, ToolContext, ToolError, params, truncate_middle
+from nanofolks.agent.tools.registry import Tool, ToolContext, ToolError, params
+from nanofolks.text import truncate_middle
 
 MAX_OUTPUT_CHARS = 10_000
 # Credentials in the gateway's environment must not reach commands a model wrote.

@@ -148,11 +148,3 @@ def params(properties: dict[str, Any], required: list[str] | None = None) -> dic
 def dump_arguments(arguments: dict[str, Any]) -> str:
     """A canonical form of a call's arguments: equal calls give equal strings (repeat detection)."""
     return json.dumps(arguments, sort_keys=True, ensure_ascii=False)
-
-
-def truncate_middle(text: str, limit: int) -> str:
-    """Keep the head and the tail (where errors usually are) of a long tool output."""
-    if len(text) <= limit:
-        return text
-    half = limit // 2
-    return f"{text[:half]}\n[... {len(text) - 2 * half} characters cut ...]\n{text[-half:]}"
