@@ -101,7 +101,7 @@ class BotRunner:
 
         ctx = ToolContext(config=self.config, workspace=workspace_path(self.config), crew=self.crew, turn=turn,
                           bot=handle, tasks=self.tasks, store=self._store, budget=budget,
-                          run_bot=run_bot if task is None else None)
+                          run_bot=run_bot if task is None else None, db=self.messages.db)
         guard = StreamGuard((lambda piece: on_token(handle, piece)) if on_token else None)
         window = context_window(model, self.config.agents.defaults.context_window)
         loop = AgentLoop(self.llm, self.tools, self.config.agents.defaults.max_iterations,

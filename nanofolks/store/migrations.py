@@ -333,6 +333,23 @@ def m005_multiuser_pairing(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX pairing_requests_sender ON pairing_requests (platform, user_id, created_at)")
 
 
+def m005_multiuser_exec_runs(conn: sqlite3.Connection) -> None:
+    """Commands the exec tool ran per turn: one that timed out is not run again when the turn is re-run."""
+    run_script(
+        conn,
+        """
+        CREATE TABLE exec_runs (
+            turn_id TEXT NOT NULL,
+            command TEXT NOT NULL,
+            status TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            ended_at REAL,
+            PRIMARY KEY (turn_id, command)
+        );
+        """
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m001_core,
     m002_gateway,
@@ -340,6 +357,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m004_messages_by_turn,
     m005_multiuser_rejected,
     m005_multiuser_pairing,
+    m005_multiuser_exec_runs,
 ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import threading
 from collections.abc import Iterator
@@ -34,7 +35,8 @@ def make_ctx(services: Services, bot: str = "coder", run_bot=None) -> ToolContex
 
     turn = Turn(room=services.rooms.general(), text="hi", turn_id="t1")
     return ToolContext(config=services.config, workspace=services.workspace, crew=services.crew, turn=turn,
-                       bot=bot, tasks=services.tasks, store=store, budget=TurnBudget(8), run_bot=run_bot)
+                       bot=bot, tasks=services.tasks, store=store, budget=TurnBudget(8), run_bot=run_bot,
+                       db=services.db)
 
 
 async def call(services: Services, name: str, args: dict, bot: str = "coder", run_bot=None) -> str:  # noqa: ANN001
@@ -204,14 +206,52 @@ async def test_exec_timeout_stops_the_command(services: Services) -> None:
     services.config.tools.exec_enabled = True
     services.config.tools.exec_timeout = 0.5
     text = await call(services, "exec", {"command": "sleep 30 & sleep 30; touch late.txt"}, bot="auditor")
-    assert text == "error: the command timed out after 0.5 s and was stopped"
+    assert text.startswith("error: the command timed out after 0.5 s and was stopped")
     assert not (services.workspace / "late.txt").exists()
 
 
 async def test_exec_output_is_truncated(services: Services) -> None:
     services.config.tools.exec_enabled = True
     text = await call(services, "exec", {"command": "python3 -c \"print('a' * 50000 + 'END')\""}, bot="auditor")
-    assert len(text) < 11_000 and "characters cut" in text and text.rstrip().endswith("END")
+    assert len(text) < 11_000 and "bytes cut" in text and text.rstrip().endswith("END")
+
+
+async def test_endless_output_is_stopped_at_the_cap_without_filling_memory(services: Services) -> None:
+    import resource
+
+    services.config.tools.exec_enabled = True
+    services.config.tools.exec_timeout = 3
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    async with asyncio.timeout(20):  # it used to never return (and grew to gigabytes)
+        text = await call(services, "exec", {"command": "yes"}, bot="auditor")
+    assert text.startswith("error: the command wrote more than 1024 KB and was stopped")
+    assert "y\ny\n" in text and len(text) < 11_000
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50_000  # KB: bounded
+
+
+async def test_a_timeout_with_an_unread_pipe_returns_and_kills_the_group(services: Services) -> None:
+    services.config.tools.exec_enabled = True
+    services.config.tools.exec_timeout = 1
+    # A child in the background keeps writing; the shell waits on a sleep: the deadline must stop both.
+    command = "(while true; do echo tick; sleep 0.01; done) & echo $! > child.pid; sleep 60"
+    async with asyncio.timeout(20):
+        text = await call(services, "exec", {"command": command}, bot="auditor")
+    assert text.startswith("error: the command timed out after 1 s") and "tick" in text
+    child = Path(f"/proc/{int((services.workspace / 'child.pid').read_text())}/stat")
+    await asyncio.sleep(0.2)
+    assert not child.exists() or child.read_text().split(") ")[1][0] in "ZX"  # gone, or a zombie awaiting init
+
+
+async def test_a_command_that_timed_out_is_not_run_again_in_the_same_turn(services: Services) -> None:
+    services.config.tools.exec_enabled = True
+    services.config.tools.exec_timeout = 0.5
+    first = await call(services, "exec", {"command": "echo x >> runs.txt; sleep 30"}, bot="auditor")
+    assert "timed out" in first
+    again = await call(services, "exec", {"command": "echo x >> runs.txt; sleep 30"}, bot="auditor")  # turn t1 re-run
+    assert again.startswith("error: this exact command timed out earlier in this turn")
+    assert (services.workspace / "runs.txt").read_text() == "x\n"
+    ok = await call(services, "exec", {"command": "echo fine"}, bot="auditor")
+    assert ok == "exit code 0\nfine"
 
 
 # --------------------------------------------------------------------------- web_fetch

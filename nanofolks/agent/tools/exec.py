@@ -1,4 +1,11 @@
-"""exec: run a shell command in the workspace. Off unless `tools.execEnabled`; time-limited; async."""
+"""exec: run a shell command in the workspace. Off unless `tools.execEnabled`; bounded in time and output.
+
+- The output is read as it comes, never buffered whole: the head and the tail are kept, and a command
+  that writes more than MAX_OUTPUT_BYTES in all is stopped (`yes` used to fill gigabytes of memory).
+- At the deadline the command's whole process group is killed. The output pipe is ours, not asyncio's,
+  so waiting for the exit never depends on a pipe that a killed (or escaped) process left unread.
+- A command that timed out, or was running when the process died, is recorded for its turn: a turn
+  re-run after a restart is told so instead of running it again blindly."""
 
 from __future__ import annotations
 
@@ -7,12 +14,15 @@ import contextlib
 import os
 import re
 import signal
+import time
 from typing import Any
 
 from nanofolks.agent.tools.registry import Tool, ToolContext, ToolError, params
-from nanofolks.text import truncate_middle
+from nanofolks.store.db import Database
 
-MAX_OUTPUT_CHARS = 10_000
+HEAD_BYTES = TAIL_BYTES = 5_000  # what the model sees of a long output
+MAX_OUTPUT_BYTES = 1 << 20  # a command writing more is stopped
+CHUNK = 64 * 1024
 # Credentials in the gateway's environment must not reach commands a model wrote.
 _SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
 
@@ -21,33 +31,119 @@ def _env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not _SECRET_NAME.search(k)}
 
 
+class Output:
+    """The head and the tail of a stream, and how much went by in between."""
+
+    def __init__(self) -> None:
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.total = 0
+
+    def add(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        room = HEAD_BYTES - len(self.head)
+        self.head += chunk[:room]
+        self.tail += chunk[room:] if room > 0 else chunk
+        del self.tail[:-TAIL_BYTES]
+
+    def text(self) -> str:
+        cut = self.total - len(self.head) - len(self.tail)
+        middle = f"\n[... {cut} bytes cut ...]\n" if cut else ""
+        return (bytes(self.head).decode("utf-8", errors="replace") + middle
+                + bytes(self.tail).decode("utf-8", errors="replace"))
+
+
 async def run_exec(ctx: ToolContext, args: dict[str, Any]) -> str:
     command: str = args["command"]
     if not command.strip():
         raise ToolError("the command is empty")
+    runs = ExecRuns(ctx.db) if ctx.db is not None else None
+    turn_id = ctx.turn.turn_id
+    if runs is not None:
+        earlier = await ctx.db.run(runs.start, turn_id, command)  # type: ignore[union-attr]
+        if earlier:
+            raise ToolError(f"this exact command {earlier} earlier in this turn, so it was not run again; "
+                            "try something quicker or with less output")
     timeout = ctx.config.tools.exec_timeout
+    status, out, code = await _run(command, ctx, timeout)
+    if runs is not None:
+        await ctx.db.run(runs.finish, turn_id, command, status)  # type: ignore[union-attr]
+    if status == "timed_out":
+        raise ToolError(f"the command timed out after {timeout:g} s and was stopped; its output so far:\n"
+                        f"{out.text()}".rstrip())
+    if status == "too_much_output":
+        raise ToolError(f"the command wrote more than {MAX_OUTPUT_BYTES // 1024} KB and was stopped; the start "
+                        f"and end of its output:\n{out.text()}".rstrip())
+    return f"exit code {code}\n{out.text()}".rstrip()
+
+
+async def _run(command: str, ctx: ToolContext, timeout: float) -> tuple[str, Output, int | None]:
+    """(done | timed_out | too_much_output, the output, the exit code)."""
     ctx.workspace.mkdir(parents=True, exist_ok=True)
-    proc = await asyncio.create_subprocess_shell(
-        command, cwd=ctx.workspace, env=_env(), stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        start_new_session=True,  # its own process group, so a timeout kills its children too
-    )
+    read_fd, write_fd = os.pipe()
     try:
-        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
-    except TimeoutError:
-        _kill_group(proc.pid)
-        await proc.wait()
-        raise ToolError(f"the command timed out after {timeout:g} s and was stopped") from None
-    except asyncio.CancelledError:  # the turn was cancelled: leave no command running
-        _kill_group(proc.pid)
+        proc = await asyncio.create_subprocess_shell(
+            command, cwd=ctx.workspace, env=_env(), stdin=asyncio.subprocess.DEVNULL, stdout=write_fd,
+            stderr=write_fd, start_new_session=True,  # its own process group: a kill reaches its children too
+        )
+    except BaseException:
+        os.close(read_fd)
         raise
-    text = truncate_middle(out.decode("utf-8", errors="replace"), MAX_OUTPUT_CHARS)
-    return f"exit code {proc.returncode}\n{text}".rstrip()
+    finally:
+        os.close(write_fd)
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=2 * CHUNK)
+    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader),
+                                                os.fdopen(read_fd, "rb", buffering=0))
+    out, status = Output(), "done"
+    try:
+        async with asyncio.timeout(timeout):
+            while chunk := await reader.read(CHUNK):
+                out.add(chunk)
+                if out.total > MAX_OUTPUT_BYTES:
+                    status = "too_much_output"
+                    break
+            if status == "done":
+                await proc.wait()
+    except TimeoutError:
+        status = "timed_out"
+    finally:  # also when the turn is cancelled: no command outlives its call
+        transport.close()
+        if proc.returncode is None:
+            _kill_group(proc.pid)
+            await proc.wait()
+    return status, out, proc.returncode
 
 
 def _kill_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
+
+
+class ExecRuns:
+    """Commands run per turn (exec_runs): a turn re-run after a restart must not repeat one that hung."""
+
+    def __init__(self, db: Database):
+        self.db = db
+
+    def start(self, turn_id: str, command: str) -> str:
+        """Record the run; '' when it may go ahead, else what happened to it earlier in this turn."""
+        with self.db.write() as conn:
+            row = conn.execute("SELECT status FROM exec_runs WHERE turn_id = ? AND command = ?",
+                               (turn_id, command)).fetchone()
+            if row is not None and row["status"] != "done":
+                return {"running": "was running when the crew was stopped",
+                        "timed_out": "timed out", "too_much_output": "wrote too much output"}.get(row["status"],
+                                                                                                row["status"])
+            conn.execute("INSERT INTO exec_runs (turn_id, command, status, started_at) VALUES (?, ?, 'running', ?)"
+                         " ON CONFLICT (turn_id, command) DO UPDATE SET status = 'running',"
+                         " started_at = excluded.started_at", (turn_id, command, time.time()))
+        return ""
+
+    def finish(self, turn_id: str, command: str, status: str) -> None:
+        with self.db.write() as conn:
+            conn.execute("UPDATE exec_runs SET status = ?, ended_at = ? WHERE turn_id = ? AND command = ?",
+                         (status, time.time(), turn_id, command))
 
 
 EXEC_TOOL = Tool(

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from nanofolks.crew.crew import Bot, Crew
     from nanofolks.orchestrator.turn import BotReply, Turn
     from nanofolks.rooms.tasks import Tasks
+    from nanofolks.store.db import Database
     from nanofolks.store.messages import Message
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class ToolContext:
     store: Callable[[Message], Awaitable[None]]  # add a message to the room's history
     budget: TurnBudget
     run_bot: RunBot | None = None  # set only where delegation is allowed (the leader, not a specialist)
+    db: Database | None = None  # for tools that keep records of their own (exec's runs per turn)
 
 
 Handler = Callable[[ToolContext, dict[str, Any]], Awaitable[str]]
