@@ -96,7 +96,7 @@ async def test_a_crashing_tool_is_an_error_result_not_a_crash(services: Services
                              Tool("refuse", "refuses", {"type": "object"}, refuse)])
     allowed = [registry.get("boom"), registry.get("refuse")]
     outcome = await registry.execute("boom", {}, allowed, make_ctx(services))
-    assert not outcome.ok and outcome.text == "error: boom failed (RuntimeError): disk on fire"
+    assert not outcome.ok and outcome.text == "error: boom failed: RuntimeError: disk on fire"
     assert (await registry.execute("refuse", {}, allowed, make_ctx(services))).text == "error: not today"
     with pytest.raises(ValueError, match="already registered"):
         registry.register(Tool("boom", "again", {"type": "object"}, boom))
@@ -181,6 +181,29 @@ def test_a_symlink_inside_the_workspace_is_fine(services: Services) -> None:
         resolve(ws, "  ")
 
 
+@pytest.mark.parametrize(("name", "args"), [
+    ("read_file", {"path": "a" * 5_000}), ("write_file", {"path": "b/" * 2_500, "content": "x"}),
+    ("list_dir", {"path": "c" * 300}), ("edit_file", {"path": "d" * 300, "old_text": "x", "new_text": "y"}),
+])
+async def test_odd_paths_fail_in_one_line_without_host_paths(services: Services, name: str, args: dict,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    text = await call(services, name, args)
+    assert text.startswith("error: ") and "\n" not in text and len(text) < 400, text
+    assert str(services.workspace.resolve()) not in text and str(Path.home()) not in text
+    assert "Traceback" not in capsys.readouterr().err
+
+
+async def test_a_failing_tool_tells_the_model_one_line_without_host_paths(services: Services,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    async def boom(ctx: ToolContext, args: dict) -> str:
+        raise FileNotFoundError(2, "No such file or directory", str(ctx.workspace.resolve() / "x" / "y.txt"))
+
+    registry = ToolRegistry([Tool("boom", "fails", {"type": "object", "properties": {}}, boom)])
+    outcome = await registry.execute("boom", {}, [registry.get("boom")], make_ctx(services))
+    assert outcome.text == "error: boom failed: No such file or directory: x/y.txt"
+    assert "Traceback" not in capsys.readouterr().err
+
+
 # --------------------------------------------------------------------------- exec
 
 
@@ -258,10 +281,13 @@ async def test_a_command_that_timed_out_is_not_run_again_in_the_same_turn(servic
 
 
 class _Site(BaseHTTPRequestHandler):
+    hosts: list[str] = []  # the Host header of every request served
+
     def log_message(self, *args: object) -> None:
         pass
 
     def do_GET(self) -> None:  # noqa: N802
+        _Site.hosts.append(self.headers.get("Host", ""))
         routes = {
             "/page": (200, "text/html; charset=utf-8",
                       "<html><head><title>Treasure</title><style>p{}</style></head><body><h1>Map</h1>"
@@ -322,10 +348,57 @@ async def test_web_fetch_reads_pages_when_private_addresses_are_allowed(services
     ("127.0.0.1", True), ("10.1.2.3", True), ("192.168.0.5", True), ("172.16.0.1", True),
     ("169.254.169.254", True), ("100.64.0.1", True), ("0.0.0.0", True), ("224.0.0.1", True),
     ("::1", True), ("fe80::1", True), ("fd00::1", True), ("::ffff:127.0.0.1", True),
-    ("8.8.8.8", False), ("2606:4700:4700::1111", False),
+    ("::127.0.0.1", True), ("::10.0.0.1", True), ("2002:7f00:1::", True), ("64:ff9b::a00:1", True),
+    ("8.8.8.8", False), ("2606:4700:4700::1111", False), ("::8.8.8.8", False),
 ])
 def test_which_addresses_web_fetch_refuses(address: str, forbidden: bool) -> None:
     assert is_forbidden(ipaddress.ip_address(address)) is forbidden
+
+
+async def test_web_fetch_refuses_ipv6_literals_that_embed_loopback(services: Services, site: str) -> None:
+    port = site.rsplit(":", 1)[1]
+    for literal in ("[::127.0.0.1]", "[::ffff:127.0.0.1]", "[2002:7f00:1::]"):
+        refused = await call(services, "web_fetch", {"url": f"http://{literal}:{port}/page"})
+        assert "loopback, private or link-local" in refused, (literal, refused)
+
+
+async def test_web_fetch_connects_to_the_address_it_checked(services: Services, site: str,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rebinding DNS: public for the check, loopback a moment later. The fetch must never reach loopback."""
+    import socket
+
+    real, port, answers = socket.getaddrinfo, int(site.rsplit(":", 1)[1]), []
+
+    def rebinding_dns(host, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        if (host.decode() if isinstance(host, bytes) else host) != "rebind.test":
+            return real(host, *args, **kwargs)
+        answers.append(host)
+        address = "93.184.216.34" if len(answers) == 1 else "127.0.0.1"  # the second answer points home
+        family = socket.AF_INET
+        return [(family, socket.SOCK_STREAM, 6, "", (address, port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding_dns)
+    services.config.tools.web_fetch_timeout = 1.5
+    _Site.hosts.clear()
+    text = await call(services, "web_fetch", {"url": f"http://rebind.test:{port}/page"})
+    assert text.startswith("error:") and "Treasure" not in text
+    assert _Site.hosts == [] and answers == ["rebind.test"]  # resolved once; loopback never reached
+
+
+async def test_a_pinned_request_keeps_the_host_header(site: str) -> None:
+    import httpx
+
+    from nanofolks.agent.tools.web import _pinned_request
+
+    port = site.rsplit(":", 1)[1]
+    _Site.hosts.clear()
+    async with httpx.AsyncClient() as client:
+        response = await client.send(_pinned_request(client, f"http://crew.test:{port}/page", "127.0.0.1"))
+    assert response.status_code == 200 and "Treasure" in response.text
+    assert _Site.hosts == [f"crew.test:{port}"]
+    tls = _pinned_request(httpx.AsyncClient(), "https://bücher.example:8443/a", "93.184.216.34")
+    assert (tls.url.host, tls.headers["Host"]) == ("93.184.216.34", "xn--bcher-kva.example:8443")
+    assert tls.extensions["sni_hostname"] == "xn--bcher-kva.example"
 
 
 def test_html_to_text_without_closing_head() -> None:

@@ -23,10 +23,18 @@ def resolve(workspace: Path, path: str) -> Path:
     if "\x00" in path:
         raise ToolError("the path contains a NUL character")
     root = workspace.resolve()
-    target = (root / Path(path).expanduser()).resolve()  # an absolute `path` replaces root here
+    try:
+        target = (root / Path(path).expanduser()).resolve()  # an absolute `path` replaces root here
+    except (OSError, RuntimeError) as exc:  # a name too long, a symlink loop
+        raise ToolError(f"{quoted(path)} cannot be used as a path: {getattr(exc, 'strerror', None) or exc}") from None
     if target != root and not target.is_relative_to(root):
-        raise ToolError(f"{path!r} is outside the crew's workspace; use a path relative to the workspace")
+        raise ToolError(f"{quoted(path)} is outside the crew's workspace; use a path relative to the workspace")
     return target
+
+
+def quoted(path: str) -> str:
+    """A path as the model is told it back: quoted, and cut when it is very long."""
+    return repr(path if len(path) <= 120 else f"{path[:70]}...{path[-40:]}")
 
 
 def writable(workspace: Path, path: str) -> Path:
@@ -34,7 +42,7 @@ def writable(workspace: Path, path: str) -> Path:
     itself tools (permissions come from them), so those stay the user's to change."""
     target = resolve(workspace, path)
     if target.is_relative_to((workspace / "crew").resolve()):
-        raise ToolError(f"{path!r} is one of the crew's cards; only the user edits those")
+        raise ToolError(f"{quoted(path)} is one of the crew's cards; only the user edits those")
     return target
 
 
@@ -48,13 +56,13 @@ async def read_file(ctx: ToolContext, args: dict[str, Any]) -> str:
 
     def read() -> str:
         if not target.exists():
-            raise ToolError(f"no file {args['path']!r} in the workspace")
+            raise ToolError(f"no file {quoted(args['path'])} in the workspace")
         if target.is_dir():
-            raise ToolError(f"{args['path']!r} is a directory; use list_dir")
+            raise ToolError(f"{quoted(args['path'])} is a directory; use list_dir")
         with target.open("rb") as fh:
             data = fh.read(MAX_READ_BYTES + 1)
         if b"\x00" in data[:8192]:
-            raise ToolError(f"{args['path']!r} is a binary file")
+            raise ToolError(f"{quoted(args['path'])} is a binary file")
         text = data[:MAX_READ_BYTES].decode("utf-8", errors="replace")
         if len(data) > MAX_READ_BYTES:
             text += f"\n[... cut: the file is longer than {MAX_READ_BYTES} bytes]"
@@ -69,7 +77,7 @@ async def write_file(ctx: ToolContext, args: dict[str, Any]) -> str:
 
     def write() -> int:
         if target.is_dir():
-            raise ToolError(f"{args['path']!r} is a directory")
+            raise ToolError(f"{quoted(args['path'])} is a directory")
         target.parent.mkdir(parents=True, exist_ok=True)
         data = content.encode("utf-8")
         target.write_bytes(data)
@@ -87,13 +95,13 @@ async def edit_file(ctx: ToolContext, args: dict[str, Any]) -> str:
 
     def edit() -> None:
         if not target.is_file():
-            raise ToolError(f"no file {args['path']!r} in the workspace")
+            raise ToolError(f"no file {quoted(args['path'])} in the workspace")
         text = target.read_text(encoding="utf-8")
         count = text.count(old)
         if count == 0:
-            raise ToolError(f"old_text was not found in {args['path']!r}; read the file and copy the text exactly")
+            raise ToolError(f"old_text was not found in {quoted(args['path'])}; read the file and copy the text exactly")
         if count > 1:
-            raise ToolError(f"old_text occurs {count} times in {args['path']!r}; include more lines to make it unique")
+            raise ToolError(f"old_text occurs {count} times in {quoted(args['path'])}; include more lines to make it unique")
         target.write_text(text.replace(old, new, 1), encoding="utf-8")
 
     await asyncio.to_thread(edit)
@@ -105,7 +113,7 @@ async def list_dir(ctx: ToolContext, args: dict[str, Any]) -> str:
 
     def listing() -> str:
         if not target.is_dir():
-            raise ToolError(f"no directory {args.get('path')!r} in the workspace")
+            raise ToolError(f"no directory {quoted(str(args.get('path')))} in the workspace")
         entries = sorted(target.iterdir(), key=lambda p: p.name)
         lines = [p.name + ("/" if p.is_dir() else "") for p in entries[:MAX_LIST_ENTRIES]]
         if len(entries) > MAX_LIST_ENTRIES:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,8 +120,10 @@ class ToolRegistry:
         except ToolError as exc:
             return _error(str(exc))
         except Exception as exc:  # a bug in a tool must not end the turn; the model and the log both hear of it
-            log.exception("tool %s failed", name)
-            return _error(f"{name} failed ({type(exc).__name__}): {exc}")
+            line = describe_failure(exc, ctx.workspace)
+            log.warning("tool %s failed: %s", name, line)  # no traceback: in the terminal the user would see it
+            log.debug("tool %s failed", name, exc_info=True)
+            return _error(f"{name} failed: {line}")
 
 
 def validate(schema: dict[str, Any], arguments: dict[str, Any]) -> str:
@@ -132,6 +135,20 @@ def validate(schema: dict[str, Any], arguments: dict[str, Any]) -> str:
         return ""
     where = "/".join(str(p) for p in error.absolute_path)
     return f"{where}: {error.message}" if where else error.message
+
+
+def describe_failure(exc: Exception, workspace: Path) -> str:
+    """One line saying what went wrong, without host paths: a path inside the workspace is shown relative
+    to it, any other is not shown."""
+    root = str(workspace.resolve())
+    if isinstance(exc, OSError) and exc.strerror:
+        text = exc.strerror
+        if isinstance(exc.filename, str):
+            inside = exc.filename == root or exc.filename.startswith(root + os.sep)
+            text += f": {os.path.relpath(exc.filename, root)}" if inside else " (a path outside the workspace)"
+    else:
+        text = f"{type(exc).__name__}: {exc}".replace(root + os.sep, "").replace(root, ".")
+    return " ".join(text.split())[:300]
 
 
 def _error(message: str) -> Outcome:

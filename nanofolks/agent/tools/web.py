@@ -1,6 +1,10 @@
 """web_fetch: read a web page as text. http(s) only, size and time limits, and no requests to
-loopback, private or link-local addresses (checked after DNS resolution, and again at every
-redirect) unless `tools.webFetchAllowPrivate` is set."""
+loopback, private or link-local addresses unless `tools.webFetchAllowPrivate` is set.
+
+The name is resolved once, every address it has is checked, and the request connects to the checked
+address itself (the Host header and the TLS name stay the host's), at every redirect: a DNS answer that
+changes between the check and the connection (rebinding) cannot lead it elsewhere. Addresses that embed
+an IPv4 one (`[::127.0.0.1]`, `::ffff:10.0.0.1`, 6to4, NAT64) are judged by the IPv4 address."""
 
 from __future__ import annotations
 
@@ -35,45 +39,84 @@ async def _fetch(url: str, max_bytes: int, timeout: float, allow_private: bool) 
     async with httpx.AsyncClient(timeout=timeout, follow_redirects=False,
                                  headers={"User-Agent": USER_AGENT}) as client:
         for _ in range(MAX_REDIRECTS + 1):
-            await check_url(url, allow_private)
+            address = await check_url(url, allow_private)
             try:
-                async with client.stream("GET", url) as response:
+                request = _pinned_request(client, url, address)
+                response = await client.send(request, stream=True)
+                try:
                     if response.is_redirect and "location" in response.headers:
                         url = urljoin(url, response.headers["location"])
                         continue
                     body, cut = await _read(response, max_bytes)
                     return _render(url, response, body, cut, max_bytes)
+                finally:
+                    await response.aclose()
             except httpx.HTTPError as exc:
                 raise ToolError(f"could not fetch {url}: {type(exc).__name__}: {exc}") from None
     raise ToolError(f"more than {MAX_REDIRECTS} redirects from {url}")
 
 
-async def check_url(url: str, allow_private: bool) -> None:
+def _pinned_request(client: Any, url: str, address: str | None) -> Any:
+    """A GET for `url` that connects to `address` (None: let httpx resolve, private addresses allowed)."""
+    import httpx
+
+    target = httpx.URL(url)
+    if address is None:
+        return client.build_request("GET", target)
+    return client.build_request("GET", target.copy_with(host=address), headers={"Host": target.netloc.decode()},
+                                extensions={"sni_hostname": target.raw_host.decode()})
+
+
+async def check_url(url: str, allow_private: bool) -> str | None:
+    """The address to connect to, once the URL and every address its host resolves to passed the checks;
+    None when private addresses are allowed (nothing to pin)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         raise ToolError(f"only http and https URLs can be fetched, not {url!r}")
     if not parts.hostname:
         raise ToolError(f"{url!r} has no host")
     if allow_private:
-        return
+        return None
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
         infos = await asyncio.get_running_loop().getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, ValueError) as exc:
+    except (socket.gaierror, ValueError, UnicodeError) as exc:
         raise ToolError(f"cannot resolve {parts.hostname}: {exc}") from None
-    for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])  # drop an IPv6 scope id
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]  # drop a scope id
+    for address in addresses:
         if is_forbidden(address):
             raise ToolError(
                 f"{parts.hostname} is {address}, a loopback, private or link-local address: web_fetch only "
                 "reaches public addresses (tools.webFetchAllowPrivate allows others)"
             )
+    if not addresses:
+        raise ToolError(f"cannot resolve {parts.hostname}: no address")
+    return str(addresses[0])
 
 
 def is_forbidden(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(address)
+        if embedded is not None:
+            return is_forbidden(embedded)
     return not address.is_global or address.is_multicast
+
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one carries (mapped, compatible `::a.b.c.d`, 6to4, NAT64), if any."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    value = int(address)
+    if value >> 32 == 0 and value > 1:  # ::a.b.c.d, deprecated "IPv4-compatible" (not :: or ::1)
+        return ipaddress.IPv4Address(value & 0xFFFFFFFF)
+    if address in _NAT64:
+        return ipaddress.IPv4Address(value & 0xFFFFFFFF)
+    return None
 
 
 async def _read(response: Any, max_bytes: int) -> tuple[bytes, bool]:
