@@ -4,6 +4,7 @@ agent loop think, act and observe until it answers."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,8 @@ from nanofolks.store.messages import Message, MessageRepo
 from nanofolks.store.rooms import RoomRepo
 from nanofolks.store.tasks import TaskRepo
 from nanofolks.text import truncate_middle
+
+log = logging.getLogger("nanofolks.agent")
 
 TokenSink = Callable[[str, str], None]  # (bot handle, text piece)
 
@@ -108,8 +111,9 @@ class BotRunner:
                          result_chars=max(2_000, min(MAX_RESULT_CHARS, window)))
         try:
             result = await loop.run(prompt, model=model, mode=mode, tools=tools, ctx=ctx, record=record, guard=guard)
-        except LLMError as exc:
-            return BotReply(handle, "", ok=False, error=str(exc))
+        except LLMError as exc:  # the log keeps the provider's words; the user gets a plain line
+            log.warning("@%s could not answer: %s", handle, exc)
+            return BotReply(handle, "", ok=False, error=exc.plain)
         if result.stop == "budget" and result.steps == 0:
             return BotReply(handle, "", ok=False, error="the turn budget for this message is used up")
         text = self._compose(result, guard)

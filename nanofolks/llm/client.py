@@ -19,7 +19,12 @@ from nanofolks.store.usage import Usage, UsageRepo
 
 
 class LLMError(Exception):
-    """The model could not answer (unreachable, timed out, refused); the message says which and why."""
+    """The model could not answer (unreachable, timed out, refused); the message says which and why, for
+    the log and the owner's terminal. `plain` is what a chat user is told: short, no provider's text."""
+
+    def __init__(self, message: str, plain: str = "the model could not answer"):
+        super().__init__(message)
+        self.plain = plain
 
 
 @dataclass
@@ -142,10 +147,10 @@ class LLM:
             except retryable as exc:
                 attempt += 1
                 if attempt > defaults.max_retries:
-                    raise LLMError(_explain(model, exc)) from exc
+                    raise LLMError(_explain(model, exc), _plain(litellm, exc)) from exc
                 await asyncio.sleep(min(8.0, 0.5 * 2 ** (attempt - 1)) * (0.5 + random.random()))
             except Exception as exc:  # auth, bad request, unknown provider...: not worth a retry
-                raise LLMError(_explain(model, exc)) from exc
+                raise LLMError(_explain(model, exc), _plain(litellm, exc)) from exc
 
     async def _stream(self, litellm: Any, kwargs: dict[str, Any], on_token: TokenCallback) -> ChatResult:
         chunks = []
@@ -195,3 +200,19 @@ def _cost(litellm: Any, response: Any) -> float | None:
 def _explain(model: str, exc: Exception) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return f"model {model} failed ({type(exc).__name__}): {text[:300]}"
+
+
+def _plain(litellm: Any, exc: Exception) -> str:
+    """What a chat user is told about a failed model call: the kind of failure, never the provider's words."""
+    kinds = [
+        ((litellm.AuthenticationError, litellm.PermissionDeniedError), "the model provider refused our credentials"),
+        ((litellm.RateLimitError,), "the model provider is rate limiting us; please try again in a minute"),
+        ((litellm.Timeout,), "the model took too long to answer"),
+        ((litellm.ContextWindowExceededError,), "the conversation is too long for the model"),
+        ((litellm.APIConnectionError, litellm.ServiceUnavailableError, litellm.InternalServerError),
+         "the model could not be reached"),
+    ]
+    for types, text in kinds:
+        if isinstance(exc, types):
+            return text
+    return "the model could not answer"

@@ -90,3 +90,20 @@ async def test_per_bot_model_override(tmp_path: Path) -> None:
     llm = LLM(config)
     assert llm.model_for("coder") == "openai/other"
     assert llm.model_for("leader") == config.agents.defaults.model
+
+
+@pytest.mark.parametrize(("status", "plain"), [
+    (401, "the model provider refused our credentials"),
+    (429, "the model provider is rate limiting us; please try again in a minute"),
+    (503, "the model could not be reached"),
+    (400, "the model could not answer"),
+])
+async def test_chat_users_get_a_plain_line_and_the_log_the_provider_text(llm_server: ScriptedLLM, tmp_path: Path,
+                                                                          status: int, plain: str) -> None:
+    raw = "Incorrect API key provided: sk-live-123456. Contact support at https://provider.example/help"
+    llm_server.add(Rule(status=status, reply=raw))
+    llm, _ = make_llm(llm_server, tmp_path, retries=0)
+    with pytest.raises(LLMError) as caught:
+        await llm.chat([SYSTEM, {"role": "user", "content": "hi"}], model="openai/fake-model", bot="coder")
+    assert caught.value.plain == plain and "sk-live" not in caught.value.plain
+    assert "Incorrect API key" in str(caught.value)  # the detail stays, for the log

@@ -194,3 +194,30 @@ def test_fit_history_keeps_the_question_cut_in_the_middle_when_it_alone_is_too_l
     asked = fitted[-1]["content"]
     assert asked.startswith("BEGIN") and asked.endswith("the actual question?") and "characters cut" in asked
     assert count_messages(fitted, "gpt-4o") <= 1_000
+
+
+async def test_a_failed_model_call_reaches_the_chat_as_a_plain_note(tmp_path: Path, crew: Crew) -> None:
+    from nanofolks.agent.runner import BotRunner, TurnBudget
+    from nanofolks.config.schema import Config
+    from nanofolks.llm.client import LLMError
+    from nanofolks.orchestrator.turn import Turn
+    from nanofolks.store.db import Database
+    from nanofolks.store.messages import MessageRepo
+    from nanofolks.store.rooms import RoomRepo
+
+    class RefusingLLM:
+        def model_for(self, bot: str) -> str:
+            return "openai/fake-model"
+
+        async def chat(self, *args: object, **kwargs: object) -> None:
+            raise LLMError("model openai/fake-model failed (AuthenticationError): Incorrect API key sk-live-1",
+                           "the model provider refused our credentials")
+
+    db = Database(tmp_path / "t.db")
+    config = Config()
+    config.agents.defaults.context_window = 8192
+    room = RoomRepo(db).ensure("general", "open", crew.handles)
+    runner = BotRunner(config, crew, RefusingLLM(), MessageRepo(db))  # type: ignore[arg-type]
+    reply = await runner.answer("leader", Turn(room=room, text="hi", turn_id="t"), TurnBudget(4))
+    assert not reply.ok and reply.error == "the model provider refused our credentials"
+    db.close()
