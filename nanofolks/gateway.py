@@ -115,8 +115,8 @@ def config_secrets(model: BaseModel) -> list[str]:
 def configure_logging(config: Config) -> Path:
     """Log to stderr and $NANOFOLKS_HOME/logs/gateway.log, secrets masked in both."""
     mask = SecretMask(config_secrets(config))
-    logs = paths.logs_dir()
-    logs.mkdir(parents=True, exist_ok=True)
+    logs = paths.private_dir(paths.logs_dir())
+    paths.private_file(logs / "gateway.log")
     formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     root = logging.getLogger()
     root.setLevel(logging.INFO)

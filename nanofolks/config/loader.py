@@ -50,7 +50,7 @@ def validate(raw: dict[str, Any]) -> Config:
 def save_config(config: Config | dict[str, Any], path: Path | None = None) -> Path:
     path = path or paths.config_path()
     data = config.model_dump(by_alias=True) if isinstance(config, Config) else config
-    path.parent.mkdir(parents=True, exist_ok=True)
+    paths.private_dir(path.parent)
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     os.chmod(tmp, 0o600)  # the file may hold API keys

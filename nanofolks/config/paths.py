@@ -10,6 +10,20 @@ def home() -> Path:
     return Path(os.environ.get("NANOFOLKS_HOME") or Path.home() / ".nanofolks").expanduser()
 
 
+def private_dir(path: Path) -> Path:
+    """Create a directory (and its parents) that only its owner may enter: the home holds secrets."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
+def private_file(path: Path) -> Path:
+    """Create a file, or narrow an existing one, readable by its owner only (the database, its WAL, logs)."""
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    os.chmod(path, 0o600)
+    return path
+
+
 def config_path() -> Path:
     return home() / "config.json"
 

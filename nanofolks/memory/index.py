@@ -212,6 +212,7 @@ class VectorIndex:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = _temp_beside(self.path)
             self._index.save_index(str(tmp))
+            os.chmod(tmp, 0o600)  # the vectors say what the conversations were about
             meta = {"format": FORMAT, "model": self.model, "dim": self.dim, "m": self.m,
                     "ef_construction": self.ef_construction, "capacity": self._index.get_max_elements(),
                     "deleted": self._deleted, "size": tmp.stat().st_size, "crc32": _crc32(tmp)}

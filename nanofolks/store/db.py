@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+from nanofolks.config import paths
 from nanofolks.store.migrations import migrate
 
 T = TypeVar("T")
@@ -31,8 +32,12 @@ class Database:
 
     def __init__(self, path: Path | str, busy_timeout_ms: int = 10_000):
         self.path = Path(path)
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        if str(path) != ":memory:":  # private: SQLite gives the WAL and shm files the database's mode
+            if not self.path.parent.exists():
+                paths.private_dir(self.path.parent)
+            for file in (self.path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+                if file == self.path or file.exists():
+                    paths.private_file(file)
         try:
             self._conn = sqlite3.connect(
                 str(path), check_same_thread=False, isolation_level=None, timeout=busy_timeout_ms / 1000

@@ -103,6 +103,8 @@ def test_allowed_dm_stranger_pairing_and_status(gateway: Gateway, tg: FakeTelegr
     assert "gateway stopped" in gateway.output()
     log = (gateway.home / "logs" / "gateway.log").read_text()
     assert "inbox" in log and tg.token not in log and "sk-test" not in log
+    for private in ("", "logs", "logs/gateway.log", "nanofolks.db", "config.json"):  # nobody else may read them
+        assert (gateway.home / private).stat().st_mode & 0o077 == 0, private
     stopped = json.loads(run_cli("status", "--json", home=gateway.home).stdout)
     assert stopped["gateway"] == "stopped" and stopped["channels"][0]["state"] == "stopped"
 

@@ -295,3 +295,21 @@ async def test_a_quick_call_past_its_first_write_is_not_run_twice(tmp_path: Path
 
     await db.quick(two_writes)
     assert _notes(db) == ["first", "second"]
+
+
+def test_the_home_the_database_and_its_wal_are_private(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    db = Database(home / "nanofolks.db")
+    db.query("SELECT 1")
+    with db.write() as conn:  # the WAL and shm files exist once written
+        conn.execute("CREATE TABLE probe (x)")
+    modes = {p.name: p.stat().st_mode & 0o777 for p in [home, *home.iterdir()]}
+    db.close()
+    assert modes == {"home": 0o700, "nanofolks.db": 0o600, "nanofolks.db-wal": 0o600, "nanofolks.db-shm": 0o600}
+
+
+def test_an_existing_world_readable_database_is_narrowed(tmp_path: Path) -> None:
+    Database(tmp_path / "old.db").close()
+    (tmp_path / "old.db").chmod(0o644)
+    Database(tmp_path / "old.db").close()
+    assert (tmp_path / "old.db").stat().st_mode & 0o777 == 0o600
