@@ -381,7 +381,7 @@ class Gateway:
         received = await link.ingress.receive(msg)
         if (received.outcome == "paired" or received.notice) and link.sender:
             link.sender.wake()
-        elif received.outcome == "accepted" and received.inbox_id is not None:
+        if received.outcome == "accepted" and received.inbox_id is not None:
             await self._enqueue(link, received.inbox_id)
 
     async def _enqueue(self, link: _Link, inbox_id: int) -> None:
