@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from nanofolks.bus.messages import InboundMessage, Rejected
 from nanofolks.channels.access import AccessPolicy, pairing_text
@@ -15,6 +16,9 @@ from nanofolks.store.inbox import InboxRepo, InboxRow
 from nanofolks.store.outbox import OutboxRow
 from nanofolks.store.rejected import RejectedRepo
 
+if TYPE_CHECKING:
+    from nanofolks.secrets.keeper import Keeper
+
 log = logging.getLogger("nanofolks.inbox")
 
 
@@ -22,14 +26,16 @@ log = logging.getLogger("nanofolks.inbox")
 class Received:
     outcome: str  # accepted | duplicate | paired | ignored | rejected
     inbox_id: int | None = None
+    notice: bool = False  # a reply was queued at once (the secrets notice): the sender has work
 
 
 class Ingress:
-    def __init__(self, access: AccessPolicy, inbox: InboxRepo, db: Database):
+    def __init__(self, access: AccessPolicy, inbox: InboxRepo, db: Database, keeper: Keeper | None = None):
         self.access = access
         self.inbox = inbox
         self.db = db
         self.rejected = RejectedRepo(db)
+        self.keeper = keeper  # secrets in a message are kept in the vault before the row is written
 
     async def receive(self, msg: InboundMessage | Rejected) -> Received:
         if isinstance(msg, Rejected):
@@ -59,8 +65,15 @@ class Ingress:
                 return Received("duplicate")
             log.info("pairing code sent for %s (%s)", where, decision.reason)
             return Received("paired", inbox_id)
-        inbox_id = self.inbox.add(row)
+        notices = []
+        if self.keeper is not None and row.text:
+            captured = self.keeper.capture(row.text, f"{msg.platform}:{msg.chat_id}")
+            row.text = captured.text
+            if captured.notice():  # told once, in the same transaction as the row: a redelivery adds nothing
+                notices.append(OutboxRow(key=f"{where}:secrets", platform=msg.platform, account=msg.account,
+                                         chat_id=msg.chat_id, text=captured.notice()))
+        inbox_id = self.inbox.add(row, notices)
         if inbox_id is None:
             log.info("redelivered %s recognised; not processed again", where)
             return Received("duplicate")
-        return Received("accepted", inbox_id)
+        return Received("accepted", inbox_id, notice=bool(notices))

@@ -42,7 +42,10 @@ async def _send(services: Services, room, text: str, stream: bool) -> FinalAnswe
 
     view = _AnswerView(services)
     # The terminal's edge: bytes that are not UTF-8 arrive as lone surrogates, which nothing can store.
-    answer = await services.pipeline.handle(room, valid_text(text), on_token=view.token if stream else None)
+    captured = services.keeper.capture(valid_text(text), "cli")  # a secret typed here is kept in the vault
+    if captured.notice():
+        err_console.print(captured.notice(), highlight=False, soft_wrap=True)
+    answer = await services.pipeline.handle(room, captured.text, on_token=view.token if stream else None)
     view.finish(answer)
     return answer
 

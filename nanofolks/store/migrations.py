@@ -340,13 +340,22 @@ def m005_multiuser_exec_runs(conn: sqlite3.Connection) -> None:
         """
         CREATE TABLE exec_runs (
             turn_id TEXT NOT NULL,
-            command TEXT NOT NULL,
+            command_hash TEXT NOT NULL,
             status TEXT NOT NULL,
             started_at REAL NOT NULL,
             ended_at REAL,
-            PRIMARY KEY (turn_id, command)
+            PRIMARY KEY (turn_id, command_hash)
         );
         """
+    )
+
+
+def m006_secrets_skill_approvals(conn: sqlite3.Connection) -> None:
+    # A skill that is not low risk loads only once approved, and only at the content hash approved.
+    conn.execute(
+        "CREATE TABLE skill_approvals (name TEXT PRIMARY KEY, content_hash TEXT NOT NULL,"
+        " decision TEXT NOT NULL CHECK (decision IN ('approved', 'rejected')), risk TEXT NOT NULL,"
+        " decided_at REAL NOT NULL)"
     )
 
 
@@ -358,6 +367,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m005_multiuser_rejected,
     m005_multiuser_pairing,
     m005_multiuser_exec_runs,
+    m006_secrets_skill_approvals,
 ]
 
 

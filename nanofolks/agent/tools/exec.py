@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import re
 import signal
@@ -121,29 +122,35 @@ def _kill_group(pid: int) -> None:
 
 
 class ExecRuns:
-    """Commands run per turn (exec_runs): a turn re-run after a restart must not repeat one that hung."""
+    """Commands run per turn (exec_runs): a turn re-run after a restart must not repeat one that hung.
+    A command is known by its hash: with its {{secrets}} resolved, it must not be stored."""
 
     def __init__(self, db: Database):
         self.db = db
 
     def start(self, turn_id: str, command: str) -> str:
         """Record the run; '' when it may go ahead, else what happened to it earlier in this turn."""
+        command = _digest(command)
         with self.db.write() as conn:
-            row = conn.execute("SELECT status FROM exec_runs WHERE turn_id = ? AND command = ?",
+            row = conn.execute("SELECT status FROM exec_runs WHERE turn_id = ? AND command_hash = ?",
                                (turn_id, command)).fetchone()
             if row is not None and row["status"] != "done":
                 return {"running": "was running when the crew was stopped",
                         "timed_out": "timed out", "too_much_output": "wrote too much output"}.get(row["status"],
                                                                                                 row["status"])
-            conn.execute("INSERT INTO exec_runs (turn_id, command, status, started_at) VALUES (?, ?, 'running', ?)"
-                         " ON CONFLICT (turn_id, command) DO UPDATE SET status = 'running',"
-                         " started_at = excluded.started_at", (turn_id, command, time.time()))
+            conn.execute("INSERT INTO exec_runs (turn_id, command_hash, status, started_at)"
+                         " VALUES (?, ?, 'running', ?) ON CONFLICT (turn_id, command_hash) DO UPDATE SET"
+                         " status = 'running', started_at = excluded.started_at", (turn_id, command, time.time()))
         return ""
 
     def finish(self, turn_id: str, command: str, status: str) -> None:
         with self.db.write() as conn:
-            conn.execute("UPDATE exec_runs SET status = ?, ended_at = ? WHERE turn_id = ? AND command = ?",
-                         (status, time.time(), turn_id, command))
+            conn.execute("UPDATE exec_runs SET status = ?, ended_at = ? WHERE turn_id = ? AND command_hash = ?",
+                         (status, time.time(), turn_id, _digest(command)))
+
+
+def _digest(command: str) -> str:
+    return hashlib.sha256(command.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 EXEC_TOOL = Tool(
@@ -152,5 +159,6 @@ EXEC_TOOL = Tool(
     params({"command": {"type": "string", "description": "The shell command line."}}, ["command"]),
     run_exec,
     enabled=lambda config: config.tools.exec_enabled,
+    uses_secrets=True,
     disabled_reason="running commands is turned off for this crew (set tools.execEnabled to true to allow it)",
 )

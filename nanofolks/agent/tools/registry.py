@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nanofolks.config.schema import Config
+from nanofolks.secrets.sanitize import sanitize
 
 if TYPE_CHECKING:
     from nanofolks.agent.runner import TurnBudget
     from nanofolks.crew.crew import Bot, Crew
     from nanofolks.orchestrator.turn import BotReply, Turn
     from nanofolks.rooms.tasks import Tasks
+    from nanofolks.secrets.keeper import Keeper
     from nanofolks.store.db import Database
     from nanofolks.store.messages import Message
 
@@ -48,6 +50,7 @@ class ToolContext:
     budget: TurnBudget
     run_bot: RunBot | None = None  # set only where delegation is allowed (the leader, not a specialist)
     db: Database | None = None  # for tools that keep records of their own (exec's runs per turn)
+    keeper: Keeper | None = None  # the vault: resolves {{name}} for tools that use secrets, screens outputs
 
 
 Handler = Callable[[ToolContext, dict[str, Any]], Awaitable[str]]
@@ -61,6 +64,7 @@ class Tool:
     run: Handler
     enabled: Callable[[Config], bool] = field(default=lambda _config: True)
     disabled_reason: str = ""  # what the model is told when it calls a tool that config turned off
+    uses_secrets: bool = False  # its arguments' {{name}} references are replaced by the vault's values as it runs
 
     def schema(self) -> dict[str, Any]:
         """The OpenAI function-calling form, which litellm translates for every provider."""
@@ -116,14 +120,38 @@ class ToolRegistry:
         if problem:
             return _error(f"bad arguments for {name}: {problem}")
         try:
-            return Outcome(await tool.run(ctx, arguments), True)
+            outcome = Outcome(await tool.run(ctx, _with_secrets(tool, arguments, ctx)), True)
         except ToolError as exc:
-            return _error(str(exc))
+            outcome = _error(str(exc))
         except Exception as exc:  # a bug in a tool must not end the turn; the model and the log both hear of it
             line = describe_failure(exc, ctx.workspace)
             log.warning("tool %s failed: %s", name, line)  # no traceback: in the terminal the user would see it
             log.debug("tool %s failed", name, exc_info=True)
-            return _error(f"{name} failed: {line}")
+            outcome = _error(f"{name} failed: {line}")
+        # Screened before anyone sees or stores it: new secrets kept in the vault, known ones named.
+        outcome.text = ctx.keeper.screen(outcome.text, f"tool {name}") if ctx.keeper else sanitize(outcome.text)
+        return outcome
+
+
+def _with_secrets(tool: Tool, arguments: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
+    """The arguments a tool runs with: {{name}} -> the secret, only for tools that need one, only now."""
+    if not tool.uses_secrets or ctx.keeper is None:
+        return arguments
+    from nanofolks.secrets.vault import VaultError
+
+    def resolve(value: Any) -> Any:
+        if isinstance(value, str):
+            return ctx.keeper.resolve(value)  # type: ignore[union-attr]
+        if isinstance(value, dict):
+            return {k: resolve(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [resolve(v) for v in value]
+        return value
+
+    try:
+        return resolve(arguments)
+    except VaultError as exc:
+        raise ToolError(str(exc)) from None
 
 
 def validate(schema: dict[str, Any], arguments: dict[str, Any]) -> str:
