@@ -292,8 +292,9 @@ class DiscordChannel:
             chat_type = "thread" if isinstance(channel, discord.Thread) else "group"
         return InboundMessage(
             platform=self.platform, account=self.account, chat_id=chat_id, message_id=str(message.id),
-            text=_clean(message, me.id), sender_id=str(author.id), sender_username=author.name,
-            sender_name=author.display_name, chat_type=chat_type, mentioned=mentioned,
+            text=_clean(message, me.id), sender_id=str(author.id), sender_username=str(author.name or ""),
+            sender_name=str(author.display_name or author.name or author.id), chat_type=chat_type,
+            mentioned=mentioned,
         )
 
     # --- sending ----------------------------------------------------------------------------------
