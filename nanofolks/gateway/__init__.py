@@ -5,6 +5,6 @@
     commands.py  the chat commands (/rooms, /room, /help), one list
     locks.py     one gateway per channel credential (OS file locks)
     report.py    what every channel is doing, for `nanofolks status` and `nanofolks channels list`
-    masking.py   secrets masked in log lines; logs.py where the gateway logs
+    logs.py      where the gateway logs, through the secret sanitizer (secrets/sanitize.py)
 
 Which channels exist and what each can do is channels/registry.py."""

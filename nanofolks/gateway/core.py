@@ -104,7 +104,7 @@ class Gateway:
         spec = CHANNELS[channel.platform]
         section = spec.section(self.config)
         access = AccessPolicy(channel.platform, section.allow_from, section.open_groups, self.pairing)
-        return _Link(channel, spec, Ingress(access, self.inbox, self.db))
+        return _Link(channel, spec, Ingress(access, self.inbox, self.db, self.services.keeper))
 
     def add_task(self, name: str, job: Job) -> None:
         """Run `job()` for as long as the gateway runs (before `run`). A job that fails is logged; the
@@ -219,9 +219,9 @@ class Gateway:
     async def _on_message(self, link: _Link, msg: InboundMessage) -> None:
         """Called by the adapter before it acknowledges the message to the platform."""
         received = await link.ingress.receive(msg)
-        if received.outcome == "paired" and link.sender:
+        if (received.outcome == "paired" or received.notice) and link.sender:
             link.sender.wake()
-        elif received.outcome == "accepted" and received.inbox_id is not None:
+        if received.outcome == "accepted" and received.inbox_id is not None:
             await self._enqueue(link, received.inbox_id)
 
     async def _enqueue(self, link: _Link, inbox_id: int) -> None:
