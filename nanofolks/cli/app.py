@@ -11,6 +11,7 @@ from nanofolks.cli import chat, config_cmd, onboard, pairing, room, team
 from nanofolks.cli import gateway as gateway_cmd
 from nanofolks.cli import memory as memory_cmd
 from nanofolks.cli import secrets as secrets_cmd
+from nanofolks.cli import skills as skills_cmd
 
 app = typer.Typer(
     name="nanofolks",
@@ -41,6 +42,7 @@ app.add_typer(pairing.app, name="pairing")
 app.add_typer(memory_cmd.app, name="memory")
 app.add_typer(channels_cmd.app, name="channels")
 app.add_typer(secrets_cmd.app, name="secrets")
+app.add_typer(skills_cmd.app, name="skills")
 
 
 @app.command("version")
