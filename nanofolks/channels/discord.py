@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import hashlib
 import logging
 import re
 import time
@@ -98,11 +97,6 @@ def _guarded(channel: DiscordChannel, event: str, parse: Any, data: Any) -> None
         channel._unparsable(event, data, exc)
 
 
-def lock_key(config: DiscordConfig) -> str:
-    """Names the credential for the one-gateway-per-token lock, without revealing it."""
-    return hashlib.sha256(config.token.encode()).hexdigest()[:16]
-
-
 class DiscordChannel:
     platform = "discord"
 
@@ -135,10 +129,6 @@ class DiscordChannel:
     @property
     def state(self) -> str:
         return self._state
-
-    @property
-    def lock_key(self) -> str:
-        return lock_key(self.config)
 
     def _connected(self, how: str) -> None:
         if self._was_ready:
