@@ -22,7 +22,9 @@ def gateway() -> None:
     asyncio.run(serve(services))
 
 
-def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def status(as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+           check: bool = typer.Option(False, "--check", help="Exit 1 when no gateway is running (health checks).")
+           ) -> None:
     """Every channel (running or not, its account, last heartbeat), its inbox and outbox, pairing requests."""
     from nanofolks.gateway import channel_report
     from nanofolks.store.pairing import PairingRepo
@@ -35,12 +37,14 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) ->
             "pairing_pending": pairing}
     if as_json:
         print_json(data)
-        return
-    console.print(f"gateway  {data['gateway']}" + (f" (pid {', '.join(map(str, pids))})" if pids else ""),
-                  highlight=False)
-    print_channels(channels)
-    if pairing:
-        console.print(f"{pairing} pairing request(s) waiting: `nanofolks pairing list`", highlight=False)
+    else:
+        console.print(f"gateway  {data['gateway']}" + (f" (pid {', '.join(map(str, pids))})" if pids else ""),
+                      highlight=False)
+        print_channels(channels)
+        if pairing:
+            console.print(f"{pairing} pairing request(s) waiting: `nanofolks pairing list`", highlight=False)
+    if check and not pids:
+        raise typer.Exit(1)
 
 
 def print_channels(channels: list[dict[str, Any]], details: dict[str, str] | None = None) -> None:
