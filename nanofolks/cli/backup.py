@@ -13,9 +13,12 @@ import typer
 
 from nanofolks.cli.common import console, fail, print_json
 
+OUT = typer.Option(..., "--out", "-o", help="A new or empty folder to write the export into.")
+SOURCE = typer.Argument(..., help="A folder written by `nanofolks export`.")
+
 
 def export(
-    out: Path = typer.Option(..., "--out", "-o", help="A new or empty folder to write the export into."),
+    out: Path = OUT,
     fmt: str = typer.Option("jsonl", "--format", "-f", help="jsonl (one file per table), csv or sqlite."),
     as_json: bool = typer.Option(False, "--json", help="Print what was written as JSON."),
 ) -> None:
@@ -41,7 +44,7 @@ def export(
         console.print(f"  left out {key} (a secret in clear; it stays on this machine)", highlight=False)
 
 
-def import_(source: Path = typer.Argument(..., help="A folder written by `nanofolks export`.")) -> None:
+def import_(source: Path = SOURCE) -> None:
     """Import an export into this (fresh) home: database, config if there is none yet, workspace."""
     from nanofolks.config import paths
     from nanofolks.store import backup
