@@ -90,12 +90,18 @@ def _export_config(config: Path, target: Path) -> list[str]:
 def _say_missing_secrets(config: Path) -> None:
     """Name the vault entries the imported config refers to that this machine's vault lacks."""
     from nanofolks.config.secret_fields import references
-    from nanofolks.secrets.vault import open_vault
+    from nanofolks.secrets.vault import VaultError, open_vault
 
     if not config.is_file():
         return
     vault = open_vault()
     for name, keys in references(json.loads(config.read_text())).items():
-        if vault.get(name) is None:
+        try:
+            missing = vault.get(name) is None
+        except VaultError as exc:
+            console.print(f"  the config refers to the secret {name}; no vault to hold it yet: {exc}",
+                          highlight=False, soft_wrap=True)
+            continue
+        if missing:
             console.print(f"  set the secret {name} (used by {', '.join(keys)}): `nanofolks secrets set {name}`",
                           highlight=False)

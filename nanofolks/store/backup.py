@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import csv
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -25,9 +26,9 @@ SQLITE_FILE = "nanofolks.db"
 
 def data_tables(db: sqlite_utils.Database) -> list[str]:
     """The tables that hold data, in creation order (parents before the rows that refer to them)."""
-    virtual = [t.name for t in db.tables if t.virtual_table]
+    virtual = [t.name for t in db.tables if t.virtual_table_using]
     return [t.name for t in db.tables
-            if not t.virtual_table and t.name != "_migrations" and not t.name.startswith("sqlite_")
+            if not t.virtual_table_using and t.name != "_migrations" and not t.name.startswith("sqlite_")
             and not any(t.name.startswith(f"{v}_") for v in virtual)]
 
 
@@ -63,38 +64,50 @@ def export(db_path: Path, out: Path, fmt: str) -> dict[str, int]:
 
 
 def import_into(db_path: Path, source: Path) -> dict[str, int]:
-    """Load an export folder into the database at `db_path` (already migrated), which must hold no data."""
+    """Load an export folder into the database at `db_path` (already migrated), which must hold no data.
+
+    The rows go into a copy of the database that replaces it only once every table is in and counted, so a
+    damaged export leaves the target as it was (sqlite-utils commits each table on its own)."""
     manifest = read_manifest(source)
-    target = sqlite_utils.Database(sqlite3.connect(db_path))
+    staging = db_path.with_name(db_path.name + ".importing")
+    with sqlite3.connect(db_path) as live, sqlite3.connect(staging) as copy:
+        live.backup(copy)
+    target = sqlite_utils.Database(sqlite3.connect(staging))
     try:
-        unknown = set(manifest["migrations"]) - set(migrations(target))
-        if unknown:
-            raise StoreError(f"the export comes from a newer Nanofolks (migrations {', '.join(sorted(unknown))}): "
-                             "upgrade before importing")
-        tables = set(data_tables(target))
-        busy = [t for t in manifest["tables"] if t in tables and target[t].count]
-        if busy:
-            raise StoreError(f"the target home already holds data (table {busy[0]}): import into a fresh "
-                             "NANOFOLKS_HOME")
-        fmt = manifest["format"]
-        if fmt == "csv":
-            raise StoreError("a CSV export is for reading in a spreadsheet (it cannot tell an empty text from "
-                             "none): export with --format jsonl or sqlite to move a home")
-        counts = {}
-        with target.conn:  # one transaction: a failed import leaves the target empty
-            target.execute("PRAGMA defer_foreign_keys = ON")
-            for table in manifest["tables"]:
-                if table not in tables:
-                    raise StoreError(f"the export has a table this version does not know: {table}")
-                rows = _read_jsonl(source / f"{table}.jsonl") if fmt == "jsonl" else _sqlite_rows(source, table)
-                target[table].insert_all(rows, batch_size=500)
-                counts[table] = target[table].count
-                if counts[table] != manifest["tables"][table]:
-                    raise StoreError(f"{table}: {counts[table]} rows imported, the export says "
-                                     f"{manifest['tables'][table]}")
+        counts = _load_rows(target, manifest, source)
+        target.conn.close()
+        for suffix in ("-wal", "-shm"):
+            db_path.with_name(db_path.name + suffix).unlink(missing_ok=True)
+        os.replace(staging, db_path)
         return counts
     finally:
         target.conn.close()
+        staging.unlink(missing_ok=True)
+
+
+def _load_rows(target: sqlite_utils.Database, manifest: dict[str, Any], source: Path) -> dict[str, int]:
+    unknown = set(manifest["migrations"]) - set(migrations(target))
+    if unknown:
+        raise StoreError(f"the export comes from a newer Nanofolks (migrations {', '.join(sorted(unknown))}): "
+                         "upgrade before importing")
+    tables = set(data_tables(target))
+    busy = [t for t in manifest["tables"] if t in tables and target[t].count]
+    if busy:
+        raise StoreError(f"the target home already holds data (table {busy[0]}): import into a fresh NANOFOLKS_HOME")
+    fmt = manifest["format"]
+    if fmt == "csv":
+        raise StoreError("a CSV export is for reading in a spreadsheet (it cannot tell an empty text from none): "
+                         "export with --format jsonl or sqlite to move a home")
+    counts = {}
+    for table in manifest["tables"]:  # in creation order: rows that refer to others come after them
+        if table not in tables:
+            raise StoreError(f"the export has a table this version does not know: {table}")
+        rows = _read_jsonl(source / f"{table}.jsonl") if fmt == "jsonl" else _sqlite_rows(source, table)
+        target[table].insert_all(rows, batch_size=500)
+        counts[table] = target[table].count
+        if counts[table] != manifest["tables"][table]:
+            raise StoreError(f"{table}: {counts[table]} rows imported, the export says {manifest['tables'][table]}")
+    return counts
 
 
 def read_manifest(source: Path) -> dict[str, Any]:
