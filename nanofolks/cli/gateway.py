@@ -14,7 +14,8 @@ def gateway() -> None:
     """Run the crew on every enabled chat channel until Ctrl-C or SIGTERM."""
     import asyncio
 
-    from nanofolks.gateway import configure_logging, serve
+    from nanofolks.gateway.core import serve
+    from nanofolks.gateway.logs import configure_logging
 
     services = open_services()
     log_file = configure_logging(services.config)
@@ -28,7 +29,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON."),
            check: bool = typer.Option(False, "--check", help="Exit 1 when no gateway is running (health checks).")
            ) -> None:
     """Every channel (running or not, its account, last heartbeat), its inbox and outbox, pairing requests."""
-    from nanofolks.gateway import channel_report
+    from nanofolks.gateway.report import channel_report
     from nanofolks.store.pairing import PairingRepo
 
     services = open_services()

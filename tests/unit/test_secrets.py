@@ -337,7 +337,7 @@ def test_every_store_keeps_only_sanitized_text(tmp_path: Path) -> None:
     from nanofolks.store.rooms import RoomRepo
 
     db = Database(tmp_path / "n.db")
-    token = POSITIVES[8][2]
+    token = "ghp_" + "Mm4s" * 9  # a value no other test has taught the sanitizer, so it is found by its format
     room = RoomRepo(db).ensure("general", "open", ["leader"])
     MessageRepo(db).add(Message(room.id, "user", "user", f"token {token}"))
     EntryRepo(db).add(Entry(f"imported note with {token}", kind="import"))
