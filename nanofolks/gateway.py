@@ -40,6 +40,10 @@ from nanofolks.channels.base import Channel, ChannelError
 from nanofolks.config import paths
 from nanofolks.config.schema import Config
 from nanofolks.rooms.rooms import RoomError
+from nanofolks.routines.activity import Activity
+from nanofolks.routines.delivery import Target
+from nanofolks.routines.schedule import parse_duration
+from nanofolks.routines.scheduler import Scheduler
 from nanofolks.services import Services
 from nanofolks.store.channel_state import ChannelStateRepo
 from nanofolks.store.db import Database
@@ -303,6 +307,9 @@ class Gateway:
         self.failures = dict(failures or {})  # platform -> why it did not start
         self._workers: list[asyncio.Task] = []
         self._warm: asyncio.Task | None = None
+        routines = services.config.routines
+        self.activity = Activity(parse_duration(routines.live_for), parse_duration(routines.max_wait))
+        self.scheduler = Scheduler(services, self.targets, self.activity)
 
     def _link(self, channel: Channel) -> _Link:
         section = getattr(self.services.config.channels, channel.platform)
@@ -316,6 +323,7 @@ class Gateway:
             log.error("%s: not started: %s", platform, why)
         self._warm = asyncio.create_task(self._warm_up(), name="warm-up")
         self._workers = [asyncio.create_task(self._work(), name=f"turn-{i}") for i in range(TURN_WORKERS)]
+        self._workers.append(asyncio.create_task(self._schedule(), name="scheduler"))
         starting = asyncio.ensure_future(asyncio.gather(*(self._start(link) for link in self.links)))
         stopping = asyncio.ensure_future(stop.wait())
         try:
@@ -333,6 +341,16 @@ class Gateway:
         finally:
             await _cancel([stopping])
             await self._shutdown()
+
+    def targets(self) -> dict[str, Target]:
+        """The platforms running now: where routines and heartbeats can deliver."""
+        return {ln.channel.platform: Target(ln.channel.account, ln.channel.split) for ln in self.links if ln.started}
+
+    async def _schedule(self) -> None:
+        """Routines and heartbeats, once the channels they deliver to had their chance to start."""
+        while not any(ln.started for ln in self.links):
+            await asyncio.sleep(STATE_CHECK)
+        await self.scheduler.run()
 
     async def _warm_up(self) -> None:
         """Import litellm (seconds) in a thread while the channels connect, not inside the first user's
@@ -446,6 +464,7 @@ class Gateway:
         elif room is None:
             reply = HELP
         else:
+            self.activity.touch(room.id)
             reply = await self._turn(link, row, room)
         if (reply is None or await self.db.quick(self._complete, link, row, reply)) and link.sender:
             link.sender.wake()
@@ -468,7 +487,7 @@ class Gateway:
         try:
             await services.pipeline.handle(
                 room, row.text, sender=row.sender_name or row.sender_id, platform=row.platform,
-                turn_id=f"{row.platform}-inbox-{row.id}",
+                turn_id=f"{row.platform}-inbox-{row.id}", chat=f"{row.platform}:{row.chat_id}",
                 commit=lambda conn, answer: self._queue_replies(conn, link, row, answer.markdown()),
             )
             reply = None

@@ -10,6 +10,8 @@ from nanofolks.cli import channels as channels_cmd
 from nanofolks.cli import chat, config_cmd, onboard, pairing, room, team
 from nanofolks.cli import gateway as gateway_cmd
 from nanofolks.cli import memory as memory_cmd
+from nanofolks.cli import routines as routines_cmd
+from nanofolks.cli import worklog as worklog_cmd
 
 app = typer.Typer(
     name="nanofolks",
@@ -30,6 +32,8 @@ app.command("status")(gateway_cmd.status)
 app.add_typer(pairing.app, name="pairing")
 app.add_typer(memory_cmd.app, name="memory")
 app.add_typer(channels_cmd.app, name="channels")
+app.add_typer(routines_cmd.app, name="routines")
+app.add_typer(worklog_cmd.app, name="worklog")
 
 
 @app.command("version")
