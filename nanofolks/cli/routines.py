@@ -50,7 +50,7 @@ def add(
     service = _service()
     routine = service.add(name, message, text, room, bot, tz, quiet)
     console.print(f"[green]✓[/] routine {routine.id} {routine.name!r} in #{routine.room}: {routine.schedule} "
-                  f"(next {_when(service.next_due(routine))})", highlight=False)
+                  f"(next {service.local_time(routine, service.next_due(routine))})", highlight=False)
 
 
 @app.command("list")
@@ -67,7 +67,7 @@ def list_(as_json: bool = JsonOpt) -> None:
     for r in rows:
         state = "on " if r["enabled"] else "off"
         console.print(f"[bold]{r['id']:>3}[/] {state} {r['name']:<20} #{r['room']:<12} {r['schedule']:<16} "
-                      f"next {r['next'] or '-'}  {r['message'][:50]}", highlight=False)
+                      f"next {r['next'] or '-'}  {r['message'][:50]}", highlight=False, soft_wrap=True)
 
 
 @app.command("remove")
@@ -141,7 +141,7 @@ def history(routine_id: int = typer.Argument(..., metavar="ID"),
 def _row(service: RoutineService, r: Routine) -> dict[str, Any]:
     return {"id": r.id, "name": r.name, "room": r.room, "schedule": r.schedule, "tz": service.tz(r) or "local",
             "bot": r.bot, "message": r.message, "enabled": r.enabled, "quiet": r.quiet, "created_by": r.created_by,
-            "next": _when(service.next_due(r))}
+            "next": service.local_time(r, service.next_due(r))}
 
 
 def _run_row(r: Run) -> dict[str, Any]:

@@ -7,6 +7,7 @@ transaction that marks the run delivered). A crash between any two steps resumes
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import sqlite3
 import time
@@ -89,8 +90,10 @@ class RoutineService:
         target = self.rooms.get(room.lstrip("#"))
         if handle and handle not in target.members:  # giving a bot a routine brings it into the room
             target = self.rooms.invite(target.name, handle)
-        return self.repo.add(Routine(name, message, schedule, target.id, tz=tz, bot=handle, quiet=quiet,
+        made = self.repo.add(Routine(name, message, schedule, target.id, tz=tz, bot=handle, quiet=quiet,
                                      created_by=created_by))
+        assert made.id is not None
+        return self.get(made.id)
 
     def get(self, routine_id: int) -> Routine:
         routine = self.repo.get(routine_id)
@@ -115,6 +118,10 @@ class RoutineService:
 
     def next_due(self, routine: Routine, now: float | None = None) -> float | None:
         return self.schedule_of(routine).next_after(now or time.time()) if routine.enabled else None
+
+    def local_time(self, routine: Routine, at: float | None) -> str | None:
+        """A time as the routine's zone shows it: '2026-11-30 09:00 CET'."""
+        return dt.datetime.fromtimestamp(at, zone(self.tz(routine))).strftime("%Y-%m-%d %H:%M %Z") if at else None
 
     # --- running ---
 

@@ -5,7 +5,6 @@ its rescan period (RESCAN in routines/scheduler.py)."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from nanofolks.agent.tools.registry import Tool, ToolContext, ToolError, params
@@ -39,7 +38,7 @@ async def routine(ctx: ToolContext, args: dict[str, Any]) -> str:
                            args.get("tz", ""), created_by=f"@{ctx.bot}")
         if ctx.turn.chat and rooms.repo.room_for_chat(*ctx.turn.chat.split(":", 1)) is None:
             rooms.map_chat(room.name, ctx.turn.chat)  # the answers come back to the chat that asked
-        nxt = dt.datetime.fromtimestamp(service.next_due(made) or 0).strftime("%a %Y-%m-%d %H:%M")
+        nxt = service.local_time(made, service.next_due(made))
         return f"created routine {made.id} {made.name!r} in #{room.name}: {made.schedule}, next run {nxt}"
 
     try:
