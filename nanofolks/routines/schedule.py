@@ -14,6 +14,7 @@ import math
 import re
 import zoneinfo
 from dataclasses import dataclass
+from functools import cached_property
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?\s*$", re.IGNORECASE)
 _UNIT = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
@@ -84,14 +85,18 @@ class Schedule:
 
     def __post_init__(self) -> None:
         if self.interval() is None:  # both raise ScheduleError for anything unusable
-            self._cron()
+            self._iterator  # noqa: B018 - parsed now, so that a bad expression fails here
 
     def interval(self) -> float | None:
         if not self.text.lower().startswith("every "):
             return None
         return parse_duration(self.text[6:], minimum=1)
 
-    def _cron(self):  # noqa: ANN202 - croniter is imported here, not at start-up
+    @cached_property
+    def _iterator(self):  # noqa: ANN202 - croniter is imported lazily, not at start-up
+        return self._cron()
+
+    def _cron(self):  # noqa: ANN202
         from croniter import croniter
         from croniter.croniter import CroniterError
 
@@ -108,7 +113,7 @@ class Schedule:
         step = self.interval()
         if step is not None:
             return self.anchor + (math.floor((t - self.anchor) / step) + 1) * step
-        it = self._cron()
+        it = self._iterator
         it.set_current(dt.datetime.fromtimestamp(t, zone(self.tz)), force=True)
         return float(it.get_next(dt.datetime).timestamp())
 
@@ -118,7 +123,7 @@ class Schedule:
         if step is not None:
             count = math.floor((t - self.anchor) / step)
             return self.anchor + count * step if count >= 1 else None
-        it = self._cron()
+        it = self._iterator
         it.set_current(dt.datetime.fromtimestamp(t, zone(self.tz)), force=True)
         previous = float(it.get_prev(dt.datetime).timestamp())
         following = self.next_after(previous)  # `t` itself may be a due time, which get_prev skips

@@ -46,6 +46,8 @@ class Scheduler:
         self.passes = 0  # times the loop woke up (the idle benchmark counts them)
         self._wake = asyncio.Event()
         self._jobs: set[asyncio.Task] = set()
+        self._next: dict[int, tuple[tuple, float]] = {}  # routine -> (its schedule, when next due)
+        self._version: tuple[int, int] | None = None  # the database's, when the routines were last read
         self._beats: dict[str, float] = {}  # bot -> next heartbeat
         self._beating: set[str] = set()
 
@@ -84,13 +86,12 @@ class Scheduler:
 
     async def _pass(self, now: float) -> float:
         """Start whatever is due; return when something is next due."""
-        routines = await self.services.db.run(self.routines.repo.list, None, True)
-        next_due = now + RESCAN
-        for routine in routines:
-            try:
-                next_due = min(next_due, await self._routine(routine, now))
-            except Exception:  # noqa: BLE001 - one broken routine must not stop the others
-                log.exception("routine %s (%s): could not be scheduled", routine.id, routine.name)
+        db = self.services.db
+        version = await db.run(db.data_version)
+        if version != self._version or any(at <= now for _, at in self._next.values()):
+            self._version = version  # read before the routines: a write meanwhile is seen next time
+            await self._reschedule(now)
+        next_due = min([now + RESCAN, *(at for _, at in self._next.values())])
         for handle in enabled(self.services):
             at = self._beats.setdefault(handle, self._next_beat(handle, now))
             if at <= now and handle not in self._beating:
@@ -100,11 +101,30 @@ class Scheduler:
             next_due = min(next_due, at)
         return next_due
 
-    async def _routine(self, routine: Routine, now: float) -> float:
+    async def _reschedule(self, now: float) -> None:
+        """Read the routines and handle the due ones. A routine whose next slot is later than now costs
+        a dictionary look-up: slots are worked out only when one came due or the routine is new or changed."""
+        db = self.services.db
+        routines = await db.run(self.routines.repo.list, None, True)
+        handled = await db.run(self.routines.repo.last_dues)
+        previous, self._next = self._next, {}
+        for routine in routines:
+            assert routine.id is not None
+            key = (routine.schedule, routine.tz, routine.created_at)
+            cached = previous.get(routine.id)
+            at = cached[1] if cached and cached[0] == key else 0.0
+            if at <= now:
+                try:
+                    at = await self._routine(routine, handled.get(routine.id), now)
+                except Exception:  # noqa: BLE001 - one broken routine must not stop the others
+                    log.exception("routine %s (%s): could not be scheduled", routine.id, routine.name)
+                    at = now + RESCAN
+            self._next[routine.id] = (key, at)
+
+    async def _routine(self, routine: Routine, handled: float | None, now: float) -> float:
         """Run or skip the routine's newest slot that has not been handled; its next slot after now."""
         assert routine.id is not None
         schedule = self.routines.schedule_of(routine)
-        handled = await self.services.db.run(self.routines.repo.last_due, routine.id)
         slot = schedule.newest_at_or_before(now)
         if slot is not None and slot > max(handled or 0.0, routine.created_at):
             late = now - slot

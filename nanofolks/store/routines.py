@@ -132,11 +132,11 @@ class RoutineRepo:
         rows = self.db.query("SELECT * FROM routine_runs WHERE status IN ('running', 'answered') ORDER BY id")
         return [_run(r) for r in rows]
 
-    def last_due(self, routine_id: int) -> float | None:
-        """The newest scheduled slot that has a run (manual runs are not slots)."""
-        row = self.db.query_one(
-            "SELECT MAX(due_at) FROM routine_runs WHERE routine_id = ? AND trigger != 'manual'", (routine_id,))
-        return row[0] if row and row[0] is not None else None
+    def last_dues(self) -> dict[int, float]:
+        """Each routine's newest scheduled slot that has a run (manual runs are not slots)."""
+        rows = self.db.query(
+            "SELECT routine_id, MAX(due_at) FROM routine_runs WHERE trigger != 'manual' GROUP BY routine_id")
+        return {r[0]: r[1] for r in rows}
 
     def fail(self, run_id: int, error: str) -> None:
         with self.db.write() as conn:

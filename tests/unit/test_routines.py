@@ -213,17 +213,17 @@ async def test_missed_runs_within_the_grace_run_once_older_ones_are_skipped(serv
     scheduler = Scheduler(services, lambda: TARGETS)
 
     # down from 08:30 until 11:40: the 11:00 slot is 40 min late, beyond the 15 min grace
-    nxt = await scheduler._routine(routine, ts("2026-11-27T11:40:00"))
+    nxt = await scheduler._routine(routine, repo.last_dues().get(routine.id), ts("2026-11-27T11:40:00"))
     assert nxt == ts("2026-11-27T12:00:00")
     [skipped] = repo.runs(routine.id)
     assert skipped.status == "skipped" and skipped.due_at == ts("2026-11-27T11:00:00")
     assert "beyond the 15m grace" in skipped.error
-    await scheduler._routine(routine, ts("2026-11-27T11:50:00"))  # the skipped slot stays skipped
+    await scheduler._routine(routine, repo.last_dues().get(routine.id), ts("2026-11-27T11:50:00"))  # the skipped slot stays skipped
     assert len(repo.runs(routine.id)) == 1 and services.llm.calls == []
 
     # down again from 11:50 until 12:05: the 12:00 slot is 5 min late, within the grace: it runs once
-    await scheduler._routine(routine, ts("2026-11-27T12:05:00"))
-    await scheduler._routine(routine, ts("2026-11-27T12:06:00"))
+    await scheduler._routine(routine, repo.last_dues().get(routine.id), ts("2026-11-27T12:05:00"))
+    await scheduler._routine(routine, repo.last_dues().get(routine.id), ts("2026-11-27T12:06:00"))
     await asyncio.wait(scheduler._jobs)
     runs = repo.runs(routine.id)
     assert [(r.trigger, r.status) for r in runs] == [("missed", "delivered"), ("schedule", "skipped")]
