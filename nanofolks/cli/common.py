@@ -70,8 +70,10 @@ def user_errors() -> tuple[type[Exception], ...]:
     from nanofolks.rooms.tasks import TaskError
     from nanofolks.routines.schedule import ScheduleError
     from nanofolks.routines.service import RoutineError
+    from nanofolks.secrets.vault import VaultError
+    from nanofolks.skills.skills import SkillError
     from nanofolks.store.db import StoreError
     from nanofolks.store.rooms import ConflictError
 
-    return (UserError, ChannelError, EmbedderError, MemoryError_, ConfigError, CrewError, LLMError, RoomError, TaskError, StoreError, ConflictError,
-            RoutineError, ScheduleError)
+    return (UserError, ChannelError, EmbedderError, MemoryError_, ConfigError, CrewError, LLMError, RoomError, TaskError,
+            StoreError, ConflictError, VaultError, SkillError, RoutineError, ScheduleError)

@@ -51,7 +51,7 @@ def last_known_targets(config: Config, db: Database) -> dict[str, Target]:
     """Outside the gateway (`routines run`): each configured platform with the account its last gateway
     ran as, so what is queued now is sent by the next gateway (a running one within seconds)."""
     from nanofolks.channels.base import ChannelError
-    from nanofolks.gateway import make_channel
+    from nanofolks.channels.registry import CHANNELS
 
     latest: dict[str, tuple[float, str]] = {}
     for (platform, account), keys in ChannelStateRepo(db).all().items():
@@ -59,8 +59,10 @@ def last_known_targets(config: Config, db: Database) -> dict[str, Target]:
             latest[platform] = (keys["status"][1], account)
     targets = {}
     for platform, (_, account) in latest.items():
+        if platform not in CHANNELS:
+            continue
         try:
-            targets[platform] = Target(account, make_channel(config, platform).split)
-        except (ChannelError, AttributeError, KeyError):
+            targets[platform] = Target(account, CHANNELS[platform].build(config).split)
+        except ChannelError:
             continue  # no longer configured here
     return targets

@@ -308,6 +308,15 @@ def m004_messages_by_turn(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX messages_turn ON messages (turn_id) WHERE turn_id != ''")
 
 
+def m006_secrets_skill_approvals(conn: sqlite3.Connection) -> None:
+    # A skill that is not low risk loads only once approved, and only at the content hash approved.
+    conn.execute(
+        "CREATE TABLE skill_approvals (name TEXT PRIMARY KEY, content_hash TEXT NOT NULL,"
+        " decision TEXT NOT NULL CHECK (decision IN ('approved', 'rejected')), risk TEXT NOT NULL,"
+        " decided_at REAL NOT NULL)"
+    )
+
+
 def m009_routines_worklog(conn: sqlite3.Connection) -> None:
     """Routines and their runs (one row per due slot: a slot runs once), what heartbeats already
     reported, and the work log (with full-text search)."""
@@ -379,6 +388,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m002_gateway,
     m003_memory,
     m004_messages_by_turn,
+    m006_secrets_skill_approvals,
     m009_routines_worklog,
 ]
 

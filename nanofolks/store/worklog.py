@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from nanofolks.secrets.sanitize import sanitize
 from nanofolks.store.db import Database
 
 KINDS = ("task", "tool", "delegation", "file", "routine", "heartbeat")
@@ -38,6 +39,7 @@ def insert(conn: sqlite3.Connection, entry: WorkEntry) -> None:
     if entry.kind not in KINDS:
         raise ValueError(f"unknown work log kind {entry.kind!r}")
     entry.created_at = entry.created_at or time.time()
+    entry.summary, entry.detail = sanitize(entry.summary), sanitize(entry.detail)  # no secret is ever stored
     cur = conn.execute(
         "INSERT INTO worklog (room_id, bot, kind, summary, detail, ok, artifacts, turn_id, created_at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
