@@ -322,6 +322,8 @@ async def serve(services: Services) -> None:
         await scheduler.run()
 
     gateway.add_task("scheduler", schedule)
+    if services.config.memory.enabled:  # consolidation, like heartbeats, waits for a live conversation
+        services.memory.defer_while(gateway.activity.live, gateway.activity.max_wait)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -22,7 +22,8 @@ class Activity:
     def live(self, room_id: int | None = None) -> bool:
         """Is this room (or, with None, any room) in conversation?"""
         now = self.clock()
-        stamps = self._last.values() if room_id is None else [self._last.get(room_id, float("-inf"))]
+        # list(): the memory worker asks from its own thread while the loop adds rooms
+        stamps = list(self._last.values()) if room_id is None else [self._last.get(room_id, float("-inf"))]
         return any(now - at < self.live_for for at in stamps)
 
     async def quiet(self, room_id: int | None = None) -> float:

@@ -363,3 +363,24 @@ def test_completed_tasks_are_logged_and_the_log_searches_and_exports(services: S
     assert "- " in export(entries, "md") and "@coder task: completed task #1" in export(entries, "md")
     with pytest.raises(ValueError, match="unknown format"):
         export(entries, "xml")
+
+
+def test_memory_consolidation_waits_for_a_live_conversation_but_not_forever(tmp_path: Path) -> None:
+    from nanofolks.memory.service import MemoryService
+    from nanofolks.store.db import Database
+    from tests.fakes.embedder import HashEmbedder
+
+    memory = MemoryService(Config(), Database(tmp_path / "m.db"), embedder=HashEmbedder())
+    memory.state.set("consolidated_at", "1000")  # long overdue
+    live = [True]
+    memory.defer_while(lambda: live[0], at_most=0.3)
+    memory._maintain(time.time())
+    assert memory.state.get("consolidated_at") == "1000"  # the user is talking: later
+    time.sleep(0.35)
+    memory._maintain(time.time())
+    assert memory.state.get("consolidated_at") != "1000"  # the bound: it ran anyway
+    memory.state.set("consolidated_at", "1000")
+    live[0] = False
+    memory._maintain(time.time())
+    assert memory.state.get("consolidated_at") != "1000"  # quiet: at once
+    memory.close()
