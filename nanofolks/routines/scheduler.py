@@ -18,7 +18,8 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from nanofolks.routines.activity import Activity
 from nanofolks.routines.delivery import Target
@@ -26,7 +27,7 @@ from nanofolks.routines.heartbeat import Heartbeats, enabled
 from nanofolks.routines.schedule import next_opening, parse_duration, parse_hours
 from nanofolks.routines.service import RoutineService
 from nanofolks.services import Services
-from nanofolks.store.routines import Routine
+from nanofolks.store.routines import Routine, Run
 
 log = logging.getLogger("nanofolks.scheduler")
 
@@ -140,14 +141,15 @@ class Scheduler:
                     self._start(self._run(routine, slot, trigger, run), f"routine-{routine.id}")
         return schedule.next_after(now)
 
-    async def _run(self, routine: Routine, slot: float, trigger: str, run) -> None:  # noqa: ANN001 - Run
+    async def _run(self, routine: Routine, slot: float, trigger: str, run: Run) -> None:
         if routine.quiet and self.activity is not None:
             await self.activity.quiet(routine.room_id)
         log.info("routine %s (%s): running (%s)", routine.id, routine.name, trigger)
         outcome = await self.routines.run(routine, slot, trigger, self.targets(), run=run)
         if outcome is not None:
-            log.info("routine %s (%s): run %s delivered to %s", routine.id, routine.name, outcome.run.id,
-                     ", ".join(outcome.delivered_to) or "no chat" + (f" ({outcome.note})" if outcome.note else ""))
+            note = f" ({outcome.note})" if outcome.note else ""
+            log.info("routine %s (%s): run %s delivered to %s%s", routine.id, routine.name, outcome.run.id,
+                     ", ".join(outcome.delivered_to) or "no chat", note)
 
     def _next_beat(self, handle: str, now: float) -> float:
         beat = self.services.config.agents.bots[handle].heartbeat
@@ -160,13 +162,13 @@ class Scheduler:
         finally:
             self._beating.discard(handle)
 
-    def _start(self, job, name: str) -> None:  # noqa: ANN001 - a coroutine
+    def _start(self, job: Coroutine[Any, Any, Any], name: str) -> None:
         task = asyncio.create_task(self._guard(job, name), name=name)
         self._jobs.add(task)
         task.add_done_callback(self._jobs.discard)
 
     @staticmethod
-    async def _guard(job, name: str) -> None:  # noqa: ANN001 - a coroutine
+    async def _guard(job: Coroutine[Any, Any, Any], name: str) -> None:
         try:
             await job
         except asyncio.CancelledError:
