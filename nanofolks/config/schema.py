@@ -193,6 +193,9 @@ class SlackConfig(Section):
 class ChannelsConfig(Section):
     """One section per chat platform; each adapter reads only its own."""
 
+    # Every direct chat talks in #general (one room, one history for everybody) instead of a room per person.
+    shared_dms: bool = False
+
     telegram: TelegramConfig = Field(default_factory=TelegramConfig)
     discord: DiscordConfig = Field(default_factory=DiscordConfig)
     slack: SlackConfig = Field(default_factory=SlackConfig)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from nanofolks.rooms.rooms import RoomError, Rooms
 from nanofolks.store.inbox import InboxRow
 
+OWNER_ONLY = "Only the crew's owner can list the rooms or move a chat to another room."
 HELP = ("Talk to the crew by writing a message. `@coder` or `@all` picks who answers.\n"
         "/rooms lists the rooms, `/room NAME` moves this chat to a room.")
 
@@ -19,6 +20,7 @@ class ChatCommand:
     name: str
     answer: Callable[[Rooms, InboxRow, str], str]  # (rooms, the message, the text after the name) -> reply
     menu: str = ""  # its line in the app's command menu; empty: answered but not listed
+    owner_only: bool = False  # room names say who talks to the crew, and a move could enter another's room
 
 
 def _help(rooms: Rooms, row: InboxRow, arg: str) -> str:
@@ -42,8 +44,8 @@ def _move_chat(rooms: Rooms, row: InboxRow, arg: str) -> str:
 
 
 COMMANDS = [
-    ChatCommand("rooms", _list_rooms, "List the rooms"),
-    ChatCommand("room", _move_chat, "Move this chat to a room: /room NAME"),
+    ChatCommand("rooms", _list_rooms, "List the rooms", owner_only=True),
+    ChatCommand("room", _move_chat, "Move this chat to a room: /room NAME", owner_only=True),
     ChatCommand("help", _help, "How to talk to the crew"),
     ChatCommand("start", _help),  # what Telegram sends when somebody opens the bot
 ]

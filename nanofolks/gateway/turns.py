@@ -12,7 +12,7 @@ from typing import cast
 
 from nanofolks.channels.base import Channel, ShowsTyping
 from nanofolks.channels.registry import ChannelSpec
-from nanofolks.gateway.commands import HELP, parse_command
+from nanofolks.gateway.commands import HELP, OWNER_ONLY, parse_command
 from nanofolks.routines.activity import Activity
 from nanofolks.services import Services
 from nanofolks.store.inbox import InboxRepo, InboxRow, mark_done
@@ -40,28 +40,46 @@ class Answerer:
 
     async def answer(self, channel: Channel, spec: ChannelSpec, inbox_id: int) -> bool:
         """Answer the row if it is still pending; True when a reply was queued for the channel to send."""
-        row, room = await self.db.quick(self._load, inbox_id)
+        row, room, scope = await self.db.quick(self._load, inbox_id)
         if row is None or row.status != "pending":
             return False
         parsed = parse_command(row.text)
         if parsed is not None:
             command, arg = parsed
-            reply = await self.db.run(command.answer, self.services.rooms, row, arg)
+            if command.owner_only and not self._is_owner(row):
+                reply = OWNER_ONLY
+            else:
+                reply = await self.db.run(command.answer, self.services.rooms, row, arg)
         elif room is None:
             reply = HELP
         else:
             self.activity.touch(room.id)
-            reply = await self._turn(channel, spec, row, room)
+            reply = await self._turn(channel, spec, row, room, scope)
         return reply is None or await self.db.quick(self._complete, channel, spec, row, reply)
 
-    def _load(self, inbox_id: int) -> tuple[InboxRow | None, Room | None]:
-        """The inbox row and, when it needs a turn, its room: one trip to the database thread."""
+    def _load(self, inbox_id: int) -> tuple[InboxRow | None, Room | None, tuple[int, ...] | None]:
+        """The inbox row and, when it needs a turn, its room and the rooms the sender's memory may see
+        (None: all, the owner): one trip to the database thread."""
         row = self.inbox.get(inbox_id)
         if row is None or row.status != "pending" or parse_command(row.text) is not None or not row.text.strip():
-            return row, None
-        return row, self._room_for(row)
+            return row, None, None
+        owner = self._is_owner(row)
+        room = self.services.rooms.for_conversation(row.platform, row.chat_id, row.chat_type, owner=owner,
+                                                    shared_dms=self.services.config.channels.shared_dms)
+        repo = self.services.rooms.repo
+        person = f"{row.platform}:{row.sender_id}"
+        repo.add_person(room.id, person)
+        return row, room, None if owner else repo.rooms_of(person)
 
-    async def _turn(self, channel: Channel, spec: ChannelSpec, row: InboxRow, room: Room) -> str | None:
+    def _is_owner(self, row: InboxRow) -> bool:
+        """The owner is the first person on the channel's allowFrom (by id or username)."""
+        allow = [str(e).strip().lstrip("@").lower() for e in getattr(self.services.config.channels,
+                                                                      row.platform).allow_from]
+        owner = next((e for e in allow if e and e != "*"), None)
+        return owner is not None and owner in (row.sender_id.lower(), row.sender_name.lstrip("@").lower())
+
+    async def _turn(self, channel: Channel, spec: ChannelSpec, row: InboxRow, room: Room,
+                    scope: tuple[int, ...] | None) -> str | None:
         """Run the turn. Its replies are stored, the inbox row marked done and the outbox rows queued in
         one transaction (None returned); when the turn fails, the apology to send instead."""
         await self._before_turn()
@@ -70,7 +88,7 @@ class Answerer:
         try:
             await self.services.pipeline.handle(
                 room, row.text, sender=row.sender_name or row.sender_id, platform=row.platform,
-                turn_id=f"{row.platform}-inbox-{row.id}", chat=f"{row.platform}:{row.chat_id}",
+                turn_id=f"{row.platform}-inbox-{row.id}", chat=f"{row.platform}:{row.chat_id}", scope=scope,
                 commit=lambda conn, answer: self._queue_replies(conn, channel, spec, row, answer.markdown()),
             )
             reply = None
@@ -109,16 +127,6 @@ class Answerer:
         ]
         if not mark_done(conn, row.id, rows):
             raise AlreadyAnswered(row.id)
-
-    def _room_for(self, row: InboxRow) -> Room:
-        """The chat's room. A thread (Discord) nobody mapped gets a room of its own at its first turn,
-        `<platform>-thread-<id>` with the whole crew, so its talk stays out of its channel's room."""
-        rooms = self.services.rooms
-        if row.chat_type != "thread" or rooms.repo.room_for_chat(row.platform, row.chat_id) is not None:
-            return rooms.for_chat(row.platform, row.chat_id)
-        room = rooms.repo.ensure(f"{row.platform}-thread-{row.chat_id}", "project", rooms.crew.handles)
-        rooms.repo.map_chat(row.platform, row.chat_id, room.id)
-        return room
 
 
 async def _typing(channel: ShowsTyping, chat_id: str) -> None:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from nanofolks.llm.tokens import count_text
 from nanofolks.memory.entities import PEOPLE, PETS
+from nanofolks.store.memory import Filters
 
 if TYPE_CHECKING:
     from nanofolks.memory.service import MemoryService
@@ -25,8 +26,9 @@ _KINSHIP = re.compile(rf"(?:{PEOPLE}|{PETS})")
 
 
 async def assemble(service: MemoryService, room_id: int, sender: str, text: str, model: str, budget: int,
-                   history: int) -> str:
-    """The memory block for one message, or '' when nothing is remembered (or the budget is 0)."""
+                   history: int, scope: tuple[int, ...] | None = None) -> str:
+    """The memory block for one message, or '' when nothing is remembered (or the budget is 0). Related
+    memories and other rooms come only from `scope`, the sender's rooms (None: all, for the owner)."""
     if budget <= 0:
         return ""
     now = time.time()
@@ -35,10 +37,11 @@ async def assemble(service: MemoryService, room_id: int, sender: str, text: str,
         asyncio.to_thread(service.preferences.of, sender),
         asyncio.to_thread(service.profile, sender),
         asyncio.to_thread(service.entities_named_in, text),
-        asyncio.to_thread(service.search_repo.recent_elsewhere, sender, room_id, now - ELSEWHERE_DAYS * 86400, 5),
+        asyncio.to_thread(service.search_repo.recent_elsewhere, sender, room_id, now - ELSEWHERE_DAYS * 86400, 5,
+                          scope),
         asyncio.to_thread(service.search_repo.recent_message_ids, room_id, history),
     )
-    hits = await asyncio.to_thread(service.search_with_vector, text, vector, 6, shown)
+    hits = await asyncio.to_thread(service.search_with_vector, text, vector, 6, shown, Filters(rooms=scope))
     sections = [
         ("Preferences of this person (apply them):", [p.text for p in prefs]),
         ("About this person:", [describe(r, sender) for r in profile]),

@@ -80,7 +80,8 @@ def hybrid_search(
             keyword[("message", i)] = n + 1
     semantic: dict[tuple[str, int], tuple[int, float]] = {}
     if index is not None and query_vector is not None and len(index):
-        filtered = filters.room_id is not None or filters.bot or filters.since or filters.until
+        filtered = (filters.room_id is not None or filters.rooms is not None or filters.bot or filters.since
+                    or filters.until)
         hits = index.search(query_vector, depth * (5 if filtered else 1))
         refs = vectors.refs([label for label, _ in hits])
         rank = 0

@@ -378,11 +378,13 @@ class MemoryService:
             return None
 
     def search(self, query: str, limit: int = 10, room: str | None = None, bot: str | None = None,
-               since: float | None = None, until: float | None = None, touch: bool = True) -> list[Hit]:
-        filters = Filters(bot=bot, since=since, until=until)
+               since: float | None = None, until: float | None = None, touch: bool = True,
+               rooms: tuple[int, ...] | None = None) -> list[Hit]:
+        """`rooms`: only these rooms and crew-wide entries (the asking person's scope); None: everything."""
+        filters = Filters(bot=bot, since=since, until=until, rooms=rooms)
         if room:
             filters.room_id = self.search_repo.room_id(room.lstrip("#"))
-            if filters.room_id is None:
+            if filters.room_id is None or (rooms is not None and filters.room_id not in rooms):
                 raise MemoryError_(f"no room named {room!r}")
         return self.search_with_vector(query, self.query_vector(query), limit, (), filters, touch)
 
@@ -420,7 +422,7 @@ class MemoryService:
         if future is None:
             future = asyncio.ensure_future(assemble(
                 self, turn.room.id, turn.sender or "user", turn.text, model, cfg.priming_tokens,
-                self.config.orchestrator.history_messages))
+                self.config.orchestrator.history_messages, turn.scope))
             self._primed[turn.turn_id] = future
             while len(self._primed) > 16:
                 self._primed.popitem(last=False)

@@ -1,4 +1,5 @@
-"""The `search_memory` tool: the crew searches what it remembers (entries and past messages, every room).
+"""The `search_memory` tool: the crew searches what it remembers (entries and past messages) in the rooms
+the asking person talks in, and the crew-wide notes (every room, for the owner).
 
 Register it with `runner.tools.register(search_memory_tool(services.memory))`; a role card must list
 `search_memory` for a bot to be offered it."""
@@ -31,7 +32,8 @@ def search_memory_tool(memory: MemoryService) -> Tool:
         since = (dt.datetime.now().timestamp() - float(args["days"]) * 86400) if args.get("days") else None
         try:
             hits = await asyncio.to_thread(memory.search, args["query"], int(args.get("limit", 5)), args.get("room"),
-                                           args.get("bot", "").lstrip("@") or None, since)
+                                           args.get("bot", "").lstrip("@") or None, since, None, True,
+                                           ctx.turn.scope)  # only the asking person's rooms
         except MemoryError_ as exc:
             raise ToolError(str(exc)) from None
         if not hits:

@@ -46,6 +46,7 @@ class Turn:
     platform: str = "cli"
     turn_id: str = ""
     chat: str = ""  # "telegram:12345" when the message came from a platform chat
+    scope: tuple[int, ...] | None = None  # the rooms the sender's memory may see (None: all, the owner)
     tags: Tags | None = None
     intent: Intent | None = None
     plan: Plan | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from nanofolks.crew.crew import LEADER, Crew
@@ -21,6 +22,15 @@ def validate_room_name(name: str) -> str:
         raise RoomError(
             f"invalid room name {name!r}: use 1-64 letters, digits, '-' or '_'"
         )
+    return name
+
+
+def chat_room_name(platform: str, kind: str, chat_id: str) -> str:
+    """`telegram-dm-12345`: a valid room name for a chat (ids with other characters get a hash to stay unique)."""
+    safe = re.sub(r"[^A-Za-z0-9_-]", "-", chat_id)
+    name = f"{platform}-{kind}-{safe}"
+    if safe != chat_id or len(name) > 64:
+        name = f"{name[:50]}-{hashlib.sha1(chat_id.encode()).hexdigest()[:8]}"
     return name
 
 
@@ -81,8 +91,24 @@ class Rooms:
         return self.get(name)
 
     def for_chat(self, channel: str, chat_id: str) -> Room:
-        """The room a platform chat is mapped to; a new chat goes to `general`."""
+        """The room a platform chat is mapped to; a chat not mapped yet talks in `general`."""
         return self.repo.room_for_chat(channel, chat_id) or self.general()
+
+    def for_conversation(self, platform: str, chat_id: str, chat_type: str, *, owner: bool,
+                         shared_dms: bool = False) -> Room:
+        """The room a chat talks in, made at its first message. Each person's direct chat is a room of its
+        own (one person's turn never waits for, nor reads, another's), except the owner's, which talks in
+        `general`, and every one with `channels.sharedDms`. A group, or a thread, is a room of its own."""
+        mapped = self.repo.room_for_chat(platform, chat_id)
+        if mapped is not None:
+            return mapped
+        if chat_type == "private" and (owner or shared_dms):
+            return self.general()
+        kind = {"private": "dm", "thread": "thread"}.get(chat_type, "group")
+        room = self.repo.ensure(chat_room_name(platform, kind, chat_id), "direct" if kind == "dm" else "project",
+                                self.crew.handles)
+        self.repo.map_chat(platform, chat_id, room.id)
+        return room
 
     def map_chat(self, name: str, ref: str) -> Room:
         room = self.get(name)

@@ -60,6 +60,9 @@ class Item:
 @dataclass
 class Filters:
     room_id: int | None = None
+    # The asking person's rooms: only what was said or learnt there, and crew-wide entries (no room: the
+    # owner's notes and imports). None: everything (the owner, the terminal).
+    rooms: tuple[int, ...] | None = None
     bot: str | None = None
     since: float | None = None
     until: float | None = None
@@ -408,11 +411,15 @@ class SearchRepo:
         rows = self.db.query(f"SELECT message_id FROM memory_sources WHERE entry_id IN ({marks})", tuple(entry_ids))
         return {int(r[0]) for r in rows}
 
-    def recent_elsewhere(self, sender: str, room_id: int, since: float, limit: int) -> list[Item]:
-        """What this person said lately in the other rooms (this room's history is in the prompt already)."""
+    def recent_elsewhere(self, sender: str, room_id: int, since: float, limit: int,
+                         rooms: tuple[int, ...] | None = None) -> list[Item]:
+        """What this person said lately in the other rooms (this room's history is in the prompt already),
+        within `rooms` when given (a display name is no proof of who someone is)."""
+        where, params = _filters(Filters(rooms=rooms), "m", "m.author")
         rows = self.db.query(
             "SELECT m.id FROM messages m WHERE m.sender = ? AND m.role = 'user' AND m.room_id != ?"
-            " AND m.kind = 'chat' AND m.created_at >= ? ORDER BY m.id DESC LIMIT ?", (sender, room_id, since, limit))
+            f" AND m.kind = 'chat' AND m.created_at >= ? {where} ORDER BY m.id DESC LIMIT ?",
+            (sender, room_id, since, *params, limit))
         found = self.items([("message", int(r[0])) for r in rows])
         return [found[("message", int(r[0]))] for r in rows if ("message", int(r[0])) in found]
 
@@ -437,6 +444,10 @@ def _filters(f: Filters, alias: str, bot_col: str) -> tuple[str, tuple]:
     if f.room_id is not None:
         parts.append(f"{alias}.room_id = ?")
         params.append(f.room_id)
+    if f.rooms is not None:
+        crew_wide = f" OR {alias}.room_id IS NULL" if alias == "e" else ""
+        parts.append(f"({alias}.room_id IN ({','.join('?' * len(f.rooms)) or 'NULL'}){crew_wide})")
+        params.extend(f.rooms)
     if f.bot:
         parts.append(f"{bot_col} = ?")
         params.append(f.bot)

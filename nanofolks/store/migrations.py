@@ -425,6 +425,13 @@ def m009_routines_worklog(conn: sqlite3.Connection) -> None:
     )
 
 
+def m005_multiuser_room_people(conn: sqlite3.Connection) -> None:
+    # The people who talk in a room: what a person's memory search and priming may see.
+    conn.execute("CREATE TABLE room_people (room_id INTEGER NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,"
+                 " person TEXT NOT NULL, joined_at REAL NOT NULL, PRIMARY KEY (room_id, person))")
+    conn.execute("CREATE INDEX room_people_person ON room_people (person)")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m001_core,
     m002_gateway,
@@ -433,6 +440,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m005_multiuser_rejected,
     m005_multiuser_pairing,
     m005_multiuser_exec_runs,
+    m005_multiuser_room_people,
     m006_secrets_skill_approvals,
     m009_routines_worklog,
 ]

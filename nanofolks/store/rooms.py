@@ -125,6 +125,16 @@ class RoomRepo:
             cur = conn.execute("DELETE FROM channel_map WHERE channel = ? AND chat_id = ?", (channel, chat_id))
             return cur.rowcount > 0
 
+    def add_person(self, room_id: int, person: str) -> None:
+        """`person` ("telegram:12345") talks in this room: from now on their memory may see it."""
+        with self.db.write() as conn:
+            conn.execute("INSERT OR IGNORE INTO room_people (room_id, person, joined_at) VALUES (?, ?, ?)",
+                         (room_id, person, time.time()))
+
+    def rooms_of(self, person: str) -> tuple[int, ...]:
+        rows = self.db.query("SELECT room_id FROM room_people WHERE person = ? ORDER BY room_id", (person,))
+        return tuple(int(r[0]) for r in rows)
+
     def room_for_chat(self, channel: str, chat_id: str) -> Room | None:
         row = self.db.query_one(
             "SELECT rooms.* FROM channel_map JOIN rooms ON rooms.id = channel_map.room_id "

@@ -69,6 +69,12 @@ def test_allowed_dm_stranger_pairing_and_status(gateway: Gateway, tg: FakeTelegr
 
     tg.push_message(CAROL, "ahoy from carol", user_id=CAROL, username="Carol")  # allowed by username
     tg.wait_for(lambda: any("ahoy from carol" in m["text"] for m in replies_to(tg, CAROL)), 60, "carol's reply")
+    carol_prompt = json.dumps([r for r in llm_server.requests if "ahoy from carol" in json.dumps(r)])
+    assert "hello crew" not in carol_prompt  # her own room: alice's (the owner's) #general is not her history
+    tg.push_message(CAROL, "/room general", user_id=CAROL, username="Carol")  # nor can she move into it
+    tg.wait_for(lambda: any("Only the crew's owner" in m["text"] for m in replies_to(tg, CAROL)), 60, "a refusal")
+    rooms = json.loads(run_cli("room", "list", "--json", home=gateway.home).stdout)
+    assert {"general", f"telegram-dm-{CAROL}"} <= {r["name"] for r in rooms}
 
     tg.push_message(STRANGER, "secret plans", user_id=STRANGER, username="mallory")
     tg.wait_for(lambda: replies_to(tg, STRANGER), 60, "a pairing code")

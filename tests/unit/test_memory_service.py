@@ -322,3 +322,34 @@ def test_the_indexer_waits_for_a_quiet_crew_but_not_forever(mem: MemoryService,
     said = talk(3.0)  # never pausing for longer than the deferral
     pending = {row[0] for row in mem.vectors.pending_messages(0, 1000)}
     assert set(said[:5]) & pending == set()  # the first ones were embedded while it still talked
+
+
+async def test_a_person_searches_and_is_primed_only_from_their_own_rooms(mem: MemoryService) -> None:
+    """bob must not read alice's API key back from his own DM (search_memory, priming)."""
+    from nanofolks.agent.tools import ToolContext
+    from nanofolks.memory.tool import search_memory_tool
+
+
+    repo = RoomRepo(mem.db)
+    alice_dm, bob_dm = repo.ensure("telegram-dm-111", "direct", ["leader"]), repo.ensure("telegram-dm-222", "direct",
+                                                                                          ["leader"])
+    say(mem, alice_dm.id, "my deploy api key is zebra-7781-quartz", sender="alice")
+    say(mem, bob_dm.id, "my favourite api is the weather one", sender="bob")
+    mem.add("the crew's api style guide lives in docs/api.md")  # the owner's crew-wide note (no room)
+    mem.index_pending()
+    bob = (bob_dm.id,)
+    found = [h.item.text for h in mem.search("api key", 10, rooms=bob)]
+    assert found and not any("zebra" in t for t in found)
+    assert any("style guide" in t for t in found) and any("weather" in t for t in found)
+    assert any("zebra" in h.item.text for h in mem.search("api key", 10))  # the owner sees every room
+    with pytest.raises(MemoryError_):
+        mem.search("api key", 10, room="telegram-dm-111", rooms=bob)  # naming her room does not help
+
+    turn = Turn(room=bob_dm, text="what is the deploy api key?", sender="bob", turn_id="t-bob", scope=bob)
+    tool = search_memory_tool(mem)
+    ctx = ToolContext(config=mem.config, workspace=Path("."), crew=None, turn=turn, bot="leader",  # type: ignore[arg-type]
+                      tasks=None, store=None, budget=None)  # type: ignore[arg-type]
+    assert "zebra" not in await tool.run(ctx, {"query": "deploy api key"})
+    mem.config.agents.defaults.context_window = 8192
+    block = await mem.prime(turn, "gpt-4o")
+    assert "zebra" not in block

@@ -313,3 +313,21 @@ def test_an_existing_world_readable_database_is_narrowed(tmp_path: Path) -> None
     (tmp_path / "old.db").chmod(0o644)
     Database(tmp_path / "old.db").close()
     assert (tmp_path / "old.db").stat().st_mode & 0o777 == 0o600
+
+
+def test_each_persons_direct_chat_is_a_room_of_its_own(tmp_path: Path) -> None:
+    crew = install_team(tmp_path / "ws", "pirate_crew")
+    db = Database(tmp_path / "n.db")
+    rooms = Rooms(RoomRepo(db), crew)
+    assert rooms.for_conversation("telegram", "111", "private", owner=True).name == "general"
+    bob = rooms.for_conversation("telegram", "222", "private", owner=False)
+    assert (bob.name, bob.type) == ("telegram-dm-222", "direct") and bob.members == crew.handles
+    assert rooms.for_conversation("telegram", "222", "private", owner=False).id == bob.id  # mapped from now on
+    assert rooms.for_conversation("telegram", "333", "private", owner=False, shared_dms=True).name == "general"
+    assert rooms.for_conversation("telegram", "-100", "group", owner=True).name == "telegram-group--100"
+    odd = rooms.for_conversation("whatsapp", "1555@s.whatsapp.net", "private", owner=False)
+    validate_room_name(odd.name)
+    assert odd.name.startswith("whatsapp-dm-1555-s-whatsapp-net-")
+    RoomRepo(db).add_person(bob.id, "telegram:222")
+    assert RoomRepo(db).rooms_of("telegram:222") == (bob.id,) and RoomRepo(db).rooms_of("telegram:111") == ()
+    db.close()
