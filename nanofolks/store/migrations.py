@@ -308,11 +308,21 @@ def m004_messages_by_turn(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX messages_turn ON messages (turn_id) WHERE turn_id != ''")
 
 
+def m006_secrets_skill_approvals(conn: sqlite3.Connection) -> None:
+    # A skill that is not low risk loads only once approved, and only at the content hash approved.
+    conn.execute(
+        "CREATE TABLE skill_approvals (name TEXT PRIMARY KEY, content_hash TEXT NOT NULL,"
+        " decision TEXT NOT NULL CHECK (decision IN ('approved', 'rejected')), risk TEXT NOT NULL,"
+        " decided_at REAL NOT NULL)"
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m001_core,
     m002_gateway,
     m003_memory,
     m004_messages_by_turn,
+    m006_secrets_skill_approvals,
 ]
 
 
