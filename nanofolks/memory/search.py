@@ -29,9 +29,11 @@ KEYWORD_WEIGHT = 0.3
 SPECIFIC_WEIGHT = 8.0
 # Boosts, in the same points. Recency counts whole days of age, so what was stored or imported together
 # (a bulk import, a batch of notes) has no advantage among itself; imports are documents and get none.
+# Importance lets a note the user asked to remember (0.9) outrank chat that is a little closer in wording,
+# such as the leader's copy of the very message the note came from.
 RECENCY_DAYS = 30.0
-RECENCY_WEIGHT = 0.3  # at most, for what was said today
-IMPORTANCE_WEIGHT = 0.6  # +0.3 at importance 1.0, -0.3 at 0.0
+RECENCY_WEIGHT = 1.0  # at most, for what was said today
+IMPORTANCE_WEIGHT = 6.0  # +3 at importance 1.0, +2.4 at 0.9, 0 at 0.5, -3 at 0.0
 _STOP_WORDS = """a an the and or but if of to in on at by for with from as is are was were be been am do does did
 have has had i me my you your we our they their he she it its this that these those what who whom which when where
 why how can could would should will shall may might must not no so than then there here just about into over also

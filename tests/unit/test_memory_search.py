@@ -68,8 +68,9 @@ def test_recency_counts_days_and_a_bulk_import_has_no_favourite() -> None:
     assert boost(item("note", now), now) > boost(item("note", now - 60 * DAY), now) > 0
 
 
-def test_importance_is_a_gentle_boost() -> None:
+def test_a_note_to_remember_outranks_slightly_closer_chat_but_not_a_clearly_better_match() -> None:
     now = time.time()
-    assert boost(item("import", importance=1.0), now) > boost(item("import", importance=0.5), now) == 0.0
-    # Less than one step of similarity: importance never outranks a clearly better match.
-    assert boost(item("import", importance=1.0), now) - boost(item("import", importance=0.0), now) <= 1.0
+    note = boost(item("note", now, importance=0.9), now)
+    chat = boost(item("chat", now, importance=0.5), now)
+    assert note - chat > 2  # two steps of similarity
+    assert note - chat < 5 and boost(item("import", importance=1.0), now) <= 3
