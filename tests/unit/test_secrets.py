@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import os
 import stat
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import keyring
@@ -74,6 +76,10 @@ def test_sanitize_names_known_values_and_redacts_unknown_ones() -> None:
     messages = [{"role": "user", "content": text}, {"role": "assistant", "content": None, "tool_calls": []}]
     clean = sanitize_messages(messages)
     assert clean[0]["content"] == sanitize(text) and clean[1] is messages[1] and messages[0]["content"] == text
+    later = "deploy with later-known-value-42"
+    assert sanitize(later) == later  # nothing to hide yet (and the answer is cached)...
+    remember("later-known-value-42", "{{deploy}}")
+    assert sanitize(later) == "deploy with {{deploy}}"  # ...until the value is known: the cache is dropped
 
 
 # --- the vault ---------------------------------------------------------------------------------------------
@@ -267,3 +273,99 @@ def test_config_set_without_a_vault_keeps_the_plain_value_and_says_so(home: Path
     assert done.returncode == 0, done.stderr
     assert "discord-plain-token" not in done.stdout and "plain text" in done.stderr
     assert read_raw(home / "config.json")["channels"]["discord"]["token"] == "discord-plain-token"
+
+
+# --- web_fetch headers -------------------------------------------------------------------------------------
+
+
+class _EchoAuth(BaseHTTPRequestHandler):
+    seen: list[str | None] = []
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802
+        _EchoAuth.seen.append(self.headers.get("Authorization"))
+        if self.path == "/away":  # to the same server under another host name: the header must not follow
+            self.send_response(302)
+            self.send_header("Location", f"http://localhost:{self.server.server_address[1]}/echo")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        body = f"you sent {self.headers.get('Authorization')}".encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+async def test_web_fetch_headers_get_the_value_only_for_the_first_host(file_vault: Path, home: Path) -> None:
+    from nanofolks.agent.tools import builtin_registry
+    from nanofolks.services import Services
+    from tests.conftest import onboard
+    from tests.unit.test_tools import make_ctx
+
+    onboard(home, "openai/fake-model", "http://127.0.0.1:9/v1")
+    services = Services.open(db_file=home / "nanofolks.db")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _EchoAuth)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        services.config.tools.web_fetch_allow_private = True
+        shared_keeper().put("api_token", "tok-4f9a1c77e2b0d3")
+        ctx = make_ctx(services, "researcher")
+        ctx.keeper = shared_keeper()
+        registry = builtin_registry()
+        allowed = registry.for_bot(services.crew.bots["researcher"], services.config, can_delegate=False)
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        headers = {"Authorization": "Bearer {{api_token}}"}
+        _EchoAuth.seen.clear()
+        got = await registry.execute("web_fetch", {"url": f"{base}/echo", "headers": headers}, allowed, ctx)
+        assert _EchoAuth.seen == ["Bearer tok-4f9a1c77e2b0d3"]
+        assert "you sent Bearer {{api_token}}" in got.text and "tok-4f9a1c77e2b0d3" not in got.text
+        _EchoAuth.seen.clear()
+        await registry.execute("web_fetch", {"url": f"{base}/away", "headers": headers}, allowed, ctx)
+        assert _EchoAuth.seen == ["Bearer tok-4f9a1c77e2b0d3", None]
+    finally:
+        server.shutdown()
+        server.server_close()
+        services.close()
+
+
+def test_every_store_keeps_only_sanitized_text(tmp_path: Path) -> None:
+    from nanofolks.store.db import Database
+    from nanofolks.store.inbox import InboxRepo, InboxRow
+    from nanofolks.store.memory import Entry, EntryRepo
+    from nanofolks.store.messages import Message, MessageRepo
+    from nanofolks.store.outbox import OutboxRow
+    from nanofolks.store.rooms import RoomRepo
+
+    db = Database(tmp_path / "n.db")
+    token = "ghp_" + "Mm4s" * 9  # a value no other test has taught the sanitizer, so it is found by its format
+    room = RoomRepo(db).ensure("general", "open", ["leader"])
+    MessageRepo(db).add(Message(room.id, "user", "user", f"token {token}"))
+    EntryRepo(db).add(Entry(f"imported note with {token}", kind="import"))
+    inbox_id = InboxRepo(db).add(InboxRow("telegram", "1", "2", "3", f"msg {token}"),
+                                 [OutboxRow(key="k", platform="telegram", account="1", chat_id="2", text=f"echo {token}")])
+    assert inbox_id is not None
+    db.close()
+    leaked = [p.name for p in tmp_path.iterdir() if token.encode() in p.read_bytes()]
+    assert leaked == []
+    db = Database(tmp_path / "n.db")
+    texts = [r[0] for r in db.query("SELECT content FROM messages")] + [r[0] for r in db.query("SELECT text FROM memory_entries")]
+    assert texts == ["token [redacted github_token]", "imported note with [redacted github_token]"]
+    db.close()
+
+
+def test_onboard_keeps_the_api_key_in_the_vault(home: Path) -> None:
+    env = {"NANOFOLKS_VAULT_PASSPHRASE": PASSPHRASE}
+    key = "sk-proj-" + "Zx9" * 20
+    done = run_cli("onboard", "--yes", "--model", "openai/gpt-4o-mini", "--api-key", key, home=home, env=env,
+                   timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "{{openai_api_key}}" in done.stdout and key not in done.stdout
+    assert read_raw(home / "config.json")["providers"]["openai"]["apiKey"] == "{{openai_api_key}}"
+    assert FileVault(home / "vault.enc", PASSPHRASE).get("openai_api_key") == key
+    switched = run_cli("team", "set", "space_crew", home=home, env=env, timeout=120)  # saves the config again
+    assert switched.returncode == 0, switched.stderr
+    assert key not in (home / "config.json").read_text()
