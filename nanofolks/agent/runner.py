@@ -181,7 +181,8 @@ class BotRunner:
         # The history ends with this turn's user message (stored before any model is called).
         cut = self.config.orchestrator.max_message_chars
         history = [self._as_chat(m, handle, cut)
-                   for m in await self.messages.db.quick(self.messages.recent, room.id, limit)]
+                   for m in await self.messages.db.quick(self.messages.recent, room.id, limit, ("chat",),
+                                                         turn.message_id)]
         tail = []
         if consulted:
             heard = "\n\n".join(f"@{r.bot} ({self.crew.bots[r.bot].name}) answered:\n{r.text}" for r in consulted)

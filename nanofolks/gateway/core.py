@@ -52,6 +52,7 @@ INBOUND_QUEUE = 256  # messages accepted but not yet picked up; when full, polli
 TURN_WORKERS = 16  # the Pipeline still caps concurrent turns (orchestrator.maxConcurrentTurns)
 HEARTBEAT_EVERY = 5.0
 STATE_CHECK = 0.5  # seconds between looks at a channel's state (a change is written at once)
+RESTART_MAX = 60.0  # seconds: the longest wait before a failed gateway task is started again
 STOP_GRACE = 3.0  # seconds a send in flight may take to finish at shutdown
 
 Job = Callable[[], Coroutine[Any, Any, None]]
@@ -84,6 +85,7 @@ class _Link:
     lock: TokenLock | None = None
     started: bool = False
     tasks: list[asyncio.Task] = field(default_factory=list)
+    failing: set[str] = field(default_factory=set)  # its tasks that failed and wait to be started again
 
 
 class Gateway:
@@ -125,7 +127,7 @@ class Gateway:
             log.error("%s: not started: %s", platform, why)
         self._warm = asyncio.create_task(self._warm_up(), name="warm-up")
         self._tasks = [self._warm, *(asyncio.create_task(self._work(), name=f"turn-{i}") for i in range(TURN_WORKERS)),
-                       *(asyncio.create_task(_logged(name, job), name=name) for name, job in self._jobs.items())]
+                       *(asyncio.create_task(supervised(name, job), name=name) for name, job in self._jobs.items())]
         starting = asyncio.ensure_future(asyncio.gather(*(self._start(link) for link in self.links)))
         stopping = asyncio.ensure_future(stop.wait())
         try:
@@ -198,11 +200,10 @@ class Gateway:
         if spec.command_menu:
             await self._register_commands(cast(CommandMenu, channel), platform, account)
         link.sender = SendWorker(channel, self.outbox, self.db)
-        link.tasks = [
-            asyncio.create_task(link.sender.run(), name=f"send-{platform}-{account}"),
-            asyncio.create_task(self._heartbeat(link), name=f"heartbeat-{platform}"),
-            asyncio.create_task(self._resume(link), name=f"resume-{platform}"),
-        ]
+        jobs: dict[str, Job] = {f"send-{platform}-{account}": link.sender.run,
+                                f"heartbeat-{platform}": lambda: self._heartbeat(link),
+                                f"resume-{platform}": lambda: self._resume(link)}
+        link.tasks = [asyncio.create_task(supervised(name, job, link.failing), name=name) for name, job in jobs.items()]
         link.started = True
         log.info("%s: channel running as %s", platform, account)
 
@@ -260,7 +261,7 @@ class Gateway:
         channel = link.channel
         written, at = "", 0.0
         while True:
-            state = channel.state
+            state = "degraded" if link.failing else channel.state  # a task of its own is being restarted
             if state != written or time.monotonic() - at >= HEARTBEAT_EVERY:
                 await self._record_state(channel, state)
                 written, at = state, time.monotonic()
@@ -295,13 +296,29 @@ class Gateway:
         link.lock, link.started = None, False
 
 
-async def _logged(name: str, job: Job) -> None:
-    try:
-        await job()
-    except asyncio.CancelledError:
-        raise
-    except Exception:  # noqa: BLE001 - one job failing must not stop the crew answering
-        log.exception("gateway task %s failed", name)
+async def supervised(name: str, job: Job, failing: set[str] | None = None, first_delay: float = 1.0) -> None:
+    """Run `job` for as long as the gateway runs: one that fails is logged and started again after a
+    backoff (1 s, doubling, at most a minute), and is in `failing` (status says "degraded") meanwhile."""
+    delay = first_delay
+    while True:
+        started = time.monotonic()
+        try:
+            await job()
+            return  # a job that ends by itself has done its work
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - one job failing must not stop the crew answering
+            if time.monotonic() - started > RESTART_MAX:
+                delay = first_delay  # it had been running well: a fresh failure, a short wait
+            log.exception("gateway task %s failed; starting it again in %.0fs", name, delay)
+        if failing is not None:
+            failing.add(name)
+        try:
+            await asyncio.sleep(delay)
+        finally:
+            if failing is not None:
+                failing.discard(name)
+        delay = min(RESTART_MAX, delay * 2)
 
 
 async def _cancel(tasks: list[asyncio.Task]) -> None:

@@ -23,6 +23,7 @@ from nanofolks.orchestrator.intent import classifier_prompt, classify
 from nanofolks.orchestrator.tag import tag
 from nanofolks.orchestrator.turn import FinalAnswer, Turn
 from nanofolks.rooms.tasks import Tasks
+from nanofolks.store.leases import RoomLeases
 from nanofolks.store.messages import Message, MessageRepo
 from nanofolks.store.rooms import Room
 
@@ -46,6 +47,7 @@ class Pipeline:
                                 skills=skills)
         self._room_locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._slots = asyncio.Semaphore(config.orchestrator.max_concurrent_turns)
+        self.leases = RoomLeases(messages.db)
 
     async def handle(
         self,
@@ -66,10 +68,12 @@ class Pipeline:
         turn = Turn(room=room, text=text, sender=sender, platform=platform, turn_id=turn_id or uuid.uuid4().hex,
                     chat=chat, scope=scope)
         db = self.messages.db
-        async with self._room_locks[room.id], self._slots:
+        # One turn per room in this process (the lock), then across processes (the lease: gateway and CLI).
+        async with self._room_locks[room.id], self._slots, self.leases.hold(room.id):
             asked = Message(room.id, "user", "user", text, platform=platform, sender=sender, turn_id=turn.turn_id)
             if await db.quick(self.messages.add_turn_message, asked):  # a re-run turn (same id) stored it already
                 self._index([asked])
+            turn.message_id = asked.id
             turn.tags = tag(text, self.crew)
             turn.intent = await classify(text, turn.tags, self._ask_intent if self.config.orchestrator.llm_intent else None)
             turn.plan = dispatch(turn.tags, turn.intent, room, self.crew, self.config.orchestrator.turn_budget)

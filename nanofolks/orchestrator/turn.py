@@ -47,6 +47,7 @@ class Turn:
     turn_id: str = ""
     chat: str = ""  # "telegram:12345" when the message came from a platform chat
     scope: tuple[int, ...] | None = None  # the rooms the sender's memory may see (None: all, the owner)
+    message_id: int | None = None  # the stored message this turn answers: its history ends there
     tags: Tags | None = None
     intent: Intent | None = None
     plan: Plan | None = None

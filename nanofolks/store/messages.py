@@ -38,11 +38,13 @@ class MessageRepo:
         return msg
 
     def add_turn_message(self, msg: Message) -> bool:
-        """Store a turn's user message, unless that turn stored it already (re-run after a crash): one copy."""
+        """Store a turn's user message, unless that turn stored it already (re-run after a crash): one copy.
+        Either way `msg.id` is the stored message's id."""
         with self.db.write() as conn:
-            if msg.turn_id and conn.execute(
-                "SELECT 1 FROM messages WHERE turn_id = ? AND role = 'user' LIMIT 1", (msg.turn_id,)
-            ).fetchone():
+            row = conn.execute("SELECT id FROM messages WHERE turn_id = ? AND role = 'user' ORDER BY id LIMIT 1",
+                               (msg.turn_id,)).fetchone() if msg.turn_id else None
+            if row is not None:
+                msg.id = int(row[0])
                 return False
             _insert(conn, msg)
         return True
@@ -56,12 +58,14 @@ class MessageRepo:
             if then is not None:
                 then(conn)
 
-    def recent(self, room_id: int, limit: int, kinds: tuple[str, ...] = ("chat",)) -> list[Message]:
-        """The last `limit` messages of a room, oldest first."""
+    def recent(self, room_id: int, limit: int, kinds: tuple[str, ...] = ("chat",),
+               up_to: int | None = None) -> list[Message]:
+        """The last `limit` messages of a room, oldest first; with `up_to`, those up to that message id
+        (a turn answers the message it was started for, not the room's newest)."""
         marks = ",".join("?" * len(kinds))
         rows = self.db.query(
-            f"SELECT * FROM messages WHERE room_id = ? AND kind IN ({marks}) ORDER BY id DESC LIMIT ?",
-            (room_id, *kinds, limit),
+            f"SELECT * FROM messages WHERE room_id = ? AND kind IN ({marks}) AND id <= ? ORDER BY id DESC LIMIT ?",
+            (room_id, *kinds, up_to if up_to is not None else 2**62, limit),
         )
         return [self._message(r) for r in reversed(rows)]
 

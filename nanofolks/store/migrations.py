@@ -432,6 +432,12 @@ def m005_multiuser_room_people(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX room_people_person ON room_people (person)")
 
 
+def m005_multiuser_room_leases(conn: sqlite3.Connection) -> None:
+    # One turn at a time per room across processes (gateway, `chat -m`): who holds the room, until when.
+    conn.execute("CREATE TABLE room_leases (room_id INTEGER PRIMARY KEY, holder TEXT NOT NULL,"
+                 " expires_at REAL NOT NULL)")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m001_core,
     m002_gateway,
@@ -441,6 +447,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m005_multiuser_pairing,
     m005_multiuser_exec_runs,
     m005_multiuser_room_people,
+    m005_multiuser_room_leases,
     m006_secrets_skill_approvals,
     m009_routines_worklog,
 ]

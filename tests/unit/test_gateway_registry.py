@@ -149,3 +149,25 @@ def test_the_report_covers_every_platform_with_the_lock_probe_heartbeat_and_coun
         assert not problem["configured"] and "bridgeToken" in problem["problem"]
     finally:
         db.close()
+
+
+async def test_a_failing_gateway_task_is_started_again_with_backoff_and_status_says_so() -> None:
+    import asyncio
+    import time
+
+    from nanofolks.gateway.core import supervised
+
+    runs: list[float] = []
+    failing: set[str] = set()
+
+    async def job() -> None:
+        runs.append(time.monotonic())
+        if len(runs) < 3:
+            raise RuntimeError("the send worker tripped")
+
+    task = asyncio.create_task(supervised("send-telegram-1", job, failing, first_delay=0.2))
+    await asyncio.sleep(0.05)
+    assert failing == {"send-telegram-1"}  # the heartbeat reports "degraded" meanwhile
+    await asyncio.wait_for(task, 10)
+    assert len(runs) == 3 and runs[1] - runs[0] >= 0.2 and runs[2] - runs[1] >= 0.4  # started again, backing off
+    assert failing == set()

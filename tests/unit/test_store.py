@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from pathlib import Path
 
@@ -331,3 +332,42 @@ def test_each_persons_direct_chat_is_a_room_of_its_own(tmp_path: Path) -> None:
     RoomRepo(db).add_person(bob.id, "telegram:222")
     assert RoomRepo(db).rooms_of("telegram:222") == (bob.id,) and RoomRepo(db).rooms_of("telegram:111") == ()
     db.close()
+
+
+async def test_two_processes_take_turns_in_a_room_and_each_answers_its_own_message(tmp_path: Path) -> None:
+    """Two pipelines on one database file (as the gateway and `chat -m` are): one turn at a time per room,
+    and each prompt ends with the message its turn was started for."""
+    crew = install_team(tmp_path / "ws", "pirate_crew")
+    config = Config()
+    config.orchestrator.llm_intent = False
+    config.memory.enabled = False
+    running: list[str] = []
+    overlap: list[int] = []
+
+    class SlowLLM:
+        def model_for(self, bot: str) -> str:
+            return "openai/fake-model"
+
+        async def chat(self, messages: list[dict], **kwargs: object) -> ChatResult:
+            question = [m["content"] for m in messages if str(m["content"]).startswith("question ")][-1]
+            running.append(question)
+            overlap.append(len(set(running)))  # turns at once (a turn's own bots may run together)
+            await asyncio.sleep(0.3)
+            running.remove(question)
+            return ChatResult(text=f"answer to {question}", model="openai/fake-model")
+
+    def pipeline() -> tuple[Pipeline, Database]:
+        db = Database(tmp_path / "shared.db")
+        return Pipeline(config, crew, SlowLLM(), MessageRepo(db)), db  # type: ignore[arg-type]
+
+    (first, db1), (second, db2) = pipeline(), pipeline()
+    room = Rooms(RoomRepo(db1), crew).general()
+    config.agents.defaults.context_window = 8192
+    answers = await asyncio.gather(*(p.handle(room, f"question {n}") for n in range(3) for p in (first, second)))
+    assert max(overlap) == 1  # never two turns of one room at once, though two processes
+    for answer in answers:
+        [part] = answer.parts
+        number = part.text.split()[-1]
+        assert part.text == f"answer to question {number}"  # its own message, not the room's newest
+    db1.close()
+    db2.close()
