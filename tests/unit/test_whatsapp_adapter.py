@@ -13,16 +13,11 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.client import connect
 
-from nanofolks.bus.messages import InboundMessage, OutboundMessage
 from nanofolks.channels.base import ChannelError, SendError
-from nanofolks.channels.formatting import utf16_len
-from nanofolks.channels.whatsapp import (
-    WHATSAPP_LIMIT,
-    WhatsAppChannel,
-    _ack_error,
-    bare_jid,
-    markdown_to_whatsapp,
-)
+from nanofolks.channels.formatting import WHATSAPP_LIMIT, markdown_to_whatsapp, split_for_whatsapp, utf16_len
+from nanofolks.channels.messages import InboundMessage, OutboundMessage
+from nanofolks.channels.registry import CHANNELS
+from nanofolks.channels.whatsapp import WhatsAppChannel, _ack_error, bare_jid
 from nanofolks.config.schema import WhatsAppConfig
 from tests.conftest import run_cli
 from tests.fakes.whatsapp_bridge import FakeBridge
@@ -196,9 +191,10 @@ async def test_a_failing_inbox_is_retried_in_order(channel, bridge: FakeBridge) 
 # --- sending ----------------------------------------------------------------------------------------
 
 
-async def test_send_returns_the_acked_id_and_converts_markdown(channel, bridge: FakeBridge) -> None:  # noqa: ANN001
+async def test_send_delivers_the_rendered_markup_and_returns_the_acked_id(channel, bridge: FakeBridge) -> None:  # noqa: ANN001
     chan, _ = channel
-    message_id = await chan.send(out("**Aye**, *captain*: ~~no~~ `code`", key="inbox:7:0"))
+    [rendered] = CHANNELS["whatsapp"].render("**Aye**, *captain*: ~~no~~ `code`")
+    message_id = await chan.send(out(rendered, key="inbox:7:0"))
     [delivered] = bridge.delivered
     assert message_id == delivered["messageId"] and message_id.startswith("3EB0")
     assert delivered == {"requestId": "inbox:7:0", "chatId": DM, "text": "*Aye*, _captain_: ~no~ `code`",
@@ -341,15 +337,15 @@ def test_markdown_becomes_whatsapp_markup() -> None:
 
 
 def test_split_keeps_every_converted_chunk_within_the_bridge_limit() -> None:
-    chan = WhatsAppChannel(WhatsAppConfig(enabled=True, bridge_token="t"))
     paragraph = "**Arr** 🏴‍☠️ " * 60
     text = "\n\n".join([paragraph] * 12) + "\n\n```\n" + "code line\n" * 600 + "```"
-    chunks = chan.split(text)
+    chunks = split_for_whatsapp(text)
     assert len(chunks) > 2
-    assert all(utf16_len(markdown_to_whatsapp(c)) <= WHATSAPP_LIMIT for c in chunks)
+    assert all(utf16_len(c) <= WHATSAPP_LIMIT for c in chunks)
     assert sum(c.count("🏴‍☠️") for c in chunks) == 12 * 60, "nothing lost"
+    assert all(c.count("*Arr*") == c.count("🏴‍☠️") for c in chunks), "each chunk converted"
     assert all(c.count("```") % 2 == 0 for c in chunks), "a cut code block is closed and reopened"
-    assert chan.split("short") == ["short"]
+    assert split_for_whatsapp("short") == ["short"]
 
 
 # --- `nanofolks channels login whatsapp` ---------------------------------------------------------------
