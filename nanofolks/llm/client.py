@@ -10,35 +10,13 @@ import json
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from nanofolks.config.schema import Config
 from nanofolks.llm.env import import_litellm
+from nanofolks.llm.results import ChatResult, LLMError, ToolCall
 from nanofolks.secrets.sanitize import sanitize_messages
 from nanofolks.store.usage import Usage, UsageRepo
-
-
-class LLMError(Exception):
-    """The model could not answer (unreachable, timed out, refused); the message says which and why."""
-
-
-@dataclass
-class ToolCall:
-    id: str
-    name: str
-    arguments: dict[str, Any]
-
-
-@dataclass
-class ChatResult:
-    text: str
-    model: str
-    tool_calls: list[ToolCall] = field(default_factory=list)
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost: float | None = None
-
 
 TokenCallback = Callable[[str], None]
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nanofolks.llm.client import ChatResult, LLMError
+from nanofolks.llm.results import ChatResult, LLMError
 from nanofolks.llm.tokens import LOCAL_CONTEXT_WINDOW
 
 INSTALL_HINT = 'pip install -e ".[local]"'

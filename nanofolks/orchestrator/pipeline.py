@@ -12,7 +12,8 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from nanofolks.agent.runner import BotRunner, TokenSink, TurnBudget
+from nanofolks.agent.budget import TurnBudget
+from nanofolks.agent.runner import BotRunner, TokenSink
 from nanofolks.config.schema import Config
 from nanofolks.crew.crew import Crew
 from nanofolks.llm.client import LLM

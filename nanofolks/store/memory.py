@@ -20,6 +20,25 @@ LARGE_OUTPUT_BYTES = 10_000
 FORGOTTEN = "-forgotten"  # the model name of a message's vector row once the user asked to forget it
 
 
+@dataclass(frozen=True)
+class Event:
+    """One message of a room, as memory learns from it."""
+
+    id: int
+    room_id: int
+    role: str  # user | assistant | system
+    content: str
+    sender: str
+    created_at: float
+
+
+_EVENT_COLUMNS = "m.id, m.room_id, m.role, m.content, m.sender, m.created_at"
+
+
+def _event(row: Any) -> Event:
+    return Event(int(row[0]), int(row[1]), row[2], row[3], row[4], row[5])
+
+
 @dataclass
 class Entry:
     text: str
@@ -232,16 +251,15 @@ class VectorRepo:
     def __init__(self, db: Database):
         self.db = db
 
-    def pending_messages(self, after_id: int, limit: int) -> list[tuple[int, int, str, str, str, float]]:
-        """Events after `after_id` not yet seen by the indexer: (id, room_id, role, content, sender,
-        created_at), oldest first."""
+    def pending_messages(self, after_id: int, limit: int) -> list[Event]:
+        """Events after `after_id` not yet seen by the indexer, oldest first."""
         marks = ",".join("?" * len(EVENT_KINDS))
         rows = self.db.query(
-            "SELECT m.id, m.room_id, m.role, m.content, m.sender, m.created_at FROM messages m"
+            f"SELECT {_EVENT_COLUMNS} FROM messages m"
             f" WHERE m.id > ? AND m.kind IN ({marks}) AND NOT EXISTS"
             " (SELECT 1 FROM memory_vectors v WHERE v.source = 'message' AND v.ref_id = m.id)"
             " ORDER BY m.id LIMIT ?", (after_id, *EVENT_KINDS, limit))
-        return [(int(r[0]), int(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
+        return [_event(r) for r in rows]
 
     def pending_entries(self, limit: int) -> list[tuple[int, str]]:
         rows = self.db.query(
@@ -424,12 +442,12 @@ class SearchRepo:
         rows = self.db.query("SELECT id FROM messages WHERE room_id = ? ORDER BY id DESC LIMIT ?", (room_id, limit))
         return tuple(int(r[0]) for r in rows)
 
-    def day_events(self, since: float, until: float) -> list[tuple[int, int, str, str, str, float]]:
-        """User messages between two times: (id, room_id, sender, role, content, created_at)."""
+    def day_events(self, since: float, until: float) -> list[Event]:
+        """The rooms' chat between two times, oldest first."""
         rows = self.db.query(
-            "SELECT id, room_id, sender, role, content, created_at FROM messages WHERE created_at >= ?"
-            " AND created_at < ? AND kind = 'chat' ORDER BY id", (since, until))
-        return [(int(r[0]), int(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
+            f"SELECT {_EVENT_COLUMNS} FROM messages m WHERE m.created_at >= ?"
+            " AND m.created_at < ? AND m.kind = 'chat' ORDER BY m.id", (since, until))
+        return [_event(r) for r in rows]
 
 
 def _filters(f: Filters, alias: str, bot_col: str) -> tuple[str, tuple]:

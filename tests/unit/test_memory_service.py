@@ -320,5 +320,5 @@ def test_the_indexer_waits_for_a_quiet_crew_but_not_forever(mem: MemoryService,
     assert mem.wait_indexed(5)  # embedded once it paused
 
     said = talk(3.0)  # never pausing for longer than the deferral
-    pending = {row[0] for row in mem.vectors.pending_messages(0, 1000)}
+    pending = {event.id for event in mem.vectors.pending_messages(0, 1000)}
     assert set(said[:5]) & pending == set()  # the first ones were embedded while it still talked
