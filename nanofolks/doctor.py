@@ -177,8 +177,10 @@ async def _probes(config: Config) -> list[Check]:
     except ConfigError as exc:
         return [failed("channels and model", str(exc), "fix the secret named above")]
     probes: list[Awaitable[Check]] = [model(resolved)]
+    from nanofolks.channels.registry import CHANNELS
+
     for name, probe in CHANNEL_PROBES.items():
-        if getattr(resolved.channels, name).enabled:
+        if CHANNELS[name].section(resolved).enabled:
             probes.append(_guarded(name, probe, resolved))
     return list(await asyncio.gather(*probes))
 
