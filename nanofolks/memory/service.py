@@ -491,11 +491,11 @@ class MemoryService:
 
     def status(self) -> dict[str, Any]:
         index = self.ensure_index()
-        pending = len(self.vectors.pending_messages(0, 1_000_000)) + len(self.vectors.pending_entries(1_000_000))
         report = self.last_open
         return {
             **self.entries.count(), "archived": self.archive.count(), **self.entity_repo.count(),
-            "preferences": self.preferences.count(), "embedder": self.embedder.name, "pending": pending,
+            "preferences": self.preferences.count(), "embedder": self.embedder.name,
+            "pending": self.vectors.pending_count(),
             "vectors": self.vectors.counts(), "index": index.stats(),
             "index_health": ("rebuilt: " + report.reason) if report and report.action == "rebuilt" else (
                 f"topped up {report.added}, removed {report.removed}" if report and (report.added or report.removed)
