@@ -298,6 +298,12 @@ async def test_while_the_bridge_is_away_sends_fail_as_retryable(channel, bridge:
     assert (await inbox.wait(1))[0].text == "back"
 
 
+async def reconnect_loop_ended(chan: WhatsAppChannel) -> None:
+    """Wait until the adapter's read-and-reconnect task has returned: from then on nothing can reconnect."""
+    [reader] = [task for task in chan._tasks if task.get_name() == "whatsapp-bridge"]
+    await asyncio.wait_for(asyncio.shield(reader), 30)
+
+
 async def test_logged_out_stops_reconnecting(
     channel, bridge: FakeBridge, caplog: pytest.LogCaptureFixture  # noqa: ANN001
 ) -> None:
@@ -307,8 +313,8 @@ async def test_logged_out_stops_reconnecting(
         await until(lambda: chan.state == "logged_out")
         assert "run `nanofolks channels login whatsapp`" in caplog.text
         await asyncio.to_thread(bridge.drop_connection)
-        await until(lambda: "not reconnecting" in caplog.text)
-        await asyncio.sleep(2.0)  # four times the first reconnect delay: a reconnect would have happened
+        await reconnect_loop_ended(chan)
+        assert "not reconnecting" in caplog.text
     assert bridge.auth_count == 1
     assert chan.state == "logged_out"
     with pytest.raises(SendError) as info:
@@ -321,9 +327,8 @@ async def test_another_client_taking_over_stops_reconnecting(channel, bridge: Fa
     async with connect(bridge.url) as other:
         await other.send(json.dumps({"type": "auth", "token": bridge.token}))
         await other.recv()
-        await until(lambda: chan.state == "replaced")
-        await asyncio.sleep(2.0)  # no ping-pong: the adapter does not take the bridge back
-        assert bridge.auth_count == 2 and bridge.authenticated
+        await reconnect_loop_ended(chan)  # no ping-pong: the adapter does not take the bridge back
+        assert chan.state == "replaced" and bridge.auth_count == 2 and bridge.authenticated
 
 
 # --- split and format --------------------------------------------------------------------------------
