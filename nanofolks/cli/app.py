@@ -11,6 +11,7 @@ from nanofolks.cli import chat, config_cmd, onboard, pairing, room, team
 from nanofolks.cli import gateway as gateway_cmd
 from nanofolks.cli import memory as memory_cmd
 from nanofolks.cli import routing as routing_cmd
+from nanofolks.cli import secrets as secrets_cmd
 
 app = typer.Typer(
     name="nanofolks",
@@ -32,6 +33,7 @@ app.add_typer(pairing.app, name="pairing")
 app.add_typer(memory_cmd.app, name="memory")
 app.add_typer(channels_cmd.app, name="channels")
 app.add_typer(routing_cmd.app, name="routing")
+app.add_typer(secrets_cmd.app, name="secrets")
 
 
 @app.command("version")
@@ -62,6 +64,8 @@ def main() -> None:
             exc.show()
             sys.exit(exc.exit_code)
         if isinstance(exc, user_errors()):
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            from nanofolks.secrets.sanitize import sanitize
+
+            err_console.print(f"[bold red]error:[/] {sanitize(str(exc))}", highlight=False, soft_wrap=True)
             sys.exit(1)
         raise

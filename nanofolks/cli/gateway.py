@@ -22,6 +22,8 @@ def gateway() -> None:
     services = open_services()
     log_file = configure_logging(services.config)
     err_console.print(f"gateway starting; logs in {log_file}", highlight=False)
+    _hint_plain_secrets()
+    services.keeper  # noqa: B018 - open the vault now: its values are masked from the first log line
     asyncio.run(serve(services))
 
 
@@ -35,12 +37,14 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) ->
     pairing = len(PairingRepo(services.db).pending())
     pids = sorted({ch["pid"] for ch in channels if ch["pid"] is not None})
     data = {"gateway": "running" if pids else "stopped", "pids": pids, "channels": channels,
-            "pairing_pending": pairing, "spend": spend_today(services)}
+            "pairing_pending": pairing, "vault": _vault_backend(), "spend": spend_today(services)}
     if as_json:
         print_json(data)
         return
     console.print(f"gateway  {data['gateway']}" + (f" (pid {', '.join(map(str, pids))})" if pids else ""),
                   highlight=False)
+    console.print(f"vault    {data['vault']}", highlight=False, soft_wrap=True)
+    _hint_plain_secrets()
     print_channels(channels)
     if pairing:
         console.print(f"{pairing} pairing request(s) waiting: `nanofolks pairing list`", highlight=False)
@@ -68,6 +72,26 @@ def print_spend(spend: dict[str, Any]) -> None:
     console.print(f"spend    {line(spend['today_usd'], spend['limit_usd'])}", highlight=False)
     for bot, info in spend["bots"].items():
         console.print(f"  @{bot:<10} {line(info['today_usd'], info['limit_usd'])}", highlight=False)
+
+
+def _vault_backend() -> str:
+    from nanofolks.secrets.vault import VaultError, open_vault
+
+    try:
+        return open_vault().backend
+    except VaultError as exc:
+        return f"none ({exc})"
+
+
+def _hint_plain_secrets() -> None:
+    """Plain keys in config.json keep working; one line says how to move them."""
+    from nanofolks.config.loader import read_raw
+    from nanofolks.config.secret_fields import plain_secrets
+
+    plain = [key for key, _ in plain_secrets(read_raw())]
+    if plain:
+        err_console.print(f"hint: {', '.join(plain)} in plain text in config.json; `nanofolks secrets migrate` "
+                          "moves them to the vault", highlight=False, soft_wrap=True)
 
 
 def print_channels(channels: list[dict[str, Any]], details: dict[str, str] | None = None) -> None:

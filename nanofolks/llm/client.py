@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from nanofolks.config.schema import Config, is_local
 from nanofolks.llm.env import import_litellm
 from nanofolks.routing.tiers import tier_model
+from nanofolks.secrets.sanitize import sanitize_messages
 from nanofolks.store.usage import Usage, UsageRepo
 
 if TYPE_CHECKING:
@@ -83,6 +84,7 @@ class LLM:
         defaults = self.config.agents.defaults
         started = time.monotonic()
         stopped = ""  # why a paid model gave way to the fallback model
+        messages = sanitize_messages(messages)  # the last line: no secret reaches a model
         try:
             if self.spend is not None:
                 model, stopped = await self.spend.affordable(bot, model)
