@@ -118,12 +118,12 @@ async def test_a_hung_classifier_times_out_to_the_rules_guess(crew_home: Path, l
 
 def test_routing_test_command_without_layer_two_makes_no_call(crew_home: Path, llm_server: ScriptedLLM) -> None:
     route_config(crew_home)
-    result = run_cli("routing", "test", MESSAGES["reasoning"], "--json", home=crew_home)
+    result = run_cli("routing", "test", MESSAGES["reasoning"], "--json", home=crew_home, timeout=180)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["tier"] == "reasoning" and data["layer"] == 1 and 0 < data["confidence"] <= 1
     assert data["model"] == "openai/tier-reasoning"
-    unsure = json.loads(run_cli("routing", "test", "and the other one?", "--json", home=crew_home).stdout)
+    unsure = json.loads(run_cli("routing", "test", "and the other one?", "--json", home=crew_home, timeout=180).stdout)
     assert unsure["layer"] == 1
     assert llm_server.requests == []
 
@@ -131,17 +131,17 @@ def test_routing_test_command_without_layer_two_makes_no_call(crew_home: Path, l
 def test_routing_test_command_uses_layer_two_when_unsure(crew_home: Path, llm_server: ScriptedLLM) -> None:
     route_config(crew_home, classifier=True)
     llm_server.add(Rule(system_contains="Sort the user's message", reply="complex"))
-    data = json.loads(run_cli("routing", "test", "and the other one?", "--json", home=crew_home).stdout)
+    data = json.loads(run_cli("routing", "test", "and the other one?", "--json", home=crew_home, timeout=180).stdout)
     assert (data["tier"], data["layer"]) == ("complex", 2)
     assert [r["model"] for r in llm_server.requests] == ["tier-simple"]
 
 
 def test_routing_status(crew_home: Path, llm_server: ScriptedLLM) -> None:
-    assert json.loads(run_cli("routing", "status", "--json", home=crew_home).stdout)["enabled"] is False
+    assert json.loads(run_cli("routing", "status", "--json", home=crew_home, timeout=180).stdout)["enabled"] is False
     route_config(crew_home)
-    data = json.loads(run_cli("routing", "status", "--json", home=crew_home).stdout)
+    data = json.loads(run_cli("routing", "status", "--json", home=crew_home, timeout=180).stdout)
     assert data["enabled"] is True
     assert data["tiers"]["coding"] == {"model": "openai/tier-coding", "configured": True}
     assert data["cheapest_model"] == "openai/tier-simple"
-    text = run_cli("routing", "status", home=crew_home)
+    text = run_cli("routing", "status", home=crew_home, timeout=180)
     assert text.returncode == 0 and "tier-coding" in text.stdout

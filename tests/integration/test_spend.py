@@ -45,29 +45,29 @@ def usage_rows(home: Path) -> list[tuple]:
 
 def test_the_limit_stops_paid_calls_with_a_clear_message(home: Path, llm_server: ScriptedLLM) -> None:
     limited_home(home, llm_server, limit=0.000001, fallback="")
-    first = run_cli("chat", "-m", "Hello!", home=home)
+    first = run_cli("chat", "-m", "Hello!", home=home, timeout=180)
     assert first.returncode == 0, first.stderr
     assert len(llm_server.requests) == 1
     assert usage_rows(home)[0][2] > 0  # litellm priced the call
     assert "daily limit" in first.stderr  # that call went past the limit: told at once (the terminal's notes)
-    second = run_cli("chat", "-m", "Hello again!", home=home)
+    second = run_cli("chat", "-m", "Hello again!", home=home, timeout=180)
     assert len(llm_server.requests) == 1  # no paid call any more
     assert "paid models are stopped until midnight" in second.stderr
     assert usage_rows(home)[-1][1:] == (0, None, "SpendLimitReached")
-    status = json.loads(run_cli("status", "--json", home=home).stdout)["spend"]
+    status = json.loads(run_cli("status", "--json", home=home, timeout=180).stdout)["spend"]
     assert status["limit_usd"] == 0.000001 and status["today_usd"] > 0.000001
 
 
 def test_at_eighty_percent_the_user_is_told_once(home: Path, llm_server: ScriptedLLM) -> None:
     limited_home(home, llm_server, limit=1.0)
     spent_before(home, 0.85)
-    first = run_cli("chat", "-m", "Hello!", home=home)
+    first = run_cli("chat", "-m", "Hello!", home=home, timeout=180)
     assert first.returncode == 0, first.stderr
     assert "85%" in first.stderr and "$1.00 daily limit" in first.stderr
-    second = run_cli("chat", "-m", "Hello again!", home=home)
+    second = run_cli("chat", "-m", "Hello again!", home=home, timeout=180)
     assert "daily limit" not in second.stderr
     assert len(llm_server.requests) == 2  # still below the limit: paid calls go on
-    text = run_cli("status", home=home).stdout
+    text = run_cli("status", home=home, timeout=180).stdout
     assert "of $1.00 (85%)" in text
 
 
