@@ -14,7 +14,7 @@ from nanofolks.agent.toolmode import tool_mode
 from nanofolks.agent.tools import Tool, ToolContext, ToolRegistry, builtin_registry
 from nanofolks.config.loader import workspace_path
 from nanofolks.config.schema import Config
-from nanofolks.crew.crew import Crew
+from nanofolks.crew.crew import Bot, Crew
 from nanofolks.crew.prompt import system_prompt
 from nanofolks.llm.client import LLM, LLMError, is_local
 from nanofolks.llm.tokens import context_window, count_text, fit_history
@@ -55,7 +55,7 @@ class TurnBudget:
 class BotRunner:
     def __init__(self, config: Config, crew: Crew, llm: LLM, messages: MessageRepo,
                  tasks: Tasks | None = None, tools: ToolRegistry | None = None, memory: Any = None,
-                 keeper: Any = None):
+                 keeper: Any = None, skills: Any = None):
         self.config = config
         self.crew = crew
         self.llm = llm
@@ -64,6 +64,12 @@ class BotRunner:
         self.tools = tools or builtin_registry()
         self.memory = memory  # a MemoryService that primes prompts and lends `search_memory`, or None
         self.keeper = keeper  # the vault's Keeper: tools get {{name}} values at run time; outputs are screened
+        self.skills = skills  # the workspace's Skills: listed in prompts, read and run through two tools
+        if skills is not None:
+            from nanofolks.skills.tools import skill_tools
+
+            for tool in skill_tools(skills):
+                self.tools.register(tool)
         if memory is not None:
             from nanofolks.memory.tool import search_memory_tool
 
@@ -90,7 +96,7 @@ class BotRunner:
         if self.llm.spend is not None and self.config.spend.fallback_model and await self.llm.spend.reached(handle, model):
             model = self.config.spend.fallback_model  # past a spend limit: the prompt is built for the fallback
         mode = tool_mode(self.config, handle, model)
-        tools = self.tools.for_bot(bot, self.config, can_delegate=task is None)
+        tools = self.tools.for_bot(bot, self.config, can_delegate=task is None) + self._skill_tools(bot)
         prompt = await self.build_messages(handle, turn, consulted, model, tools, mode, task, delegator)
 
         async def run_bot(specialist: str, sub_task: str) -> BotReply:
@@ -148,6 +154,10 @@ class BotRunner:
         prompt = system_prompt(bot, self.crew, room.name, room.type, room.members, compact=is_local(model))
         if tools:
             prompt += "\n\n" + (describe_tools(tools) if mode == "text" else _native_note(tools))
+        if self.skills is not None and any(t.name == "read_skill" for t in tools or []):
+            from nanofolks.skills.tools import skills_block
+
+            prompt += "\n\n" + skills_block(self.skills.for_bot(bot.skills))
         if self.memory is not None:  # what the crew remembers that bears on this message, within its token budget
             block = await self.memory.prime(turn, model)
             prompt += f"\n\n{block}" if block else ""
@@ -175,6 +185,13 @@ class BotRunner:
         if tools and mode == "native":  # the tool schemas travel with every call
             reserved += count_text(json.dumps([t.schema() for t in tools]), model)
         return fit_history(system, history, tail, window - reserved, model)
+
+    def _skill_tools(self, bot: Bot) -> list[Tool]:
+        """read_skill and run_skill_script, for a bot whose role card lists a skill that is loaded."""
+        if self.skills is None or not self.skills.for_bot(bot.skills):
+            return []
+        tools = [self.tools.get("read_skill"), self.tools.get("run_skill_script")]
+        return [t for t in tools if t is not None and t.enabled(self.config)]
 
     async def _store(self, message: Message) -> None:
         await self.messages.db.quick(self.messages.add, message)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from pathlib import Path
@@ -15,6 +16,8 @@ from nanofolks.config.schema import Config
 
 ENV_PREFIX = "NANOFOLKS_"
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+log = logging.getLogger(__name__)
+_warned: set[str] = set()  # unknown keys already reported by this process: once per command
 
 
 class ConfigError(Exception):
@@ -39,7 +42,13 @@ def load_config(path: Path | None = None, resolve_secrets: bool = True) -> Confi
     """The config in effect. `{{name}}` references are replaced by the vault's values unless
     `resolve_secrets` is False (for a config about to be saved again, or shown)."""
     raw = _apply_env_overrides(_substitute(read_raw(path)))
-    return validate(resolve_references(raw) if resolve_secrets else raw)
+    config = validate(resolve_references(raw) if resolve_secrets else raw)
+    for key in unknown_keys(config):
+        if key not in _warned:
+            _warned.add(key)
+            # Without logging configured (the CLI), Python prints just this line on stderr.
+            log.warning("warning: unknown config key %s in %s (ignored)", key, path or paths.config_path())
+    return config
 
 
 def resolve_references(value: Any, key: str = "") -> Any:
@@ -65,6 +74,21 @@ def validate(raw: dict[str, Any]) -> Config:
         return Config.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from exc
+
+
+def unknown_keys(model: BaseModel, prefix: str = "") -> list[str]:
+    """Dotted paths of the keys the schema does not know, as written in the file."""
+    found = [prefix + key for key in model.model_extra or {}]
+    for name, field in type(model).model_fields.items():
+        value = getattr(model, name)
+        key = prefix + (field.alias or name)
+        if isinstance(value, BaseModel):
+            found += unknown_keys(value, key + ".")
+        elif isinstance(value, dict):
+            for free_key, item in value.items():
+                if isinstance(item, BaseModel):
+                    found += unknown_keys(item, f"{key}.{free_key}.")
+    return found
 
 
 def save_config(config: Config | dict[str, Any], path: Path | None = None) -> Path:

@@ -14,7 +14,9 @@ SECRET = {"secret": True}
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    # Unknown keys are kept (a save loses nothing) and reported as warnings by the loader: a config written
+    # for another version must never make the CLI unusable. `config set` still refuses them.
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
 
 
 class ProviderConfig(Section):

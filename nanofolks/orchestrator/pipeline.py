@@ -31,6 +31,7 @@ from nanofolks.store.routing import RoutingRepo
 if TYPE_CHECKING:
     from nanofolks.memory.service import MemoryService
     from nanofolks.secrets.keeper import Keeper
+    from nanofolks.skills.skills import Skills
 
 Commit = Callable[[sqlite3.Connection, FinalAnswer], None]
 
@@ -39,13 +40,15 @@ MAX_MESSAGE_CHARS = 32_000  # longer messages are kept whole in the room but cut
 
 class Pipeline:
     def __init__(self, config: Config, crew: Crew, llm: LLM, messages: MessageRepo,
-                 memory: MemoryService | None = None, tasks: Tasks | None = None, keeper: Keeper | None = None):
+                 memory: MemoryService | None = None, tasks: Tasks | None = None, keeper: Keeper | None = None,
+                 skills: Skills | None = None):
         self.config = config
         self.crew = crew
         self.llm = llm
         self.messages = messages
         self.memory = memory
-        self.runner = BotRunner(config, crew, llm, messages, tasks=tasks, memory=memory, keeper=keeper)
+        self.runner = BotRunner(config, crew, llm, messages, tasks=tasks, memory=memory, keeper=keeper,
+                                skills=skills)
         self.router = Router(config, llm, RoutingRepo(messages.db))
         self._room_locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._slots = asyncio.Semaphore(config.orchestrator.max_concurrent_turns)

@@ -333,12 +333,22 @@ def m008_routing_tiers_spend(conn: sqlite3.Connection) -> None:
     )
 
 
+def m006_secrets_skill_approvals(conn: sqlite3.Connection) -> None:
+    # A skill that is not low risk loads only once approved, and only at the content hash approved.
+    conn.execute(
+        "CREATE TABLE skill_approvals (name TEXT PRIMARY KEY, content_hash TEXT NOT NULL,"
+        " decision TEXT NOT NULL CHECK (decision IN ('approved', 'rejected')), risk TEXT NOT NULL,"
+        " decided_at REAL NOT NULL)"
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m001_core,
     m002_gateway,
     m003_memory,
     m004_messages_by_turn,
     m008_routing_tiers_spend,
+    m006_secrets_skill_approvals,
 ]
 
 
