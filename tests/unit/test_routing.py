@@ -102,7 +102,6 @@ def test_the_readme_form_parses() -> None:
     ({"routing": {"tiers": {"cheap": {"model": "x"}}}}, "cheap"),
     ({"routing": {"llmClassifier": {"timeout": 0}}}, "timeout"),
     ({"spend": {"dailyLimitUsd": -1}}, "dailyLimitUsd"),
-    ({"routing": {"tiers": {"simple": {"modle": "x"}}}}, "modle"),
 ])
 def test_bad_routing_and_spend_config_is_a_clear_error(raw: dict, says: str) -> None:
     with pytest.raises(ConfigError, match=says):
