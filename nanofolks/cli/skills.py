@@ -19,7 +19,7 @@ def _skills():  # noqa: ANN202 - imported lazily
 
 
 def _row(skills, skill) -> dict[str, object]:  # noqa: ANN001
-    return {"name": skill.name, "risk": skill.report.risk, "status": skills.status(skill), "source": skill.source,
+    return {"name": skill.name, "risk": skills.report(skill).risk, "status": skills.status(skill), "source": skill.source,
             "description": skill.description, "hash": skill.content_hash[:12]}
 
 
@@ -70,15 +70,16 @@ def show(name: str) -> None:
                   highlight=False)
     if skill.scripts:
         console.print(f"scripts: {', '.join(skill.scripts)}", highlight=False)
-    _print_report(skill.report)
+    _print_report(skills.report(skill))
 
 
 @app.command("approve")
 def approve(name: str) -> None:
     """Let a skill load as it is now; any later edit revokes the approval."""
-    skill = _skills().decide(name, "approved")
-    console.print(f"[green]✓[/] {skill.name} approved (risk {skill.report.risk}) at content {skill.content_hash[:12]}",
-                  highlight=False)
+    skills = _skills()
+    skill = skills.decide(name, "approved")
+    console.print(f"[green]✓[/] {skill.name} approved (risk {skills.report(skill).risk}) at content "
+                  f"{skill.content_hash[:12]}", highlight=False)
 
 
 @app.command("reject")

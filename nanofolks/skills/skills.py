@@ -51,10 +51,6 @@ class Skill:
             digest.update(str(file.relative_to(self.path)).encode() + b"\0" + file.read_bytes() + b"\0")
         return digest.hexdigest()
 
-    @cached_property
-    def report(self) -> Report:
-        return scan(self.path)
-
 
 def builtin_dir() -> Path:
     return templates_dir() / "skills"
@@ -89,12 +85,25 @@ def discover(workspace: Path) -> tuple[dict[str, Skill], list[str]]:
 
 
 class Skills:
-    """The skills of one workspace, their scan and their approval status."""
+    """The skills of one workspace, their scan and their approval status. The folders are read again at
+    every look (a bot may have just written a skill, a person just edited one: an edit must revoke its
+    approval at once); a scan is kept per content hash."""
 
     def __init__(self, workspace: Path, db: Database):
         self.workspace = workspace
         self.approvals = SkillApprovals(db)
-        self.skills, self.problems = discover(workspace)
+        self.problems: list[str] = []
+        self._reports: dict[str, Report] = {}
+
+    @property
+    def skills(self) -> dict[str, Skill]:
+        found, self.problems = discover(self.workspace)
+        return found
+
+    def report(self, skill: Skill) -> Report:
+        if skill.content_hash not in self._reports:
+            self._reports[skill.content_hash] = scan(skill.path)
+        return self._reports[skill.content_hash]
 
     def get(self, name: str) -> Skill:
         skill = self.skills.get(name)
@@ -108,7 +117,7 @@ class Skills:
         pinned = decision is not None and decision.content_hash == skill.content_hash
         if pinned and decision.decision == "rejected":  # type: ignore[union-attr]
             return "blocked"
-        if skill.report.risk == "low" or (pinned and decision.decision == "approved"):  # type: ignore[union-attr]
+        if self.report(skill).risk == "low" or (pinned and decision.decision == "approved"):  # type: ignore[union-attr]
             return "loaded"
         return "needs approval"
 
@@ -121,5 +130,5 @@ class Skills:
 
     def decide(self, name: str, decision: str) -> Skill:
         skill = self.get(name)
-        self.approvals.decide(skill.name, skill.content_hash, decision, skill.report.risk)
+        self.approvals.decide(skill.name, skill.content_hash, decision, self.report(skill).risk)
         return skill

@@ -135,8 +135,7 @@ def test_approval_is_pinned_to_the_content_hash(services: Services) -> None:
     assert skills.status(skills.get("haiku")) == "loaded" and skills.status(reader) == "needs approval"
     skills.decide("env-reader", "approved")
     assert skills.status(reader) == "loaded"
-    (folder / "scripts" / "a.py").write_text("import os\nprint(os.environ['HOME'])\n")  # any edit
-    skills = Skills(services.workspace, services.db)
+    (folder / "scripts" / "a.py").write_text("import os\nprint(os.environ['HOME'])\n")  # any edit, even live
     assert skills.status(skills.get("env-reader")) == "needs approval"
     skills.decide("env-reader", "rejected")
     assert skills.status(skills.get("env-reader")) == "blocked"
