@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from nanofolks.config.loader import load_config, save_config
 from nanofolks.config.schema import TIERS, BotSettings, TierConfig
 from nanofolks.services import Services
@@ -145,3 +147,33 @@ def test_routing_status(crew_home: Path, llm_server: ScriptedLLM) -> None:
     assert data["cheapest_model"] == "openai/tier-simple"
     text = run_cli("routing", "status", home=crew_home, timeout=180)
     assert text.returncode == 0 and "tier-coding" in text.stdout
+
+
+async def test_analytics_measures_savings_and_names_unpriced_models(crew_home: Path, llm_server: ScriptedLLM) -> None:
+    route_config(crew_home)
+    config = load_config(crew_home / "config.json")
+    config.routing.tiers = {"simple": TierConfig(model="openai/gpt-4o-mini"), "complex": TierConfig(model="openai/gpt-4o"),
+                            "coding": TierConfig(model="openai/fake-coder")}  # type: ignore[misc]
+    save_config(config, crew_home / "config.json")
+    services = open_services(crew_home)
+    try:
+        room = services.rooms.general()
+        for text in ("@leader hi", "@leader " + MESSAGES["complex"], "@leader " + MESSAGES["coding"]):
+            await services.pipeline.handle(room, text)
+            with services.db.write() as conn:
+                conn.execute("DELETE FROM routing_rooms")
+    finally:
+        services.close()
+    result = run_cli("routing", "analytics", "--json", home=crew_home, timeout=180)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["top_model"] == "openai/gpt-4o"  # the priciest tier model in litellm's price map
+    assert set(data["by_tier"]) == {"simple", "complex", "coding"}
+    simple, complex_ = data["by_tier"]["simple"], data["by_tier"]["complex"]
+    assert simple["calls"] == 1 and 0 < simple["cost"] < simple["top_cost"]  # gpt-4o-mini is cheaper
+    assert complex_["cost"] == pytest.approx(complex_["top_cost"])  # the same model: no saving
+    assert data["unpriced_models"] == ["openai/fake-coder"] and data["by_tier"]["coding"]["unpriced"] == 1
+    assert data["total"]["savings"] == pytest.approx(simple["top_cost"] - simple["cost"])
+    assert "no price for openai/fake-coder" in data["notes"][0]
+    text = run_cli("routing", "analytics", home=crew_home, timeout=180)
+    assert "saved $" in text.stdout and "no price" in text.stdout
