@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from nanofolks.cli import backup, chat, config_cmd, doctor, onboard, pairing, room, team
+from nanofolks.cli import backup, chat, config_cmd, configure, doctor, onboard, pairing, room, team
 from nanofolks.cli import channels as channels_cmd
 from nanofolks.cli import gateway as gateway_cmd
 from nanofolks.cli import memory as memory_cmd
@@ -45,6 +45,7 @@ app.add_typer(memory_cmd.app, name="memory")
 app.add_typer(channels_cmd.app, name="channels")
 app.add_typer(routing_cmd.app, name="routing")
 app.command("metrics")(metrics_cmd.metrics)
+app.command("configure")(configure.configure)
 app.command("doctor")(doctor.doctor)
 app.command("export")(backup.export)
 app.command("import")(backup.import_)
