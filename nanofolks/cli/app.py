@@ -11,9 +11,11 @@ from nanofolks.cli import channels as channels_cmd
 from nanofolks.cli import gateway as gateway_cmd
 from nanofolks.cli import memory as memory_cmd
 from nanofolks.cli import metrics as metrics_cmd
+from nanofolks.cli import routines as routines_cmd
 from nanofolks.cli import routing as routing_cmd
 from nanofolks.cli import secrets as secrets_cmd
 from nanofolks.cli import skills as skills_cmd
+from nanofolks.cli import worklog as worklog_cmd
 
 app = typer.Typer(
     name="nanofolks",
@@ -51,6 +53,8 @@ app.command("export")(backup.export)
 app.command("import")(backup.import_)
 app.add_typer(secrets_cmd.app, name="secrets")
 app.add_typer(skills_cmd.app, name="skills")
+app.add_typer(routines_cmd.app, name="routines")
+app.add_typer(worklog_cmd.app, name="worklog")
 
 
 @app.command("version")
