@@ -106,3 +106,13 @@ def test_the_readme_form_parses() -> None:
 def test_bad_routing_and_spend_config_is_a_clear_error(raw: dict, says: str) -> None:
     with pytest.raises(ConfigError, match=says):
         validate(raw)
+
+
+def test_heartbeats_use_the_cheapest_tier_when_routing_is_on() -> None:
+    from nanofolks.routines.heartbeat import cheapest_model as heartbeat_model
+
+    config = _routed(simple="openai/s", coding="openai/c")
+    config.agents.bots = {"coder": BotSettings(model="openai/own")}
+    assert heartbeat_model(LLM(config), "coder") == "openai/s"
+    config.routing.enabled = False
+    assert heartbeat_model(LLM(config), "coder") == "openai/own"
