@@ -34,9 +34,8 @@ import re
 import time
 from typing import Any
 
-from nanofolks.bus.messages import InboundMessage, OutboundMessage, Rejected
 from nanofolks.channels.base import ChannelError, OnMessage, SendError
-from nanofolks.channels.formatting import split_for_discord
+from nanofolks.channels.messages import InboundMessage, OutboundMessage, Rejected
 from nanofolks.config.schema import DiscordConfig
 
 log = logging.getLogger("nanofolks.discord")
@@ -288,9 +287,6 @@ class DiscordChannel:
         )
 
     # --- sending ----------------------------------------------------------------------------------
-
-    def split(self, markdown: str) -> list[str]:
-        return split_for_discord(markdown)
 
     async def send(self, message: OutboundMessage) -> str:
         import discord

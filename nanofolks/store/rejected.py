@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from nanofolks.bus.messages import Rejected
+from nanofolks.channels.messages import Rejected
 from nanofolks.store.db import Database
 
 

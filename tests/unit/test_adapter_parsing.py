@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from telegram import Bot
 
-from nanofolks.bus.messages import InboundMessage, Rejected
 from nanofolks.channels.discord import DiscordChannel, _make_client
+from nanofolks.channels.messages import InboundMessage, Rejected
 from nanofolks.channels.slack import SlackChannel
 from nanofolks.channels.telegram import TelegramChannel
 from nanofolks.channels.whatsapp import WhatsAppChannel
