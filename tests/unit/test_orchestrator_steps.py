@@ -206,8 +206,13 @@ async def test_a_failed_model_call_reaches_the_chat_as_a_plain_note(tmp_path: Pa
     from nanofolks.store.rooms import RoomRepo
 
     class RefusingLLM:
+        spend = None
+
         def model_for(self, bot: str) -> str:
             return "openai/fake-model"
+
+        def route_model(self, bot: str, tier: str = "") -> tuple[str, str]:
+            return "openai/fake-model", tier
 
         async def chat(self, *args: object, **kwargs: object) -> None:
             raise LLMError("model openai/fake-model failed (AuthenticationError): Incorrect API key sk-live-1",

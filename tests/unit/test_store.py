@@ -353,8 +353,13 @@ async def test_two_processes_take_turns_in_a_room_and_each_answers_its_own_messa
     overlap: list[int] = []
 
     class SlowLLM:
+        spend = None
+
         def model_for(self, bot: str) -> str:
             return "openai/fake-model"
+
+        def route_model(self, bot: str, tier: str = "") -> tuple[str, str]:
+            return "openai/fake-model", tier
 
         async def chat(self, messages: list[dict], **kwargs: object) -> ChatResult:
             question = [m["content"] for m in messages if str(m["content"]).startswith("question ")][-1]
