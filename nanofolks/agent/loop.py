@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from nanofolks.agent.budget import TurnBudget
 from nanofolks.agent.textcalls import StreamGuard, correction, parse, result_message, strip_calls
 from nanofolks.agent.tools.registry import Tool, ToolContext, ToolRegistry, dump_arguments, truncate_middle
 from nanofolks.llm.client import LLM, ToolCall
@@ -43,9 +44,11 @@ class AgentLoop:
         messages: list[dict[str, Any]],
         *,
         model: str,
+        tier: str = "",  # the routing tier the model serves, recorded with each call's usage
         mode: str,  # native | text
         tools: list[Tool],
         ctx: ToolContext,
+        budget: TurnBudget,
         record: Recorder,
         guard: StreamGuard,
     ) -> LoopResult:
@@ -54,10 +57,10 @@ class AgentLoop:
         previous: set[tuple[str, str]] = set()
         corrections, last_text, contributions = 0, "", []
         for step in range(1, self.max_iterations + 1):
-            if not ctx.budget.take():
+            if not budget.take():
                 return LoopResult(last_text, "budget", step - 1, contributions=contributions)
             guard.start()
-            result = await self.llm.chat(convo, model=model, bot=ctx.bot, room_id=ctx.turn.room.id, tools=schemas,
+            result = await self.llm.chat(convo, model=model, tier=tier, bot=ctx.bot, room_id=ctx.turn.room.id, tools=schemas,
                                          on_token=guard.feed if guard.sink else None)
             calls = result.tool_calls if mode == "native" else []
             if mode == "text" and tools:

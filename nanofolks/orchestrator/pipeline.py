@@ -12,7 +12,8 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from nanofolks.agent.runner import BotRunner, TokenSink, TurnBudget
+from nanofolks.agent.budget import TurnBudget
+from nanofolks.agent.runner import BotRunner, TokenSink
 from nanofolks.config.schema import Config
 from nanofolks.crew.crew import Crew
 from nanofolks.llm.client import LLM
@@ -23,15 +24,19 @@ from nanofolks.orchestrator.intent import classifier_prompt, classify
 from nanofolks.orchestrator.tag import tag
 from nanofolks.orchestrator.turn import FinalAnswer, Turn
 from nanofolks.rooms.tasks import Tasks
+from nanofolks.routing.router import Router
 from nanofolks.store.messages import Message, MessageRepo
 from nanofolks.store.rooms import Room
+from nanofolks.store.routing import RoutingRepo
 
 if TYPE_CHECKING:
     from nanofolks.memory.service import MemoryService
     from nanofolks.secrets.keeper import Keeper
     from nanofolks.skills.skills import Skills
 
-Commit = Callable[[sqlite3.Connection, FinalAnswer], None]
+# commit(answer), once the answer is known and before the write transaction (formatting a reply for a platform
+# happens there, never while the database is locked), returns what runs inside the transaction.
+Commit = Callable[[FinalAnswer], Callable[[sqlite3.Connection], None]]
 
 MAX_MESSAGE_CHARS = 32_000  # longer messages are kept whole in the room but cut for the models
 
@@ -47,6 +52,7 @@ class Pipeline:
         self.memory = memory
         self.runner = BotRunner(config, crew, llm, messages, tasks=tasks, memory=memory, keeper=keeper,
                                 skills=skills)
+        self.router = Router(config, llm, RoutingRepo(messages.db))
         self._room_locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._slots = asyncio.Semaphore(config.orchestrator.max_concurrent_turns)
 
@@ -63,7 +69,7 @@ class Pipeline:
         commit: Commit | None = None,
     ) -> FinalAnswer:
         """Answer one message. One turn at a time per room; a global cap on turns across rooms.
-        `commit(conn, answer)` runs in the transaction that stores the replies (all or nothing)."""
+        What `commit(answer)` returns runs in the transaction that stores the replies (all or nothing)."""
         turn = Turn(room=room, text=text, sender=sender, platform=platform, turn_id=turn_id or uuid.uuid4().hex,
                     chat=chat)
         db = self.messages.db
@@ -73,13 +79,17 @@ class Pipeline:
                 self._index([asked])
             turn.tags = tag(text, self.crew)
             turn.intent = await classify(text, turn.tags, self._ask_intent if self.config.orchestrator.llm_intent else None)
+            if self.config.routing.enabled:
+                turn.route = await self.router.route(room.id, text[:MAX_MESSAGE_CHARS])
             turn.plan = dispatch(turn.tags, turn.intent, room, self.crew, self.config.orchestrator.turn_budget)
             budget = TurnBudget(self.config.orchestrator.turn_budget)
             turn.replies, consulted = await collect(turn, turn.plan, self.runner, budget, on_token)
             answer = final(turn, turn.tags, turn.plan, turn.replies, self.crew)
+            if self.llm.spend is not None:  # told once a day, in the chat where it happened
+                answer.notes += await self.llm.spend.notices([r.bot for r in (*consulted, *turn.replies)])
             replies = [Message(room.id, r.bot, "assistant", r.text, kind=kind, platform=platform, turn_id=turn.turn_id)
                        for kind, group in (("consult", consulted), ("chat", turn.replies)) for r in group if r.ok]
-            await db.quick(self.messages.add_many, replies, (lambda conn: commit(conn, answer)) if commit else None)
+            await db.quick(self.messages.add_many, replies, commit(answer) if commit else None)
             self._index(replies)
             return answer
 
