@@ -14,10 +14,12 @@ from nanofolks.agent.toolmode import tool_mode
 from nanofolks.agent.tools import Tool, ToolContext, ToolRegistry, builtin_registry
 from nanofolks.config.loader import workspace_path
 from nanofolks.config.schema import Config
+from nanofolks.context.fit import PromptParts, fit_prompt
+from nanofolks.context.room import RoomContext
 from nanofolks.crew.crew import Crew
 from nanofolks.crew.prompt import system_prompt
 from nanofolks.llm.client import LLM, LLMError, is_local
-from nanofolks.llm.tokens import context_window, count_text, fit_history
+from nanofolks.llm.tokens import context_window, count_text
 from nanofolks.orchestrator.turn import BotReply, Turn
 from nanofolks.rooms.rooms import Rooms
 from nanofolks.rooms.tasks import Tasks
@@ -54,11 +56,13 @@ class TurnBudget:
 
 class BotRunner:
     def __init__(self, config: Config, crew: Crew, llm: LLM, messages: MessageRepo,
-                 tasks: Tasks | None = None, tools: ToolRegistry | None = None, memory: Any = None):
+                 tasks: Tasks | None = None, tools: ToolRegistry | None = None, memory: Any = None,
+                 context: RoomContext | None = None):
         self.config = config
         self.crew = crew
         self.llm = llm
         self.messages = messages
+        self.context = context or RoomContext(config, crew, llm, messages.db)  # where the room's context starts
         self.tasks = tasks or Tasks(TaskRepo(messages.db), Rooms(RoomRepo(messages.db), crew))
         self.tools = tools or builtin_registry()
         self.memory = memory  # a MemoryService that primes prompts and lends `search_memory`, or None
@@ -102,7 +106,7 @@ class BotRunner:
                           bot=handle, tasks=self.tasks, store=self._store, budget=budget,
                           run_bot=run_bot if task is None else None)
         guard = StreamGuard((lambda piece: on_token(handle, piece)) if on_token else None)
-        window = context_window(model, self.config.agents.defaults.context_window)
+        window = context_window(model, self.config)
         loop = AgentLoop(self.llm, self.tools, self.config.agents.defaults.max_iterations,
                          result_chars=max(2_000, min(MAX_RESULT_CHARS, window)))
         try:
@@ -141,36 +145,43 @@ class BotRunner:
     ) -> list[dict[str, Any]]:
         bot = self.crew.bots[handle]
         room = turn.room
-        prompt = system_prompt(bot, self.crew, room.name, room.type, room.members, compact=is_local(model))
+        personas = [system_prompt(bot, self.crew, room.name, room.type, room.members, compact=compact)
+                    for compact in ((True,) if is_local(model) else (False, True))]
+        personas.append(personas[-1].split("\n", 1)[0])  # the name line: the shortest that still says who it is
+        fixed = ""
         if tools:
-            prompt += "\n\n" + (describe_tools(tools) if mode == "text" else _native_note(tools))
+            fixed = describe_tools(tools) if mode == "text" else _native_note(tools)
+        memory = ""
         if self.memory is not None:  # what the crew remembers that bears on this message, within its token budget
-            block = await self.memory.prime(turn, model)
-            prompt += f"\n\n{block}" if block else ""
-        system = [{"role": "system", "content": prompt}]
+            memory = await self.memory.prime(turn, model)
         limit = self.config.orchestrator.history_messages
-        # The history ends with this turn's user message (stored before any model is called).
-        history = [self._as_chat(m, handle) for m in await self.messages.db.quick(self.messages.recent, room.id, limit)]
-        tail = []
+        summary, stored = await self.messages.db.quick(self.context.history, room.id, limit + 1)
+        # This turn's own message is the newest part, sent whatever else must go.
+        older = [m for m in stored if not (m.turn_id == turn.turn_id and m.role == "user")]
+        history = [self._as_chat(m, handle) for m in older[max(0, len(older) - limit):]]
+        if summary is not None:  # what came before, summarized: the oldest part, and the first to go
+            history.insert(0, self.context.summary_chat(summary))
+        newest = [{"role": "user", "content": turn.text}]
         if consulted:
             heard = "\n\n".join(f"@{r.bot} ({self.crew.bots[r.bot].name}) answered:\n{r.text}" for r in consulted)
-            tail.append({
+            newest.append({
                 "role": "user",
                 "content": f"[Crew notes, not from the user] Your specialists answered first:\n\n{heard}\n\n"
                            "Give the user one clear final answer that uses their contributions and credits them.",
             })
         if task is not None:
             boss = self.crew.bots[delegator]
-            tail.append({
+            newest.append({
                 "role": "user",
                 "content": f"[Task from @{delegator} ({boss.name}), not from the user] {task}\n\n"
                            f"Do this task, then reply with your result for @{delegator}.",
             })
-        window = context_window(model, self.config.agents.defaults.context_window)
+        window = context_window(model, self.config)
         reserved = self.config.agents.defaults.max_tokens
         if tools and mode == "native":  # the tool schemas travel with every call
             reserved += count_text(json.dumps([t.schema() for t in tools]), model)
-        return fit_history(system, history, tail, window - reserved, model)
+        parts = PromptParts(personas=personas, memory=memory, history=history, newest=newest, fixed=fixed)
+        return fit_prompt(parts, window - reserved, model, assemble, window)
 
     async def _store(self, message: Message) -> None:
         await self.messages.db.quick(self.messages.add, message)
@@ -182,6 +193,13 @@ class BotRunner:
         if msg.author == handle:
             return {"role": "assistant", "content": msg.content}
         return {"role": "user", "content": f"[@{msg.author}] {msg.content}"}
+
+
+def assemble(parts: PromptParts) -> list[dict[str, Any]]:
+    """The order a prompt is sent in: the system prompt (persona, tool instructions, memory), the history,
+    then this turn's message and notes."""
+    system = "\n\n".join(p for p in (parts.personas[0], parts.fixed, parts.memory) if p)
+    return [{"role": "system", "content": system}, *parts.history, *parts.newest]
 
 
 def _native_note(tools: list[Tool]) -> str:

@@ -10,6 +10,7 @@ from nanofolks.cli import channels as channels_cmd
 from nanofolks.cli import chat, config_cmd, onboard, pairing, room, team
 from nanofolks.cli import gateway as gateway_cmd
 from nanofolks.cli import memory as memory_cmd
+from nanofolks.cli import session as session_cmd
 
 app = typer.Typer(
     name="nanofolks",
@@ -30,6 +31,7 @@ app.command("status")(gateway_cmd.status)
 app.add_typer(pairing.app, name="pairing")
 app.add_typer(memory_cmd.app, name="memory")
 app.add_typer(channels_cmd.app, name="channels")
+app.add_typer(session_cmd.app, name="session")
 
 
 @app.command("version")

@@ -41,6 +41,7 @@ async def _send(services: Services, room, text: str, stream: bool) -> FinalAnswe
     view = _AnswerView(services)
     answer = await services.pipeline.handle(room, text, on_token=view.token if stream else None)
     view.finish(answer)
+    await services.pipeline.settle()  # a compaction the turn started finishes before the next prompt
     return answer
 
 

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import uuid
 from collections import defaultdict
@@ -14,8 +15,9 @@ from typing import TYPE_CHECKING
 
 from nanofolks.agent.runner import BotRunner, TokenSink, TurnBudget
 from nanofolks.config.schema import Config
+from nanofolks.context.room import RoomContext
 from nanofolks.crew.crew import Crew
-from nanofolks.llm.client import LLM
+from nanofolks.llm.client import LLM, LLMError
 from nanofolks.orchestrator.collect import collect
 from nanofolks.orchestrator.dispatch import dispatch
 from nanofolks.orchestrator.final import final
@@ -24,10 +26,12 @@ from nanofolks.orchestrator.tag import tag
 from nanofolks.orchestrator.turn import FinalAnswer, Turn
 from nanofolks.rooms.tasks import Tasks
 from nanofolks.store.messages import Message, MessageRepo
-from nanofolks.store.rooms import Room
+from nanofolks.store.rooms import ConflictError, Room
 
 if TYPE_CHECKING:
     from nanofolks.memory.service import MemoryService
+
+log = logging.getLogger(__name__)
 
 Commit = Callable[[sqlite3.Connection, FinalAnswer], None]
 
@@ -42,7 +46,9 @@ class Pipeline:
         self.llm = llm
         self.messages = messages
         self.memory = memory
-        self.runner = BotRunner(config, crew, llm, messages, tasks=tasks, memory=memory)
+        self.context = RoomContext(config, crew, llm, messages.db)
+        self.runner = BotRunner(config, crew, llm, messages, tasks=tasks, memory=memory, context=self.context)
+        self._compactions: dict[int, asyncio.Future[None]] = {}
         self._room_locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._slots = asyncio.Semaphore(config.orchestrator.max_concurrent_turns)
 
@@ -73,9 +79,34 @@ class Pipeline:
             answer = final(turn, turn.tags, turn.plan, turn.replies, self.crew)
             replies = [Message(room.id, r.bot, "assistant", r.text, kind=kind, platform=platform, turn_id=turn.turn_id)
                        for kind, group in (("consult", consulted), ("chat", turn.replies)) for r in group if r.ok]
-            await db.quick(self.messages.add_many, replies, (lambda conn: commit(conn, answer)) if commit else None)
+            check = await db.quick(self.context.check_turn, room, replies)
+            if check.notice is not None:  # the context is filling up: the reply says so, once
+                answer.notes.append(check.notice.content)
+            await db.quick(self.messages.add_many, replies + ([check.notice] if check.notice else []),
+                           (lambda conn: commit(conn, answer)) if commit else None)
             self._index(replies)
-            return answer
+        if check.compact:
+            self._compact_later(room)
+        return answer
+
+    def _compact_later(self, room: Room) -> None:
+        """Compact the room's context after the reply, in the background (one task per room)."""
+        if room.id not in self._compactions:
+            task = asyncio.ensure_future(self._compact(room))
+            self._compactions[room.id] = task
+            task.add_done_callback(lambda _: self._compactions.pop(room.id, None))
+
+    async def _compact(self, room: Room) -> None:
+        try:
+            result = await self.context.compact(room)
+            log.info("context of #%s: %s", room.name, result.reason)
+        except (LLMError, ConflictError) as exc:  # the next turn tries again; fitting keeps prompts inside meanwhile
+            log.warning("compacting #%s failed: %s", room.name, exc)
+
+    async def settle(self) -> None:
+        """Wait for the compactions under way (a one-message CLI run, before it exits)."""
+        while self._compactions:
+            await asyncio.gather(*self._compactions.values(), return_exceptions=True)
 
     def _index(self, messages: list[Message]) -> None:
         if self.memory is not None:

@@ -308,11 +308,17 @@ def m004_messages_by_turn(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX messages_turn ON messages (turn_id) WHERE turn_id != ''")
 
 
+def m007_context_markers(conn: sqlite3.Connection) -> None:
+    # A room's context markers (summaries, new starts, notices) are found by kind at every turn.
+    conn.execute("CREATE INDEX messages_room_kind ON messages (room_id, kind, id)")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m001_core,
     m002_gateway,
     m003_memory,
     m004_messages_by_turn,
+    m007_context_markers,
 ]
 
 
