@@ -21,7 +21,6 @@ import importlib
 import json
 import logging
 import os
-import re
 import signal
 import sqlite3
 import time
@@ -30,8 +29,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from pydantic import BaseModel
-
 from nanofolks.bus.inbox import Ingress
 from nanofolks.bus.messages import InboundMessage
 from nanofolks.bus.outbox import SendWorker
@@ -39,7 +36,9 @@ from nanofolks.channels.access import AccessPolicy
 from nanofolks.channels.base import Channel, ChannelError
 from nanofolks.config import paths
 from nanofolks.config.schema import Config
+from nanofolks.config.secret_fields import secret_values
 from nanofolks.rooms.rooms import RoomError
+from nanofolks.secrets.sanitize import SanitizeFilter, remember
 from nanofolks.services import Services
 from nanofolks.store.channel_state import ChannelStateRepo
 from nanofolks.store.db import Database
@@ -72,49 +71,16 @@ class AlreadyAnswered(Exception):
 # --- logging ----------------------------------------------------------------------------------------
 
 
-class SecretMask(logging.Filter):
-    """Replace every known secret (bot tokens, API keys) in a log line with ***."""
-
-    def __init__(self, secrets: list[str]):
-        super().__init__()
-        self.secrets = sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        text = record.getMessage()
-        masked = text
-        for secret in self.secrets:
-            masked = masked.replace(secret, "***")
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            for secret in self.secrets:
-                record.exc_text = record.exc_text.replace(secret, "***")
-        if masked != text:
-            record.msg, record.args = masked, None
-        return True
-
-
-# Config fields holding a secret, in every section: token, botToken, appToken, bridgeToken, apiKey...
-SECRET_FIELD = re.compile(r"(?:^|_)(?:token|api_key|secret|password)$")
-
-
-def config_secrets(model: BaseModel) -> list[str]:
-    """Every secret set in the config, found by field name, so a new section's token is masked too."""
-    found: list[str] = []
-    for name in type(model).model_fields:
-        value = getattr(model, name)
-        nested = value.values() if isinstance(value, dict) else [value]
-        for item in nested:
-            if isinstance(item, BaseModel):
-                found += config_secrets(item)
-        if isinstance(value, str) and value and SECRET_FIELD.search(name):
-            found.append(value)
-    return found
+def remember_config_secrets(config: Config) -> None:
+    """Teach the sanitizer every credential in the config (found by the schema's secret mark)."""
+    for _key, value in secret_values(config):
+        remember(value)
 
 
 def configure_logging(config: Config) -> Path:
-    """Log to stderr and $NANOFOLKS_HOME/logs/gateway.log, secrets masked in both."""
-    mask = SecretMask(config_secrets(config))
+    """Log to stderr and $NANOFOLKS_HOME/logs/gateway.log, both through the sanitizer."""
+    remember_config_secrets(config)
+    mask = SanitizeFilter()
     logs = paths.logs_dir()
     logs.mkdir(parents=True, exist_ok=True)
     formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -307,7 +273,7 @@ class Gateway:
     def _link(self, channel: Channel) -> _Link:
         section = getattr(self.services.config.channels, channel.platform)
         access = AccessPolicy(channel.platform, section.allow_from, section.open_groups, self.pairing)
-        return _Link(channel, Ingress(access, self.inbox, self.db))
+        return _Link(channel, Ingress(access, self.inbox, self.db, self.services.keeper))
 
     async def run(self, stop: asyncio.Event) -> None:
         """Start every channel at once (WhatsApp waiting for its bridge never delays Telegram), answer
@@ -413,9 +379,9 @@ class Gateway:
     async def _on_message(self, link: _Link, msg: InboundMessage) -> None:
         """Called by the adapter before it acknowledges the message to the platform."""
         received = await link.ingress.receive(msg)
-        if received.outcome == "paired" and link.sender:
+        if (received.outcome == "paired" or received.notice) and link.sender:
             link.sender.wake()
-        elif received.outcome == "accepted" and received.inbox_id is not None:
+        if received.outcome == "accepted" and received.inbox_id is not None:
             await self._enqueue(link, received.inbox_id)
 
     async def _enqueue(self, link: _Link, inbox_id: int) -> None:

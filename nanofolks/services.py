@@ -59,10 +59,17 @@ class Services:
         return LLM(self.config, self.usage)
 
     @cached_property
+    def keeper(self):  # noqa: ANN201 - the vault, opened on first use (a keyring or a key derivation)
+        from nanofolks.secrets.keeper import shared_keeper
+
+        return shared_keeper()
+
+    @cached_property
     def pipeline(self):  # noqa: ANN201 - imported lazily: the CLI's room commands need no orchestrator
         from nanofolks.orchestrator.pipeline import Pipeline
 
-        return Pipeline(self.config, self.crew, self.llm, self.messages, memory=self.memory, tasks=self.tasks)
+        return Pipeline(self.config, self.crew, self.llm, self.messages, memory=self.memory, tasks=self.tasks,
+                        keeper=self.keeper)
 
     @cached_property
     def memory(self):  # noqa: ANN201 - imported lazily, like the pipeline

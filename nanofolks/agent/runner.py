@@ -57,7 +57,7 @@ class TurnBudget:
 class BotRunner:
     def __init__(self, config: Config, crew: Crew, llm: LLM, messages: MessageRepo,
                  tasks: Tasks | None = None, tools: ToolRegistry | None = None, memory: Any = None,
-                 context: RoomContext | None = None):
+                 keeper: Any = None, context: RoomContext | None = None):
         self.config = config
         self.crew = crew
         self.llm = llm
@@ -66,6 +66,7 @@ class BotRunner:
         self.tasks = tasks or Tasks(TaskRepo(messages.db), Rooms(RoomRepo(messages.db), crew))
         self.tools = tools or builtin_registry()
         self.memory = memory  # a MemoryService that primes prompts and lends `search_memory`, or None
+        self.keeper = keeper  # the vault's Keeper: tools get {{name}} values at run time; outputs are screened
         if memory is not None:
             from nanofolks.memory.tool import search_memory_tool
 
@@ -104,7 +105,7 @@ class BotRunner:
 
         ctx = ToolContext(config=self.config, workspace=workspace_path(self.config), crew=self.crew, turn=turn,
                           bot=handle, tasks=self.tasks, store=self._store, budget=budget,
-                          run_bot=run_bot if task is None else None)
+                          run_bot=run_bot if task is None else None, keeper=self.keeper)
         guard = StreamGuard((lambda piece: on_token(handle, piece)) if on_token else None)
         window = context_window(model, self.config)
         loop = AgentLoop(self.llm, self.tools, self.config.agents.defaults.max_iterations,

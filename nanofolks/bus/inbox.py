@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from nanofolks.bus.messages import InboundMessage
 from nanofolks.channels.access import AccessPolicy, pairing_text
 from nanofolks.store.db import Database
 from nanofolks.store.inbox import InboxRepo, InboxRow
 from nanofolks.store.outbox import OutboxRow
+
+if TYPE_CHECKING:
+    from nanofolks.secrets.keeper import Keeper
 
 log = logging.getLogger("nanofolks.inbox")
 
@@ -21,13 +25,15 @@ log = logging.getLogger("nanofolks.inbox")
 class Received:
     outcome: str  # accepted | duplicate | paired | ignored
     inbox_id: int | None = None
+    notice: bool = False  # a reply was queued at once (the secrets notice): the sender has work
 
 
 class Ingress:
-    def __init__(self, access: AccessPolicy, inbox: InboxRepo, db: Database):
+    def __init__(self, access: AccessPolicy, inbox: InboxRepo, db: Database, keeper: Keeper | None = None):
         self.access = access
         self.inbox = inbox
         self.db = db
+        self.keeper = keeper  # secrets in a message are kept in the vault before the row is written
 
     async def receive(self, msg: InboundMessage) -> Received:
         return await self.db.quick(self._receive, msg)
@@ -50,8 +56,15 @@ class Ingress:
                 return Received("duplicate")
             log.info("pairing code sent for %s (%s)", where, decision.reason)
             return Received("paired", inbox_id)
-        inbox_id = self.inbox.add(row)
+        notices = []
+        if self.keeper is not None and row.text:
+            captured = self.keeper.capture(row.text, f"{msg.platform}:{msg.chat_id}")
+            row.text = captured.text
+            if captured.notice():  # told once, in the same transaction as the row: a redelivery adds nothing
+                notices.append(OutboxRow(key=f"{where}:secrets", platform=msg.platform, account=msg.account,
+                                         chat_id=msg.chat_id, text=captured.notice()))
+        inbox_id = self.inbox.add(row, notices)
         if inbox_id is None:
             log.info("redelivered %s recognised; not processed again", where)
             return Received("duplicate")
-        return Received("accepted", inbox_id)
+        return Received("accepted", inbox_id, notice=bool(notices))

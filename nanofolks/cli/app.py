@@ -10,16 +10,26 @@ from nanofolks.cli import channels as channels_cmd
 from nanofolks.cli import chat, config_cmd, onboard, pairing, room, team
 from nanofolks.cli import gateway as gateway_cmd
 from nanofolks.cli import memory as memory_cmd
+from nanofolks.cli import secrets as secrets_cmd
 from nanofolks.cli import session as session_cmd
 
 app = typer.Typer(
     name="nanofolks",
     help="Nanofolks: your crew's already on it. A crew of AI characters in your terminal and chats.",
-    no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain click help: rendering it with rich costs more start-up than the rest of the CLI
 )
+
+
+@app.callback(invoke_without_command=True)
+def root(ctx: typer.Context) -> None:
+    # Bare `nanofolks` is a request for help, not a mistake: `no_args_is_help` exits 2 since click 8.2.
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
+        raise typer.Exit(0)
+
+
 app.command("onboard")(onboard.onboard)
 app.command("chat")(chat.chat)
 app.add_typer(config_cmd.app, name="config")
@@ -31,6 +41,7 @@ app.command("status")(gateway_cmd.status)
 app.add_typer(pairing.app, name="pairing")
 app.add_typer(memory_cmd.app, name="memory")
 app.add_typer(channels_cmd.app, name="channels")
+app.add_typer(secrets_cmd.app, name="secrets")
 app.add_typer(session_cmd.app, name="session")
 
 
@@ -43,25 +54,19 @@ def version() -> None:
 
 
 def main() -> None:
-    """Run the CLI; a user mistake or an unreachable service is one line on stderr, never a traceback."""
+    """Run the CLI. A usage mistake is typer's own short usage message and exit code 2 (typer shows it in
+    standalone mode, whichever click it uses: typer 0.29 bundles its own as `typer._click`); a user error
+    or an unreachable service is one line on stderr and exit code 1; only a bug shows a traceback."""
     try:
-        code = app(standalone_mode=False)  # click returns a command's exit code here instead of exiting
-        sys.exit(code if isinstance(code, int) else 0)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        sys.exit(130)
+        app(prog_name="nanofolks")
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - sorted into user errors and bugs just below
-        import click
-
         from nanofolks.cli.common import err_console, user_errors
 
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
         if isinstance(exc, user_errors()):
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            from nanofolks.secrets.sanitize import sanitize
+
+            err_console.print(f"[bold red]error:[/] {sanitize(str(exc))}", highlight=False, soft_wrap=True)
             sys.exit(1)
         raise

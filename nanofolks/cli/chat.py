@@ -39,7 +39,10 @@ def chat(
 
 async def _send(services: Services, room, text: str, stream: bool) -> FinalAnswer:  # noqa: ANN001
     view = _AnswerView(services)
-    answer = await services.pipeline.handle(room, text, on_token=view.token if stream else None)
+    captured = services.keeper.capture(text, "cli")  # a secret typed here is kept in the vault, never sent on
+    if captured.notice():
+        err_console.print(captured.notice(), highlight=False, soft_wrap=True)
+    answer = await services.pipeline.handle(room, captured.text, on_token=view.token if stream else None)
     view.finish(answer)
     await services.pipeline.settle()  # a compaction the turn started finishes before the next prompt
     return answer

@@ -68,7 +68,8 @@ def user_errors() -> tuple[type[Exception], ...]:
     from nanofolks.memory.service import MemoryError_
     from nanofolks.rooms.rooms import RoomError
     from nanofolks.rooms.tasks import TaskError
+    from nanofolks.secrets.vault import VaultError
     from nanofolks.store.db import StoreError
     from nanofolks.store.rooms import ConflictError
 
-    return (UserError, ChannelError, EmbedderError, MemoryError_, ConfigError, CrewError, LLMError, RoomError, TaskError, StoreError, ConflictError)
+    return (UserError, ChannelError, EmbedderError, MemoryError_, ConfigError, CrewError, LLMError, RoomError, TaskError, StoreError, ConflictError, VaultError)

@@ -19,6 +19,8 @@ def gateway() -> None:
     services = open_services()
     log_file = configure_logging(services.config)
     err_console.print(f"gateway starting; logs in {log_file}", highlight=False)
+    _hint_plain_secrets()
+    services.keeper  # noqa: B018 - open the vault now: its values are masked from the first log line
     asyncio.run(serve(services))
 
 
@@ -32,15 +34,37 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) ->
     pairing = len(PairingRepo(services.db).pending())
     pids = sorted({ch["pid"] for ch in channels if ch["pid"] is not None})
     data = {"gateway": "running" if pids else "stopped", "pids": pids, "channels": channels,
-            "pairing_pending": pairing}
+            "pairing_pending": pairing, "vault": _vault_backend()}
     if as_json:
         print_json(data)
         return
     console.print(f"gateway  {data['gateway']}" + (f" (pid {', '.join(map(str, pids))})" if pids else ""),
                   highlight=False)
+    console.print(f"vault    {data['vault']}", highlight=False, soft_wrap=True)
+    _hint_plain_secrets()
     print_channels(channels)
     if pairing:
         console.print(f"{pairing} pairing request(s) waiting: `nanofolks pairing list`", highlight=False)
+
+
+def _vault_backend() -> str:
+    from nanofolks.secrets.vault import VaultError, open_vault
+
+    try:
+        return open_vault().backend
+    except VaultError as exc:
+        return f"none ({exc})"
+
+
+def _hint_plain_secrets() -> None:
+    """Plain keys in config.json keep working; one line says how to move them."""
+    from nanofolks.config.loader import read_raw
+    from nanofolks.config.secret_fields import plain_secrets
+
+    plain = [key for key, _ in plain_secrets(read_raw())]
+    if plain:
+        err_console.print(f"hint: {', '.join(plain)} in plain text in config.json; `nanofolks secrets migrate` "
+                          "moves them to the vault", highlight=False, soft_wrap=True)
 
 
 def print_channels(channels: list[dict[str, Any]], details: dict[str, str] | None = None) -> None:

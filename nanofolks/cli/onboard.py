@@ -29,7 +29,7 @@ def onboard(
     from nanofolks.config.paths import config_path, home
     from nanofolks.crew.crew import available_teams, install_team
 
-    config = load_config()
+    config = load_config(resolve_secrets=False)  # saved again below: references stay references
     teams = available_teams()
     console.print("[bold]Nanofolks[/] — your crew's already on it.\n")
     provider: str | None = model.split("/", 1)[0] if model else None
@@ -50,7 +50,7 @@ def onboard(
     if provider and hasattr(config.providers, provider):
         settings = getattr(config.providers, provider)
         if api_key:
-            settings.api_key = api_key
+            settings.api_key = _keep_key(provider, api_key)
         if api_base:
             settings.api_base = api_base
     config.crew.team = team
@@ -71,6 +71,23 @@ def onboard(
     for bot in crew.bots.values():
         console.print(f"  {bot.emoji} [bold]{bot.name}[/] (@{bot.handle}), {bot.title} — {bot.role}", highlight=False)
     console.print('\nSay hello: [cyan]nanofolks chat -m "Hello!"[/]  or just [cyan]nanofolks chat[/]')
+
+
+def _keep_key(provider: str, api_key: str) -> str:
+    """The key goes to the vault and the config gets its {{name}}; without a vault, the key itself (hinted)."""
+    from nanofolks.cli.common import err_console
+    from nanofolks.secrets.keeper import ref, shared_keeper
+    from nanofolks.secrets.vault import VaultError
+
+    name = f"{provider}_api_key"
+    try:
+        shared_keeper().put(name, api_key, source=f"onboard providers.{provider}.apiKey")
+    except VaultError as exc:
+        err_console.print(f"hint: the API key is stored in plain text in config.json ({exc}); "
+                          "`nanofolks secrets migrate` moves it to the vault later", highlight=False, soft_wrap=True)
+        return api_key
+    console.print(f"[green]✓[/] API key    in the vault as {ref(name)}", highlight=False)
+    return ref(name)
 
 
 def _ask_model(current: str) -> tuple[str, str | None]:

@@ -42,7 +42,7 @@ def team_set(
     from nanofolks.config.loader import load_config, save_config, workspace_path
     from nanofolks.crew.crew import install_team
 
-    config = load_config()
+    config = load_config(resolve_secrets=False)  # saved again below: references stay references
     single = config.crew.single if single is None else single
     crew = install_team(workspace_path(config), team, single=single)
     config.crew.team, config.crew.single = team, single

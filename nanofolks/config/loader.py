@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from pathlib import Path
@@ -15,6 +16,8 @@ from nanofolks.config.schema import Config
 
 ENV_PREFIX = "NANOFOLKS_"
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+log = logging.getLogger(__name__)
+_warned: set[str] = set()  # unknown keys already reported by this process: once per command
 
 
 class ConfigError(Exception):
@@ -35,9 +38,35 @@ def read_raw(path: Path | None = None) -> dict[str, Any]:
     return data
 
 
-def load_config(path: Path | None = None) -> Config:
+def load_config(path: Path | None = None, resolve_secrets: bool = True) -> Config:
+    """The config in effect. `{{name}}` references are replaced by the vault's values unless
+    `resolve_secrets` is False (for a config about to be saved again, or shown)."""
     raw = _apply_env_overrides(_substitute(read_raw(path)))
-    return validate(raw)
+    config = validate(resolve_references(raw) if resolve_secrets else raw)
+    for key in unknown_keys(config):
+        if key not in _warned:
+            _warned.add(key)
+            # Without logging configured (the CLI), Python prints just this line on stderr.
+            log.warning("warning: unknown config key %s in %s (ignored)", key, path or paths.config_path())
+    return config
+
+
+def resolve_references(value: Any, key: str = "") -> Any:
+    """Every `{{name}}` in the config's strings replaced by the secret's value; the vault is opened only
+    when there is a reference."""
+    if isinstance(value, dict):
+        return {k: resolve_references(v, f"{key}.{k}" if key else k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve_references(v, key) for v in value]
+    if isinstance(value, str) and "{{" in value:
+        from nanofolks.secrets.keeper import shared_keeper
+        from nanofolks.secrets.vault import VaultError
+
+        try:
+            return shared_keeper().resolve(value)
+        except VaultError as exc:
+            raise ConfigError(f"{key}: {exc}") from exc
+    return value
 
 
 def validate(raw: dict[str, Any]) -> Config:
@@ -45,6 +74,21 @@ def validate(raw: dict[str, Any]) -> Config:
         return Config.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from exc
+
+
+def unknown_keys(model: BaseModel, prefix: str = "") -> list[str]:
+    """Dotted paths of the keys the schema does not know, as written in the file."""
+    found = [prefix + key for key in model.model_extra or {}]
+    for name, field in type(model).model_fields.items():
+        value = getattr(model, name)
+        key = prefix + (field.alias or name)
+        if isinstance(value, BaseModel):
+            found += unknown_keys(value, key + ".")
+        elif isinstance(value, dict):
+            for free_key, item in value.items():
+                if isinstance(item, BaseModel):
+                    found += unknown_keys(item, f"{key}.{free_key}.")
+    return found
 
 
 def save_config(config: Config | dict[str, Any], path: Path | None = None) -> Path:
@@ -107,18 +151,22 @@ def set_value(dotted: str, text: str, path: Path | None = None) -> Any:
     except json.JSONDecodeError:
         value = text
     raw = read_raw(path)
-    node = raw
-    for part in keys[:-1]:
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise ConfigError(f"{dotted}: a parent key is not an object")
-    node[keys[-1]] = value
+    set_in(raw, keys, value)
     try:
-        Config.model_validate(_substitute(raw))
+        Config.model_validate(resolve_references(_substitute(raw)))
     except ValidationError as exc:
         raise ConfigError(f"invalid value for {dotted}: {_describe(exc, with_key=False)}") from exc
     save_config(raw, path)
     return value
+
+
+def set_in(raw: dict[str, Any], keys: list[str], value: Any) -> None:
+    node = raw
+    for part in keys[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{'.'.join(keys)}: a parent key is not an object")
+    node[keys[-1]] = value
 
 
 def effective_dump(config: Config) -> dict[str, Any]:

@@ -8,13 +8,19 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
+# The one mark of a secret field: `config list/get` mask it, `config set` keeps its value in the vault,
+# the logs never show it (nanofolks/config/secret_fields.py reads the mark; no list of names anywhere).
+SECRET = {"secret": True}
+
 
 class Section(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    # Unknown keys are kept (a save loses nothing) and reported as warnings by the loader: a config written
+    # for another version must never make the CLI unusable. `config set` still refuses them.
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
 
 
 class ProviderConfig(Section):
-    api_key: str = ""
+    api_key: str = Field(default="", json_schema_extra=SECRET)
     api_base: str = ""
 
 
@@ -77,7 +83,7 @@ class ToolsConfig(Section):
 
 class TelegramConfig(Section):
     enabled: bool = False
-    token: str = ""
+    token: str = Field(default="", json_schema_extra=SECRET)
     # Who may talk to the crew: user ids or usernames; "*" opens the channel to everyone (explicitly).
     allow_from: list[str] = Field(default_factory=list)
     api_base: str = "https://api.telegram.org"  # a self-hosted Bot API server or a test server works too
@@ -90,7 +96,7 @@ class TelegramConfig(Section):
     webhook_listen: str = "127.0.0.1"
     webhook_port: int = Field(default=8443, ge=1, le=65535)
     # Telegram sends it back in a header with every update; empty: derived from the bot token (stable).
-    webhook_secret: str = Field(default="", pattern=r"^[A-Za-z0-9_-]{0,256}$")
+    webhook_secret: str = Field(default="", pattern=r"^(?:[A-Za-z0-9_-]{0,256}|\{\{\w+\}\})$", json_schema_extra=SECRET)
 
     @field_validator("webhook_url")
     @classmethod
@@ -105,7 +111,7 @@ class WhatsAppConfig(Section):
 
     enabled: bool = False
     bridge_url: str = "ws://127.0.0.1:3001"  # unused with startBridge: the child listens on a free port
-    bridge_token: str = ""  # shared secret; with startBridge, empty means a fresh random one per run
+    bridge_token: str = Field(default="", json_schema_extra=SECRET)  # shared secret; with startBridge, empty means a fresh random one per run
     # Phone numbers ("+1 555 222 3333") or JIDs; "*" opens the channel to everyone (explicitly).
     allow_from: list[str] = Field(default_factory=list)
     open_groups: list[str] = Field(default_factory=list)  # group JIDs (...@g.us); "*" = every group
@@ -128,7 +134,7 @@ class DiscordConfig(Section):
     model_config = ConfigDict(coerce_numbers_to_str=True)  # snowflake ids written as JSON numbers
 
     enabled: bool = False
-    token: str = ""
+    token: str = Field(default="", json_schema_extra=SECRET)
     # User ids or usernames; "*" opens the channel to everyone (explicitly).
     allow_from: list[str] = Field(default_factory=list)
     guilds: list[str] = Field(default_factory=list)  # guild ids the crew works in; empty = every guild
@@ -145,8 +151,8 @@ class SlackConfig(Section):
     """A Slack app in Socket Mode (slack-bolt): a bot token and an app-level token with connections:write."""
 
     enabled: bool = False
-    bot_token: str = ""  # xoxb-...
-    app_token: str = ""  # xapp-...
+    bot_token: str = Field(default="", json_schema_extra=SECRET)  # xoxb-...
+    app_token: str = Field(default="", json_schema_extra=SECRET)  # xapp-...
     # Slack user ids (U...); "*" opens the channel to everyone (explicitly). Names are not unique on Slack.
     allow_from: list[str] = Field(default_factory=list)
     # Channel ids where any member talks to the crew without a mention; "*" = every channel.

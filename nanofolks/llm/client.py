@@ -15,6 +15,7 @@ from typing import Any
 
 from nanofolks.config.schema import Config
 from nanofolks.llm.env import import_litellm
+from nanofolks.secrets.sanitize import sanitize_messages
 from nanofolks.store.usage import Usage, UsageRepo
 
 
@@ -68,6 +69,7 @@ class LLM:
     ) -> ChatResult:
         defaults = self.config.agents.defaults
         started = time.monotonic()
+        messages = sanitize_messages(messages)  # the last line: no secret reaches a model
         try:
             if is_local(model):
                 from nanofolks.llm.local import local_chat

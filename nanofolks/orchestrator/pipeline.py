@@ -30,6 +30,7 @@ from nanofolks.store.rooms import ConflictError, Room
 
 if TYPE_CHECKING:
     from nanofolks.memory.service import MemoryService
+    from nanofolks.secrets.keeper import Keeper
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +41,15 @@ MAX_MESSAGE_CHARS = 32_000  # longer messages are kept whole in the room but cut
 
 class Pipeline:
     def __init__(self, config: Config, crew: Crew, llm: LLM, messages: MessageRepo,
-                 memory: MemoryService | None = None, tasks: Tasks | None = None):
+                 memory: MemoryService | None = None, tasks: Tasks | None = None, keeper: Keeper | None = None):
         self.config = config
         self.crew = crew
         self.llm = llm
         self.messages = messages
         self.memory = memory
         self.context = RoomContext(config, crew, llm, messages.db)
-        self.runner = BotRunner(config, crew, llm, messages, tasks=tasks, memory=memory, context=self.context)
+        self.runner = BotRunner(config, crew, llm, messages, tasks=tasks, memory=memory, keeper=keeper,
+                                context=self.context)
         self._compactions: dict[int, asyncio.Future[None]] = {}
         self._room_locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._slots = asyncio.Semaphore(config.orchestrator.max_concurrent_turns)

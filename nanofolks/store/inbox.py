@@ -11,6 +11,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from nanofolks.secrets.sanitize import sanitize
 from nanofolks.store.db import Database
 from nanofolks.store.outbox import OutboxRow, insert_rows
 
@@ -38,6 +39,7 @@ class InboxRepo:
         """Record a message; None when this exact message was recorded before (a redelivery).
         `replies` (answers that need no turn, e.g. a pairing code) are queued in the same transaction."""
         row.received_at = row.received_at or time.time()
+        row.text = sanitize(row.text)  # the last line; the ingress has already kept what it found in the vault
         with self.db.write() as conn:
             cur = conn.execute(
                 "INSERT OR IGNORE INTO inbox (platform, account, chat_id, message_id, chat_type, sender_id,"

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from nanofolks.secrets.sanitize import sanitize
 from nanofolks.store.db import Database
 
 
@@ -83,6 +84,7 @@ class MessageRepo:
 
 def _insert(conn: sqlite3.Connection, msg: Message) -> None:
     msg.created_at = msg.created_at or time.time()
+    msg.content = sanitize(msg.content)  # the last line: no secret is ever stored in a room
     cur = conn.execute(
         "INSERT INTO messages (room_id, author, role, kind, content, platform, sender, turn_id, meta, created_at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

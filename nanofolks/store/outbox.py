@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from nanofolks.secrets.sanitize import sanitize
 from nanofolks.store.db import Database
 
 STATES = ("pending", "sending", "delivered", "uncertain", "failed")
@@ -46,7 +47,7 @@ def insert_rows(conn: sqlite3.Connection, rows: Iterable[OutboxRow]) -> None:
     conn.executemany(
         "INSERT OR IGNORE INTO outbox (key, inbox_id, platform, account, chat_id, reply_to, text, created_at,"
         " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [(r.key, r.inbox_id, r.platform, r.account, r.chat_id, r.reply_to, r.text, now, now) for r in rows],
+        [(r.key, r.inbox_id, r.platform, r.account, r.chat_id, r.reply_to, sanitize(r.text), now, now) for r in rows],
     )
 
 

@@ -85,3 +85,36 @@ def test_get_value_and_canonical_key(home: Path) -> None:
 def test_config_file_is_private(home: Path) -> None:
     set_value("providers.openai.apiKey", "sk-secret")
     assert (home / "config.json").stat().st_mode & 0o077 == 0
+
+
+def test_unknown_keys_anywhere_are_one_warning_each_once_and_kept(
+        home: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nanofolks.config import loader
+
+    monkeypatch.setattr(loader, "_warned", set())
+    write(home, {"routing": {"enabled": True}, "agents": {"defaults": {"maxTokens": 99, "thinking": "hard"},
+                                                          "bots": {"coder": {"toolMode": "text", "mood": 3}}},
+                 "channels": {"matrix": {"enabled": True}, "telegram": {"enabled": False, "polling": 1}}})
+    with caplog.at_level("WARNING", logger="nanofolks.config.loader"):
+        config = load_config()
+        load_config()  # a second load in the same command says nothing new
+    assert config.agents.defaults.max_tokens == 99
+    assert config.agents.bots["coder"].tool_mode == "text"
+    warned = [r.getMessage() for r in caplog.records]
+    assert [w.split()[4] for w in warned] == [
+        "routing", "agents.defaults.thinking", "agents.bots.coder.mood", "channels.matrix",
+        "channels.telegram.polling"]
+    assert all(w.startswith("warning: unknown config key ") and w.endswith("(ignored)") for w in warned)
+    # A command that saves the config loses nothing the user wrote.
+    loader.save_config(config)
+    saved = read_raw()
+    assert saved["routing"] == {"enabled": True} and saved["agents"]["bots"]["coder"]["mood"] == 3
+
+
+def test_set_of_an_unknown_key_is_refused_even_when_the_file_has_it(home: Path) -> None:
+    write(home, {"routing": {"enabled": True}})
+    with pytest.raises(ConfigError, match="unknown config key: routing"):
+        set_value("routing.enabled", "false")
+    with pytest.raises(ConfigError, match="unknown config key: agents.defaults.thinking"):
+        set_value("agents.defaults.thinking", "hard")
+    assert read_raw() == {"routing": {"enabled": True}}

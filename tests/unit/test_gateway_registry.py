@@ -12,15 +12,16 @@ import pytest
 
 from nanofolks.channels.base import ChannelError
 from nanofolks.config.schema import Config
+from nanofolks.config.secret_fields import secret_values
 from nanofolks.gateway import (
     PLATFORMS,
-    SecretMask,
     TokenLock,
     build_channels,
     channel_report,
-    config_secrets,
     platform_lock,
+    remember_config_secrets,
 )
+from nanofolks.secrets.sanitize import SanitizeFilter
 from nanofolks.store.channel_state import ChannelStateRepo
 from nanofolks.store.db import Database
 from nanofolks.store.inbox import InboxRepo, InboxRow
@@ -39,18 +40,19 @@ def full_config() -> Config:
     })
 
 
-def test_every_secret_of_every_section_is_found_and_masked() -> None:
-    secrets = config_secrets(full_config())
-    assert sorted(secrets) == sorted(["sk-openai-secret", "gsk-groq-secret", "123:telegram-secret",
-                                      "discord-secret-token", "xoxb-slack-bot-secret", "xapp-slack-app-secret",
-                                      "whatsapp-bridge-secret"])
-    mask = SecretMask(secrets)
+def test_every_secret_of_every_section_is_found_by_its_schema_mark_and_masked_in_logs() -> None:
+    secrets = dict(secret_values(full_config()))
+    assert sorted(secrets.values()) == sorted(["sk-openai-secret", "gsk-groq-secret", "123:telegram-secret",
+                                               "discord-secret-token", "xoxb-slack-bot-secret",
+                                               "xapp-slack-app-secret", "whatsapp-bridge-secret"])
+    assert "channels.slack.botToken" in secrets and "providers.openai.apiKey" in secrets
+    remember_config_secrets(full_config())
     try:
         raise RuntimeError("bridge refused whatsapp-bridge-secret")
     except RuntimeError:
         record = logging.LogRecord("t", logging.ERROR, __file__, 1, "token %s and %s", ("123:telegram-secret",
                                    "xapp-slack-app-secret"), sys.exc_info())
-    assert mask.filter(record)
+    assert SanitizeFilter().filter(record)
     assert record.getMessage() == "token *** and ***"
     assert "whatsapp-bridge-secret" not in record.exc_text and "***" in record.exc_text
 

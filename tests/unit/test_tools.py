@@ -348,3 +348,29 @@ async def test_delegate_tracks_the_task_and_returns_the_answer(services: Service
     assert "cannot be passed on" in await call(services, "delegate", {"bot": "coder", "task": "x"}, "leader")
     assert len(services.tasks.list(room)) == 2
 
+
+
+async def test_a_tool_gets_the_secret_only_as_it_runs_and_its_output_is_screened(
+        services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nanofolks.secrets import keeper as keeper_module
+    from nanofolks.secrets.keeper import shared_keeper
+
+    monkeypatch.setenv("NANOFOLKS_VAULT_PASSPHRASE", "tool test passphrase")
+    keeper_module._shared.clear()
+    keeper = shared_keeper()
+    keeper.put("deploy_token", "dep-7f3a9c2e51b8")
+    services.config.tools.exec_enabled = True
+    registry = builtin_registry()
+    allowed = registry.for_bot(services.crew.bots["coder"], services.config, can_delegate=False)
+    ctx = make_ctx(services)
+    ctx.keeper = keeper
+    new_key = "ghp_" + "Q7x" * 12
+    command = f"printf %s '{{{{deploy_token}}}}' > used.txt; cat used.txt; echo; echo found {new_key}"
+    outcome = await registry.execute("exec", {"command": command}, allowed, ctx)
+    assert (services.workspace / "used.txt").read_text() == "dep-7f3a9c2e51b8"  # the command had the value
+    assert outcome.text == "exit code 0\n{{deploy_token}}\nfound {{github_token}}"  # the output never does
+    assert keeper.vault.get("github_token") == new_key  # a new secret in an output is kept too
+    missing = await registry.execute("exec", {"command": "echo {{nope}}"}, allowed, ctx)
+    assert missing.text.startswith("error: no secret named 'nope'")
+    read = await registry.execute("read_file", {"path": "used.txt"}, allowed, ctx)
+    assert "dep-7f3a9c2e51b8" not in read.text and "{{deploy_token}}" in read.text

@@ -55,5 +55,6 @@ EXEC_TOOL = Tool(
     params({"command": {"type": "string", "description": "The shell command line."}}, ["command"]),
     run_exec,
     enabled=lambda config: config.tools.exec_enabled,
+    uses_secrets=True,
     disabled_reason="running commands is turned off for this crew (set tools.execEnabled to true to allow it)",
 )

@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nanofolks.config.schema import Config
+from nanofolks.secrets.sanitize import sanitize
 
 if TYPE_CHECKING:
     from nanofolks.agent.runner import TurnBudget
     from nanofolks.crew.crew import Bot, Crew
     from nanofolks.orchestrator.turn import BotReply, Turn
     from nanofolks.rooms.tasks import Tasks
+    from nanofolks.secrets.keeper import Keeper
     from nanofolks.store.messages import Message
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,7 @@ class ToolContext:
     store: Callable[[Message], Awaitable[None]]  # add a message to the room's history
     budget: TurnBudget
     run_bot: RunBot | None = None  # set only where delegation is allowed (the leader, not a specialist)
+    keeper: Keeper | None = None  # the vault: resolves {{name}} for tools that use secrets, screens outputs
 
 
 Handler = Callable[[ToolContext, dict[str, Any]], Awaitable[str]]
@@ -58,6 +61,7 @@ class Tool:
     run: Handler
     enabled: Callable[[Config], bool] = field(default=lambda _config: True)
     disabled_reason: str = ""  # what the model is told when it calls a tool that config turned off
+    uses_secrets: bool = False  # its arguments' {{name}} references are replaced by the vault's values as it runs
 
     def schema(self) -> dict[str, Any]:
         """The OpenAI function-calling form, which litellm translates for every provider."""
@@ -113,12 +117,36 @@ class ToolRegistry:
         if problem:
             return _error(f"bad arguments for {name}: {problem}")
         try:
-            return Outcome(await tool.run(ctx, arguments), True)
+            outcome = Outcome(await tool.run(ctx, _with_secrets(tool, arguments, ctx)), True)
         except ToolError as exc:
-            return _error(str(exc))
+            outcome = _error(str(exc))
         except Exception as exc:  # a bug in a tool must not end the turn; the model and the log both hear of it
             log.exception("tool %s failed", name)
-            return _error(f"{name} failed ({type(exc).__name__}): {exc}")
+            outcome = _error(f"{name} failed ({type(exc).__name__}): {exc}")
+        # Screened before anyone sees or stores it: new secrets kept in the vault, known ones named.
+        outcome.text = ctx.keeper.screen(outcome.text, f"tool {name}") if ctx.keeper else sanitize(outcome.text)
+        return outcome
+
+
+def _with_secrets(tool: Tool, arguments: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
+    """The arguments a tool runs with: {{name}} -> the secret, only for tools that need one, only now."""
+    if not tool.uses_secrets or ctx.keeper is None:
+        return arguments
+    from nanofolks.secrets.vault import VaultError
+
+    def resolve(value: Any) -> Any:
+        if isinstance(value, str):
+            return ctx.keeper.resolve(value)  # type: ignore[union-attr]
+        if isinstance(value, dict):
+            return {k: resolve(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [resolve(v) for v in value]
+        return value
+
+    try:
+        return resolve(arguments)
+    except VaultError as exc:
+        raise ToolError(str(exc)) from None
 
 
 def validate(schema: dict[str, Any], arguments: dict[str, Any]) -> str:

@@ -24,20 +24,24 @@ async def web_fetch(ctx: ToolContext, args: dict[str, Any]) -> str:
     try:
         async with asyncio.timeout(settings.web_fetch_timeout):
             return await _fetch(args["url"], settings.web_fetch_max_bytes, settings.web_fetch_timeout,
-                                settings.web_fetch_allow_private)
+                                settings.web_fetch_allow_private, args.get("headers") or {})
     except TimeoutError:
         raise ToolError(f"fetching {args['url']} took longer than {settings.web_fetch_timeout:g} s") from None
 
 
-async def _fetch(url: str, max_bytes: int, timeout: float, allow_private: bool) -> str:
+async def _fetch(url: str, max_bytes: int, timeout: float, allow_private: bool,
+                 headers: dict[str, str] | None = None) -> str:
+    """`headers` (often a credential, resolved from {{name}} just before) go only to the first URL's host."""
     import httpx
 
+    host = urlsplit(url).netloc
     async with httpx.AsyncClient(timeout=timeout, follow_redirects=False,
                                  headers={"User-Agent": USER_AGENT}) as client:
         for _ in range(MAX_REDIRECTS + 1):
             await check_url(url, allow_private)
             try:
-                async with client.stream("GET", url) as response:
+                extra = headers if headers and urlsplit(url).netloc == host else None
+                async with client.stream("GET", url, headers=extra) as response:
                     if response.is_redirect and "location" in response.headers:
                         url = urljoin(url, response.headers["location"])
                         continue
@@ -151,6 +155,10 @@ def html_to_text(html: str) -> str:
 WEB_FETCH_TOOL = Tool(
     "web_fetch",
     "Fetch a public web page (http or https) and return its readable text.",
-    params({"url": {"type": "string", "description": "The full http(s) URL."}}, ["url"]),
+    params({"url": {"type": "string", "description": "The full http(s) URL."},
+            "headers": {"type": "object", "additionalProperties": {"type": "string"},
+                        "description": "Extra request headers; write a secret as {{name}}, e.g. "
+                                       "{\"Authorization\": \"Bearer {{github_token}}\"}."}}, ["url"]),
     web_fetch,
+    uses_secrets=True,
 )
