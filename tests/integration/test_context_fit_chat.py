@@ -28,11 +28,11 @@ async def test_the_question_reaches_the_model_in_a_small_window(crew_home: Path,
         for text in [*(f"earlier message {i}: " + "sea shanty " * 40 for i in range(3)),
                      "how many messages do you see?"]:
             answer = await services.pipeline.handle(services.rooms.general(), text)
-            assert answer.markdown() == "I see your question."
+            assert answer.parts[0].text == "I see your question."
+            await services.pipeline.settle()
     finally:
         services.close()
-    request = llm_server.requests[-1]
-    messages = request["messages"]
+    messages = [r["messages"] for r in llm_server.requests if "(@leader)" in system_prompt(r["messages"])][-1]
     assert last_user_message(messages) == "how many messages do you see?"
     assert "You are Blackbeard (@leader)" in system_prompt(messages)
     # The tool schemas (about 870 tokens) and the reply's 200 leave no room for history or the full persona.
