@@ -65,11 +65,17 @@ class Services:
         return shared_keeper()
 
     @cached_property
+    def skills(self):  # noqa: ANN201 - imported lazily: discovery reads and scans every skill folder
+        from nanofolks.skills.skills import Skills
+
+        return Skills(self.workspace, self.db)
+
+    @cached_property
     def pipeline(self):  # noqa: ANN201 - imported lazily: the CLI's room commands need no orchestrator
         from nanofolks.orchestrator.pipeline import Pipeline
 
         return Pipeline(self.config, self.crew, self.llm, self.messages, memory=self.memory, tasks=self.tasks,
-                        keeper=self.keeper)
+                        keeper=self.keeper, skills=self.skills)
 
     @cached_property
     def memory(self):  # noqa: ANN201 - imported lazily, like the pipeline

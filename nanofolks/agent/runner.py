@@ -16,7 +16,7 @@ from nanofolks.config.loader import workspace_path
 from nanofolks.config.schema import Config
 from nanofolks.context.fit import PromptParts, fit_prompt
 from nanofolks.context.room import RoomContext
-from nanofolks.crew.crew import Crew
+from nanofolks.crew.crew import Bot, Crew
 from nanofolks.crew.prompt import system_prompt
 from nanofolks.llm.client import LLM, LLMError, is_local
 from nanofolks.llm.tokens import context_window, count_text
@@ -57,7 +57,7 @@ class TurnBudget:
 class BotRunner:
     def __init__(self, config: Config, crew: Crew, llm: LLM, messages: MessageRepo,
                  tasks: Tasks | None = None, tools: ToolRegistry | None = None, memory: Any = None,
-                 keeper: Any = None, context: RoomContext | None = None):
+                 keeper: Any = None, skills: Any = None, context: RoomContext | None = None):
         self.config = config
         self.crew = crew
         self.llm = llm
@@ -67,6 +67,12 @@ class BotRunner:
         self.tools = tools or builtin_registry()
         self.memory = memory  # a MemoryService that primes prompts and lends `search_memory`, or None
         self.keeper = keeper  # the vault's Keeper: tools get {{name}} values at run time; outputs are screened
+        self.skills = skills  # the workspace's Skills: listed in prompts, read and run through two tools
+        if skills is not None:
+            from nanofolks.skills.tools import skill_tools
+
+            for tool in skill_tools(skills):
+                self.tools.register(tool)
         if memory is not None:
             from nanofolks.memory.tool import search_memory_tool
 
@@ -91,7 +97,7 @@ class BotRunner:
         bot = self.crew.bots[handle]
         model = self.llm.model_for(handle)
         mode = tool_mode(self.config, handle, model)
-        tools = self.tools.for_bot(bot, self.config, can_delegate=task is None)
+        tools = self.tools.for_bot(bot, self.config, can_delegate=task is None) + self._skill_tools(bot)
         prompt = await self.build_messages(handle, turn, consulted, model, tools, mode, task, delegator)
 
         async def run_bot(specialist: str, sub_task: str) -> BotReply:
@@ -152,6 +158,10 @@ class BotRunner:
         fixed = ""
         if tools:
             fixed = describe_tools(tools) if mode == "text" else _native_note(tools)
+        if self.skills is not None and any(t.name == "read_skill" for t in tools or []):
+            from nanofolks.skills.tools import skills_block
+
+            fixed += "\n\n" + skills_block(self.skills.for_bot(bot.skills))
         memory = ""
         if self.memory is not None:  # what the crew remembers that bears on this message, within its token budget
             memory = await self.memory.prime(turn, model)
@@ -183,6 +193,13 @@ class BotRunner:
             reserved += count_text(json.dumps([t.schema() for t in tools]), model)
         parts = PromptParts(personas=personas, memory=memory, history=history, newest=newest, fixed=fixed)
         return fit_prompt(parts, window - reserved, model, assemble, window)
+
+    def _skill_tools(self, bot: Bot) -> list[Tool]:
+        """read_skill and run_skill_script, for a bot whose role card lists a skill that is loaded."""
+        if self.skills is None or not self.skills.for_bot(bot.skills):
+            return []
+        tools = [self.tools.get("read_skill"), self.tools.get("run_skill_script")]
+        return [t for t in tools if t is not None and t.enabled(self.config)]
 
     async def _store(self, message: Message) -> None:
         await self.messages.db.quick(self.messages.add, message)

@@ -1,4 +1,5 @@
-"""The contract every chat platform adapter implements (Telegram now; Discord, Slack, WhatsApp later).
+"""The contract every chat platform adapter implements; channels/registry.py says which platforms exist
+and which of the optional parts below (typing, a command menu) each one has.
 
 An adapter only talks to its platform. Access control, the inbox and outbox, rooms and the crew are
 the gateway's job; the adapter hands each incoming message to `on_message` and sends what it is given.
@@ -38,6 +39,7 @@ class ChannelError(Exception):
 
 class Channel(Protocol):
     platform: str  # "telegram"
+    username: str  # the bot's name on the platform, for `nanofolks status`; known once start() returned
 
     @property
     def account(self) -> str:
@@ -47,11 +49,6 @@ class Channel(Protocol):
     @property
     def state(self) -> str:
         """A short word for `nanofolks status`: starting, running, reconnecting, stopped."""
-        ...
-
-    @property
-    def lock_key(self) -> str:
-        """Names the credential one gateway at a time may use (the module's `lock_key(section)`)."""
         ...
 
     async def start(self, on_message: OnMessage) -> None:
@@ -69,5 +66,16 @@ class Channel(Protocol):
         """Send one chunk; returns the platform's id of the delivered message, or raises SendError."""
         ...
 
+
+class ShowsTyping(Protocol):
+    """A channel whose registry entry says `typing`."""
+
     async def typing(self, chat_id: str) -> None:
         """Show that the crew is working (best effort: errors are swallowed)."""
+
+
+class CommandMenu(Protocol):
+    """A channel whose registry entry says `command_menu`."""
+
+    async def register_commands(self, commands: list[tuple[str, str]]) -> None:
+        """Show these (name, description) pairs in the app's command menu."""

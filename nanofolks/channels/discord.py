@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import re
 import time
@@ -80,11 +79,6 @@ def _make_client(channel: DiscordChannel, guild_ready_timeout: float) -> Any:
                    max_ratelimit_timeout=MAX_RATELIMIT_WAIT, chunk_guilds_at_startup=False)
 
 
-def lock_key(config: DiscordConfig) -> str:
-    """Names the credential for the one-gateway-per-token lock, without revealing it."""
-    return hashlib.sha256(config.token.encode()).hexdigest()[:16]
-
-
 class DiscordChannel:
     platform = "discord"
 
@@ -116,10 +110,6 @@ class DiscordChannel:
     @property
     def state(self) -> str:
         return self._state
-
-    @property
-    def lock_key(self) -> str:
-        return lock_key(self.config)
 
     def _connected(self, how: str) -> None:
         if self._was_ready:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import html
 import logging
 import re
@@ -49,14 +48,8 @@ MAYBE_DONE = {"fatal_error", "internal_error"}
 _ESCAPED = re.compile(r"<([^<>]+)>")
 
 
-def lock_key(config: SlackConfig) -> str:
-    """Socket Mode spreads events over every connection of an app token: one gateway per app token."""
-    return hashlib.sha256(config.app_token.encode()).hexdigest()[:16]
-
-
 class SlackChannel:
     platform = "slack"
-    reply_in_private = True  # the gateway threads direct-chat answers too: Slack DMs have threads
 
     def __init__(self, config: SlackConfig, ping_interval: float = PING_INTERVAL):
         if not config.bot_token or not config.app_token:
@@ -85,10 +78,6 @@ class SlackChannel:
             return self._state
         session = getattr(getattr(self._handler, "client", None), "current_session", None)
         return "running" if session is not None and not session.closed else "reconnecting"
-
-    @property
-    def lock_key(self) -> str:
-        return lock_key(self.config)
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -241,9 +230,6 @@ class SlackChannel:
         except Exception as exc:  # noqa: BLE001 - classified for the outbox just below
             raise _send_error(exc) from exc
         return str(sent["ts"])
-
-    async def typing(self, chat_id: str) -> None:
-        """Slack has no typing indicator for bots on Socket Mode (only the legacy RTM API had one)."""
 
 
 def _send_error(exc: Exception) -> SendError:

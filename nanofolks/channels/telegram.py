@@ -37,11 +37,6 @@ MAX_BACKOFF = 30.0
 WEBHOOK_MAX_BODY = 1 << 20  # an update is a few KB; a bigger body is refused (413) before it is read
 
 
-def lock_key(config: TelegramConfig) -> str:
-    """Names the credential for the one-poller-per-token lock, without revealing it."""
-    return hashlib.sha256(config.token.encode()).hexdigest()[:16]
-
-
 class TelegramChannel:
     platform = "telegram"
 
@@ -71,10 +66,6 @@ class TelegramChannel:
     @property
     def state(self) -> str:
         return self._state
-
-    @property
-    def lock_key(self) -> str:
-        return lock_key(self.config)
 
     # --- lifecycle ------------------------------------------------------------------------------
 

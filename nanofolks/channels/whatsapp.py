@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 import re
@@ -29,7 +28,7 @@ from typing import Any
 from nanofolks.bus.messages import InboundMessage, OutboundMessage
 from nanofolks.channels.base import ChannelError, OnMessage, SendError
 from nanofolks.channels.formatting import _Placeholders, _Renderer, split_message, utf16_len
-from nanofolks.channels.whatsapp_bridge import BridgeProcess, auth_dir
+from nanofolks.channels.whatsapp_bridge import BridgeProcess
 from nanofolks.config.schema import WhatsAppConfig
 
 log = logging.getLogger("nanofolks.whatsapp")
@@ -88,12 +87,6 @@ def _whatsapp_length(chunk: str) -> int:
     return utf16_len(markdown_to_whatsapp(chunk))  # the bridge (JavaScript) counts UTF-16 units
 
 
-def lock_key(config: WhatsAppConfig) -> str:
-    """One gateway per bridge: our own child is keyed by its credentials folder, else by the URL."""
-    target = str(auth_dir()) if config.start_bridge else config.bridge_url
-    return hashlib.sha256(target.encode()).hexdigest()[:16]
-
-
 def bare_jid(jid: str) -> str:
     """`15550001111:7@s.whatsapp.net` -> `15550001111@s.whatsapp.net`: the account, not one linked device."""
     user, at, domain = jid.partition("@")
@@ -147,10 +140,6 @@ class WhatsAppChannel:
         if self._ws is None:
             return "reconnecting"
         return {"open": "running", "loggedOut": "logged_out", "qr": "needs_login"}.get(self._wa_state, "connecting")
-
-    @property
-    def lock_key(self) -> str:
-        return lock_key(self.config)
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -407,9 +396,6 @@ class WhatsAppChannel:
         if ack.get("ok"):
             return str(ack.get("messageId") or "")
         raise _ack_error(ack)
-
-    async def typing(self, chat_id: str) -> None:
-        """The bridge protocol has no typing frame."""
 
 
 def _ack_error(ack: dict) -> SendError:

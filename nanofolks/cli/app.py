@@ -12,6 +12,7 @@ from nanofolks.cli import gateway as gateway_cmd
 from nanofolks.cli import memory as memory_cmd
 from nanofolks.cli import secrets as secrets_cmd
 from nanofolks.cli import session as session_cmd
+from nanofolks.cli import skills as skills_cmd
 
 app = typer.Typer(
     name="nanofolks",
@@ -43,6 +44,7 @@ app.add_typer(memory_cmd.app, name="memory")
 app.add_typer(channels_cmd.app, name="channels")
 app.add_typer(secrets_cmd.app, name="secrets")
 app.add_typer(session_cmd.app, name="session")
+app.add_typer(skills_cmd.app, name="skills")
 
 
 @app.command("version")

@@ -20,7 +20,7 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> 
     """Every channel: enabled, configured, running or stopped, its account and its inbox and outbox."""
     from nanofolks.channels.whatsapp_bridge import auth_dir, is_linked
     from nanofolks.cli.gateway import print_channels
-    from nanofolks.gateway import channel_report
+    from nanofolks.gateway.report import channel_report
 
     services = open_services()
     rows = channel_report(services.config, services.db)
@@ -47,15 +47,16 @@ def _whatsapp_detail(whatsapp: WhatsAppConfig, linked: bool, folder: str) -> str
 @app.command("login")
 def login(channel: str = typer.Argument(..., help="The channel to link: whatsapp.")) -> None:
     """Link WhatsApp as a device: shows a QR code to scan in WhatsApp > Settings > Linked devices."""
+    from nanofolks.channels.registry import CHANNELS
     from nanofolks.channels.whatsapp_bridge import auth_dir, bridge_argv, bridge_dir, bridge_env
     from nanofolks.config.loader import load_config
-    from nanofolks.gateway import lock_holder, platform_lock
+    from nanofolks.gateway.locks import channel_lock_path, lock_holder
 
     if channel.lower() != "whatsapp":
         raise UserError(f"{channel!r} needs no login: only whatsapp links by QR code (telegram uses a bot token)")
     config = load_config()
     whatsapp = config.channels.whatsapp
-    holder = lock_holder(platform_lock(config, "whatsapp"))
+    holder = lock_holder(channel_lock_path(CHANNELS["whatsapp"], config))
     if holder is not None:  # two bridges on one credentials folder would fight over the session
         raise UserError(f"a gateway (pid {holder}) is running WhatsApp: stop it first, then log in")
     argv = bridge_argv(whatsapp, login=True)

@@ -69,7 +69,8 @@ def user_errors() -> tuple[type[Exception], ...]:
     from nanofolks.rooms.rooms import RoomError
     from nanofolks.rooms.tasks import TaskError
     from nanofolks.secrets.vault import VaultError
+    from nanofolks.skills.skills import SkillError
     from nanofolks.store.db import StoreError
     from nanofolks.store.rooms import ConflictError
 
-    return (UserError, ChannelError, EmbedderError, MemoryError_, ConfigError, CrewError, LLMError, RoomError, TaskError, StoreError, ConflictError, VaultError)
+    return (UserError, ChannelError, EmbedderError, MemoryError_, ConfigError, CrewError, LLMError, RoomError, TaskError, StoreError, ConflictError, VaultError, SkillError)

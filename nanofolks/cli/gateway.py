@@ -14,7 +14,8 @@ def gateway() -> None:
     """Run the crew on every enabled chat channel until Ctrl-C or SIGTERM."""
     import asyncio
 
-    from nanofolks.gateway import configure_logging, serve
+    from nanofolks.gateway.core import serve
+    from nanofolks.gateway.logs import configure_logging
 
     services = open_services()
     log_file = configure_logging(services.config)
@@ -26,7 +27,7 @@ def gateway() -> None:
 
 def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Every channel (running or not, its account, last heartbeat), its inbox and outbox, pairing requests."""
-    from nanofolks.gateway import channel_report
+    from nanofolks.gateway.report import channel_report
     from nanofolks.store.pairing import PairingRepo
 
     services = open_services()

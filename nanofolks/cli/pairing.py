@@ -13,12 +13,12 @@ app = typer.Typer(help="Pairing: approve or reject strangers who asked the crew 
 
 
 def _channel(name: str) -> str:
-    from nanofolks.gateway import PLATFORMS
+    from nanofolks.channels.registry import spec
 
-    name = name.lower()
-    if name not in PLATFORMS:
-        raise UserError(f"unknown channel {name!r}: choose one of {', '.join(PLATFORMS)}")
-    return name
+    try:
+        return spec(name.lower()).platform
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
 
 
 def _repo():  # noqa: ANN202 - PairingRepo, imported lazily

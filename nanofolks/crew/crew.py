@@ -40,6 +40,7 @@ class Bot:
     role_card: str = ""
     tools: list[str] = field(default_factory=list)
     intents: list[str] = field(default_factory=list)
+    skills: list[str] = field(default_factory=list)  # skill names from the role card, or ["*"]
 
     @property
     def label(self) -> str:
@@ -109,6 +110,7 @@ def load_crew(workspace: Path) -> Crew:
             role_card=role_body,
             tools=split_list(role.get("tools", "")),
             intents=split_list(role.get("intents", "")),
+            skills=split_list(role.get("skills", "")),
         )
     if LEADER not in bots:
         raise CrewError(f"the crew in {root} has no leader")

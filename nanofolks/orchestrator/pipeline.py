@@ -31,6 +31,7 @@ from nanofolks.store.rooms import Room
 if TYPE_CHECKING:
     from nanofolks.memory.service import MemoryService
     from nanofolks.secrets.keeper import Keeper
+    from nanofolks.skills.skills import Skills
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,8 @@ MAX_MESSAGE_CHARS = 32_000  # longer messages are kept whole in the room but cut
 
 class Pipeline:
     def __init__(self, config: Config, crew: Crew, llm: LLM, messages: MessageRepo,
-                 memory: MemoryService | None = None, tasks: Tasks | None = None, keeper: Keeper | None = None):
+                 memory: MemoryService | None = None, tasks: Tasks | None = None, keeper: Keeper | None = None,
+                 skills: Skills | None = None):
         self.config = config
         self.crew = crew
         self.llm = llm
@@ -49,7 +51,7 @@ class Pipeline:
         self.memory = memory
         self.context = RoomContext(config, crew, llm, messages.db)
         self.runner = BotRunner(config, crew, llm, messages, tasks=tasks, memory=memory, keeper=keeper,
-                                context=self.context)
+                                skills=skills, context=self.context)
         self._compactions: dict[int, asyncio.Future[None]] = {}
         self._room_locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._slots = asyncio.Semaphore(config.orchestrator.max_concurrent_turns)

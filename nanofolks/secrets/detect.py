@@ -2,9 +2,10 @@
 `password=` style assignments. Look-alikes (UUIDs, commit hashes, sha256 sums, base64 images, SKUs,
 phone numbers, the word "token") are left alone.
 
-Speed: each rule names literal anchors ("ghp_", "sk-", "://"...). A rule's regular expression runs only
-when one of its anchors is in the text, and a substring test is a fast scan, so a typical message costs
-a few microseconds and 100 KB of ordinary text about a millisecond (bench/secrets_bench.py)."""
+Speed: each rule names literal anchors ("ghp_", "sk-", "://"...) and its regular expression starts with
+one (a literal prefix is what Python's regex engine searches fast). A rule runs only when an anchor is in
+the text; case-insensitive rules try their pattern only where an anchor occurs. A typical message costs
+tens of microseconds; see bench/secrets_bench.py for 100 KB."""
 
 from __future__ import annotations
 
@@ -31,20 +32,28 @@ class Finding:
 class Rule:
     kind: str
     label: str
-    anchors: tuple[str, ...]  # one of them must be in the text (in its lower-cased form when `lower`)
+    anchors: tuple[str, ...]  # one of them must be in the text
     pattern: re.Pattern[str]  # starts with a literal (fast to search); group "s" is the secret, else the whole match
-    lower: bool = False  # the pattern is written in lower case and runs on the lower-cased text
+    # Case-insensitive rules (`password=`, `Bearer`) look for their anchors as written, in capitals and
+    # capitalised (no lower-cased copy of the text: 2 ms per 100 KB of non-ASCII text), and try the
+    # pattern only where an anchor is.
+    nocase: bool = False
     left: re.Pattern[str] | None = None  # what must come just before a match (then part of it), ending in \Z
     check: Callable[[str, str], bool] | None = None  # (secret, whole text) -> really a secret?
-    folded: re.Pattern[str] | None = None  # the case-insensitive pattern, for text whose lower case is longer
-    at_anchor: bool = False  # match only where an anchor occurs (the pattern starts with it): for common words
+    spellings: tuple[str, ...] = ()  # the anchors as looked for
+    near: int = 0  # > 0: the pattern is searched only this many characters around each anchor
 
 
-def _rule(kind: str, label: str, anchors: str | tuple[str, ...], pattern: str, *, lower: bool = False,
-          left: str = "", check: Callable[[str, str], bool] | None = None, at_anchor: bool = False) -> Rule:
-    return Rule(kind, label, (anchors,) if isinstance(anchors, str) else anchors, re.compile(pattern), lower,
-                re.compile(left + r"\Z") if left else None, check,
-                re.compile(pattern, re.IGNORECASE) if lower else None, at_anchor)
+def _spellings(anchors: tuple[str, ...], nocase: bool) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(v for a in anchors for v in ((a, a.upper(), a.capitalize()) if nocase else (a,))))
+
+
+def _rule(kind: str, label: str, anchors: str | tuple[str, ...], pattern: str, *, nocase: bool = False,
+          left: str = "", check: Callable[[str, str], bool] | None = None, near: int = 0) -> Rule:
+    flags = re.IGNORECASE if nocase else 0
+    anchors = (anchors,) if isinstance(anchors, str) else anchors
+    return Rule(kind, label, anchors, re.compile(pattern, flags), nocase,
+                re.compile(left + r"\Z", flags) if left else None, check, _spellings(anchors, nocase), near)
 
 
 def _not_placeholder(secret: str, _text: str) -> bool:
@@ -89,16 +98,16 @@ RULES: tuple[Rule, ...] = (
     _rule("aws_access_key_id", "AWS access key id", ("AKIA", "ASIA"), r"A[KS]IA[A-Z0-9]{16}(?![A-Z0-9])",
           left=r"(?<![A-Z0-9])"),
     _rule("aws_secret_access_key", "AWS secret access key", "secret",
-          r"secret[\w .-]{0,20}?[\"']?\s*[:=]?\s*[\"']?(?P<s>[a-z0-9+/]{40})(?![a-z0-9+/=])", lower=True,
+          r"secret[\w .-]{0,20}?[\"']?\s*[:=]?\s*[\"']?(?P<s>[a-z0-9+/]{40})(?![a-z0-9+/=])", nocase=True,
           check=_mixed_base64),
-    _rule("aws_secret_access_key", "AWS secret access key", ("AKIA", "ASIA"),
-          rf"(?<![{_B64}])[{_B64}]{{40}}(?![{_B64}=])", check=_mixed_base64),
+    _rule("aws_secret_access_key", "AWS secret access key", ("AKIA", "ASIA"),  # pasted with its key id
+          rf"(?<![{_B64}])[{_B64}]{{40}}(?![{_B64}=])", check=_mixed_base64, near=200),
     _rule("google_api_key", "Google API key", "AIza", r"AIza[0-9A-Za-z_-]{35}"),
     _rule("stripe_key", "Stripe key", "k_live_", r"k_live_[0-9A-Za-z]{20,}", left=r"(?<![\w-])[sr]"),
     _rule("sendgrid_api_key", "SendGrid API key", "SG.", r"SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}"),
     _rule("twilio_api_key", "Twilio API key", "SK", r"SK[0-9a-f]{32}(?![A-Za-z0-9])", left=_ALNUM_EDGE),
     _rule("twilio_auth_token", "Twilio auth token", "twilio",
-          r"twilio[\w .:=\"'-]{0,40}?(?<![a-z0-9])(?P<s>[0-9a-f]{32})(?![a-z0-9])", lower=True),
+          r"twilio[\w .:=\"'-]{0,40}?(?<![a-z0-9])(?P<s>[0-9a-f]{32})(?![a-z0-9])", nocase=True),
     _rule("telegram_bot_token", "Telegram bot token", ":AA", r":AA[A-Za-z0-9_-]{33}(?![\w-])",
           left=r"(?<!\d)\d{8,10}"),
     _rule("discord_bot_token", "Discord bot token", ".", r"\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,40}(?![\w-])",
@@ -106,39 +115,36 @@ RULES: tuple[Rule, ...] = (
     _rule("jwt", "JSON Web Token", "eyJ", r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
     _rule("url_password", "password in a URL", "://",
           r"://[^\s/:@\"'<>]*:(?P<s>[^\s/@\"'<>]{1,200})@(?=[\w\[])", check=_not_placeholder),
-    _rule("bearer_token", "bearer token", "bearer", r"bearer\s+(?P<s>[a-z0-9._~+/-]{20,}=*)", lower=True,
+    _rule("bearer_token", "bearer token", "bearer", r"bearer\s+(?P<s>[a-z0-9._~+/-]{20,}=*)", nocase=True,
           left=r"(?<![a-z])", check=_not_placeholder),
     # `password=...`, `db_password: ...`, `api_key = "..."`, `secret: ...`; a bare `key:` is too common to count.
     _rule("password", "password", ("pass", "pwd", "secret", "token", "key"),
           r"(?:pass(?:word|wd|phrase)?|pwd|secret|token|key)[\"']?\s{0,3}[:=]\s{0,3}[\"']?(?P<s>[^\s\"',;`]{6,200})",
-          lower=True, left=r"(?<![a-z0-9])(?:[a-z][a-z0-9]*_)?(?:api_?|access_?|private_?|secret_?)?",
-          check=_password_like, at_anchor=True),
+          nocase=True, left=r"(?<![a-z0-9])(?:[a-z][a-z0-9]*_)?(?:api_?|access_?|private_?|secret_?)?",
+          check=_password_like),
 )
 
 
 def find(text: str) -> list[Finding]:
     """Every secret in `text`, in order, none overlapping (the earlier rule wins a tie)."""
-    lowered = text.lower()
-    same_length = len(lowered) == len(text)  # else (rare Unicode) the case-insensitive patterns run on text
+    present: dict[str, bool] = {}  # anchor -> in the text (rules share anchors: each is looked for once)
     found: list[tuple[int, int, Finding]] = []
     for priority, rule in enumerate(RULES):
-        if not any(anchor in (lowered if rule.lower else text) for anchor in rule.anchors):
+        spellings = [a for a in rule.spellings if _present(present, a, text)]
+        if not spellings:
             continue
-        haystack, pattern = text, rule.pattern
-        if rule.lower:
-            haystack, pattern = (lowered, rule.pattern) if same_length else (text, rule.folded or rule.pattern)
-        for match in _matches(rule, pattern, haystack):
+        for match in _matches(rule, spellings, text):
             whole = match.start()
             if rule.left is not None:
-                before = rule.left.search(haystack, max(0, whole - 48), whole)
+                before = rule.left.search(text, max(0, whole - 48), whole)
                 if before is None:
                     continue
                 whole = before.start()
-            start, end = match.span("s") if "s" in pattern.groupindex else (whole, match.end())
+            start, end = match.span("s") if "s" in rule.pattern.groupindex else (whole, match.end())
             secret = text[start:end]
             if rule.check is not None and not rule.check(secret, text):
                 continue
-            kind = _assignment_kind(haystack[whole:match.start("s")]) if rule.kind == "password" else rule.kind
+            kind = _assignment_kind(text[whole:match.start("s")]) if rule.kind == "password" else rule.kind
             if kind == "key":
                 continue
             found.append((start, priority, Finding(kind, rule.label, start, end)))
@@ -151,17 +157,43 @@ def find(text: str) -> list[Finding]:
     return kept
 
 
-def _matches(rule: Rule, pattern: re.Pattern[str], haystack: str) -> Iterator[re.Match[str]]:
-    if not rule.at_anchor:
-        yield from pattern.finditer(haystack)
+def _present(seen: dict[str, bool], anchor: str, text: str) -> bool:
+    if anchor not in seen:
+        seen[anchor] = anchor in text
+    return seen[anchor]
+
+
+def _matches(rule: Rule, spellings: list[str], text: str) -> Iterator[re.Match[str]]:
+    """The pattern's matches: searched through the text, or for a case-insensitive rule tried only where
+    one of its anchors' spellings occurs (in order, once per place)."""
+    if rule.near:
+        seen: set[int] = set()
+        for spelling in spellings:
+            at = text.find(spelling)
+            while at != -1:
+                for match in rule.pattern.finditer(text, max(0, at - rule.near), at + rule.near):
+                    if match.start() not in seen:
+                        seen.add(match.start())
+                        yield match
+                at = text.find(spelling, at + 1)
         return
-    for anchor in rule.anchors:
-        at = haystack.find(anchor)
+    if not rule.nocase:
+        yield from rule.pattern.finditer(text)
+        return
+    places = set()
+    for spelling in spellings:
+        at = text.find(spelling)
         while at != -1:
-            match = pattern.match(haystack, at)
-            if match is not None:
-                yield match
-            at = haystack.find(anchor, at + 1)
+            places.add(at)
+            at = text.find(spelling, at + 1)
+    end = -1
+    for at in sorted(places):
+        if at < end:
+            continue
+        match = rule.pattern.match(text, at)
+        if match is not None:
+            end = match.end()
+            yield match
 
 
 def _assignment_kind(assignment: str) -> str:

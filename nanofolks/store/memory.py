@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from nanofolks.secrets.sanitize import sanitize
 from nanofolks.store.db import Database
 
 # Message kinds that are memories (tool calls are plumbing; their results are summarised in `content`).
@@ -86,6 +87,7 @@ class EntryRepo:
                         continue
                 entry.created_at = entry.created_at or now
                 entry.updated_at = entry.updated_at or entry.created_at
+                entry.text = sanitize(entry.text)  # the last line: an imported file's secrets are not kept
                 cur = conn.execute(
                     "INSERT INTO memory_entries (kind, text, room_id, bot, sender, importance, protected,"
                     " access_count, last_used, marked_at, origin, origin_key, created_at, updated_at)"

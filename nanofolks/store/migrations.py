@@ -308,6 +308,15 @@ def m004_messages_by_turn(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX messages_turn ON messages (turn_id) WHERE turn_id != ''")
 
 
+def m006_secrets_skill_approvals(conn: sqlite3.Connection) -> None:
+    # A skill that is not low risk loads only once approved, and only at the content hash approved.
+    conn.execute(
+        "CREATE TABLE skill_approvals (name TEXT PRIMARY KEY, content_hash TEXT NOT NULL,"
+        " decision TEXT NOT NULL CHECK (decision IN ('approved', 'rejected')), risk TEXT NOT NULL,"
+        " decided_at REAL NOT NULL)"
+    )
+
+
 def m007_context_markers(conn: sqlite3.Connection) -> None:
     # A room's context markers (summaries, new starts, notices) are found by kind at every turn.
     conn.execute("CREATE INDEX messages_room_kind ON messages (room_id, kind, id)")
@@ -318,6 +327,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m002_gateway,
     m003_memory,
     m004_messages_by_turn,
+    m006_secrets_skill_approvals,
     m007_context_markers,
 ]
 

@@ -1,4 +1,5 @@
-"""The gateway's platform table: building channels, masking every secret, and the status report."""
+"""The channel registry as the gateway reads it: building channels, locks, masking every secret, the
+status report."""
 
 from __future__ import annotations
 
@@ -11,16 +12,14 @@ from pathlib import Path
 import pytest
 
 from nanofolks.channels.base import ChannelError
+from nanofolks.channels.registry import CHANNELS, spec
 from nanofolks.config.schema import Config
 from nanofolks.config.secret_fields import secret_values
-from nanofolks.gateway import (
-    PLATFORMS,
-    TokenLock,
-    build_channels,
-    channel_report,
-    platform_lock,
-    remember_config_secrets,
-)
+from nanofolks.gateway.commands import menu, parse_command
+from nanofolks.gateway.core import build_channels
+from nanofolks.gateway.locks import TokenLock, channel_lock_path
+from nanofolks.gateway.logs import remember_config_secrets
+from nanofolks.gateway.report import channel_report
 from nanofolks.secrets.sanitize import SanitizeFilter
 from nanofolks.store.channel_state import ChannelStateRepo
 from nanofolks.store.db import Database
@@ -57,9 +56,43 @@ def test_every_secret_of_every_section_is_found_by_its_schema_mark_and_masked_in
     assert "whatsapp-bridge-secret" not in record.exc_text and "***" in record.exc_text
 
 
+def test_each_entry_says_what_its_adapter_can_do() -> None:
+    """The registry's capabilities are what the gateway relies on instead of probing adapters: they must
+    match the adapter classes (loaded here, as the gateway loads them)."""
+    config = full_config()
+    for entry in CHANNELS.values():
+        adapter = type(entry.build(config))
+        assert adapter.platform == entry.platform
+        assert hasattr(adapter, "typing") == entry.typing, entry.platform
+        assert hasattr(adapter, "register_commands") == entry.command_menu, entry.platform
+    with pytest.raises(ValueError, match="telegram, discord, slack, whatsapp"):
+        spec("irc")
+
+
+def test_a_lock_names_the_credential_without_revealing_it() -> None:
+    config = full_config()
+    slack = CHANNELS["slack"]
+    key = slack.lock_key(config)
+    assert "slack" not in key and len(key) == 16
+    config.channels.slack.bot_token = "xoxb-another-bot"  # Socket Mode: one gateway per app token
+    assert slack.lock_key(config) == key
+    config.channels.slack.app_token = "xapp-another-app"
+    assert slack.lock_key(config) != key
+    assert channel_lock_path(slack, config).name == f"slack-{slack.lock_key(config)}.lock"
+
+
+def test_chat_commands_come_from_one_list() -> None:
+    assert menu() == [("rooms", "List the rooms"), ("room", "Move this chat to a room: /room NAME"),
+                      ("help", "How to talk to the crew")]
+    parsed = parse_command("/ROOM  #work ")
+    assert parsed is not None and (parsed[0].name, parsed[1]) == ("room", "#work")
+    assert parse_command("/start") is not None  # answered, though not in the menu
+    assert parse_command("/weather") is None and parse_command("room") is None
+
+
 def test_build_channels_builds_each_enabled_platform_and_names_what_it_could_not() -> None:
     channels, failures = build_channels(full_config())
-    assert [c.platform for c in channels] == list(PLATFORMS) == ["telegram", "discord", "slack", "whatsapp"]
+    assert [c.platform for c in channels] == list(CHANNELS) == ["telegram", "discord", "slack", "whatsapp"]
     assert failures == {}
 
     config = full_config()
@@ -71,7 +104,7 @@ def test_build_channels_builds_each_enabled_platform_and_names_what_it_could_not
 
     with pytest.raises(ChannelError) as info:
         build_channels(Config())
-    assert all(name in str(info.value) for name in PLATFORMS)
+    assert all(name in str(info.value) for name in CHANNELS)
 
 
 def test_the_report_covers_every_platform_with_the_lock_probe_heartbeat_and_counts(home: Path) -> None:
@@ -79,11 +112,11 @@ def test_the_report_covers_every_platform_with_the_lock_probe_heartbeat_and_coun
     db = Database(home / "nanofolks.db")
     try:
         rows = {r["channel"]: r for r in channel_report(config, db)}
-        assert list(rows) == list(PLATFORMS)
+        assert list(rows) == list(CHANNELS)
         assert all(r["state"] == "stopped" and r["pid"] is None and r["configured"] for r in rows.values())
 
         # Slack runs in "this gateway" (we hold its lock and wrote its heartbeat); an older account left rows.
-        lock = TokenLock(platform_lock(config, "slack"))
+        lock = TokenLock(channel_lock_path(CHANNELS["slack"], config))
         lock.acquire("slack bot")
         states = ChannelStateRepo(db)
         states.set("slack", "UOLD", "status", json.dumps({"state": "stopped", "pid": 1, "at": 1.0}))
@@ -94,7 +127,7 @@ def test_the_report_covers_every_platform_with_the_lock_probe_heartbeat_and_coun
             inbox.add(InboxRow("slack", account, "D1", message_id, "hi"))
         OutboxRepo(db).enqueue([OutboxRow("k1", "slack", "UBOT", "D1", "a"), OutboxRow("k2", "slack", "UBOT", "D1", "b")])
         # Discord's lock is held but its heartbeat is an older process's: that gateway is still starting.
-        other = TokenLock(platform_lock(config, "discord"))
+        other = TokenLock(channel_lock_path(CHANNELS["discord"], config))
         other.acquire("discord bot")
         states.set("discord", "100", "status", json.dumps({"state": "running", "pid": -5, "at": 3.0}))
         try:

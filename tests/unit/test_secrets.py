@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import os
 import stat
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import keyring
@@ -267,3 +269,85 @@ def test_config_set_without_a_vault_keeps_the_plain_value_and_says_so(home: Path
     assert done.returncode == 0, done.stderr
     assert "discord-plain-token" not in done.stdout and "plain text" in done.stderr
     assert read_raw(home / "config.json")["channels"]["discord"]["token"] == "discord-plain-token"
+
+
+# --- web_fetch headers -------------------------------------------------------------------------------------
+
+
+class _EchoAuth(BaseHTTPRequestHandler):
+    seen: list[str | None] = []
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802
+        _EchoAuth.seen.append(self.headers.get("Authorization"))
+        if self.path == "/away":  # to the same server under another host name: the header must not follow
+            self.send_response(302)
+            self.send_header("Location", f"http://localhost:{self.server.server_address[1]}/echo")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        body = f"you sent {self.headers.get('Authorization')}".encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+async def test_web_fetch_headers_get_the_value_only_for_the_first_host(file_vault: Path, home: Path) -> None:
+    from nanofolks.agent.tools import builtin_registry
+    from nanofolks.services import Services
+    from tests.conftest import onboard
+    from tests.unit.test_tools import make_ctx
+
+    onboard(home, "openai/fake-model", "http://127.0.0.1:9/v1")
+    services = Services.open(db_file=home / "nanofolks.db")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _EchoAuth)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        services.config.tools.web_fetch_allow_private = True
+        shared_keeper().put("api_token", "tok-4f9a1c77e2b0d3")
+        ctx = make_ctx(services, "researcher")
+        ctx.keeper = shared_keeper()
+        registry = builtin_registry()
+        allowed = registry.for_bot(services.crew.bots["researcher"], services.config, can_delegate=False)
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        headers = {"Authorization": "Bearer {{api_token}}"}
+        _EchoAuth.seen.clear()
+        got = await registry.execute("web_fetch", {"url": f"{base}/echo", "headers": headers}, allowed, ctx)
+        assert _EchoAuth.seen == ["Bearer tok-4f9a1c77e2b0d3"]
+        assert "you sent Bearer {{api_token}}" in got.text and "tok-4f9a1c77e2b0d3" not in got.text
+        _EchoAuth.seen.clear()
+        await registry.execute("web_fetch", {"url": f"{base}/away", "headers": headers}, allowed, ctx)
+        assert _EchoAuth.seen == ["Bearer tok-4f9a1c77e2b0d3", None]
+    finally:
+        server.shutdown()
+        server.server_close()
+        services.close()
+
+
+def test_every_store_keeps_only_sanitized_text(tmp_path: Path) -> None:
+    from nanofolks.store.db import Database
+    from nanofolks.store.inbox import InboxRepo, InboxRow
+    from nanofolks.store.memory import Entry, EntryRepo
+    from nanofolks.store.messages import Message, MessageRepo
+    from nanofolks.store.outbox import OutboxRow
+    from nanofolks.store.rooms import RoomRepo
+
+    db = Database(tmp_path / "n.db")
+    token = "ghp_" + "Mm4s" * 9  # a value no other test has taught the sanitizer, so it is found by its format
+    room = RoomRepo(db).ensure("general", "open", ["leader"])
+    MessageRepo(db).add(Message(room.id, "user", "user", f"token {token}"))
+    EntryRepo(db).add(Entry(f"imported note with {token}", kind="import"))
+    inbox_id = InboxRepo(db).add(InboxRow("telegram", "1", "2", "3", f"msg {token}"),
+                                 [OutboxRow(key="k", platform="telegram", account="1", chat_id="2", text=f"echo {token}")])
+    assert inbox_id is not None
+    db.close()
+    leaked = [p.name for p in tmp_path.iterdir() if token.encode() in p.read_bytes()]
+    assert leaked == []
+    db = Database(tmp_path / "n.db")
+    texts = [r[0] for r in db.query("SELECT content FROM messages")] + [r[0] for r in db.query("SELECT text FROM memory_entries")]
+    assert texts == ["token [redacted github_token]", "imported note with [redacted github_token]"]
+    db.close()

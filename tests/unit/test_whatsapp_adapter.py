@@ -340,12 +340,6 @@ def test_markdown_becomes_whatsapp_markup() -> None:
     )
 
 
-async def test_typing_is_a_no_op(channel, bridge: FakeBridge) -> None:  # noqa: ANN001
-    chan, _ = channel
-    await chan.typing(DM)
-    assert bridge.sends == []
-
-
 def test_split_keeps_every_converted_chunk_within_the_bridge_limit() -> None:
     chan = WhatsAppChannel(WhatsAppConfig(enabled=True, bridge_token="t"))
     paragraph = "**Arr** 🏴‍☠️ " * 60

@@ -1,0 +1,71 @@
+"""Every chat platform, described once: its adapter, config section, lock key and what it can do.
+
+The gateway builds channels from here, `nanofolks status` and `nanofolks channels` report from here, and
+the CLI checks channel names against it. Adapter modules are imported only when a channel is built:
+`nanofolks pairing list` loads no platform library."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nanofolks.channels.base import Channel
+    from nanofolks.config.schema import ChannelsConfig, Config
+
+
+@dataclass(frozen=True)
+class ChannelSpec:
+    platform: str  # "telegram": its config section is channels.<platform>, its rows carry this name
+    adapter: str  # "module:Class", imported when a channel is built
+    section_of: Callable[[ChannelsConfig], Any]  # its config section
+    credential: Callable[[Any], str]  # what one gateway at a time may use (a bot token, a bridge...)
+    typing: bool = False  # shows "typing..." while the crew works (the adapter is a ShowsTyping)
+    command_menu: bool = False  # lists the chat commands in the app's menu (the adapter has a CommandMenu)
+    threads_direct_replies: bool = False  # answers in direct chats go in a thread too (Slack DMs have them)
+
+    def section(self, config: Config) -> Any:
+        return self.section_of(config.channels)
+
+    def lock_key(self, config: Config) -> str:
+        """Names the credential for the one-gateway-per-credential lock, without revealing it."""
+        return hashlib.sha256(self.credential(self.section(config)).encode()).hexdigest()[:16]
+
+    def build(self, config: Config) -> Channel:
+        """The adapter, given its section; ChannelError when the section lacks what it needs (a token...)."""
+        module, _, name = self.adapter.partition(":")
+        adapter: type[Channel] = getattr(importlib.import_module(module), name)
+        return adapter(self.section(config))  # type: ignore[call-arg]
+
+
+def _whatsapp_target(section: Any) -> str:
+    """Our own bridge child is keyed by its credentials folder (two bridges on one would fight), else the URL."""
+    from nanofolks.channels.whatsapp_bridge import auth_dir
+
+    return str(auth_dir()) if section.start_bridge else section.bridge_url
+
+
+CHANNELS: dict[str, ChannelSpec] = {spec.platform: spec for spec in (
+    ChannelSpec("telegram", "nanofolks.channels.telegram:TelegramChannel", lambda c: c.telegram,
+                credential=lambda s: s.token, typing=True, command_menu=True),
+    ChannelSpec("discord", "nanofolks.channels.discord:DiscordChannel", lambda c: c.discord,
+                credential=lambda s: s.token, typing=True),
+    # Socket Mode spreads events over every connection of an app token: one gateway per app token.
+    # No typing: bots on Socket Mode have no indicator (only the legacy RTM API had one).
+    ChannelSpec("slack", "nanofolks.channels.slack:SlackChannel", lambda c: c.slack,
+                credential=lambda s: s.app_token, threads_direct_replies=True),
+    # No typing: the bridge protocol has no typing frame.
+    ChannelSpec("whatsapp", "nanofolks.channels.whatsapp:WhatsAppChannel", lambda c: c.whatsapp,
+                credential=_whatsapp_target),
+)}
+
+
+def spec(platform: str) -> ChannelSpec:
+    """The platform's description; ValueError naming the known ones for any other name."""
+    try:
+        return CHANNELS[platform]
+    except KeyError:
+        raise ValueError(f"unknown channel {platform!r}: choose one of {', '.join(CHANNELS)}") from None

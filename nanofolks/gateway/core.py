@@ -1,0 +1,310 @@
+"""The gateway's lifecycle: every enabled channel in one asyncio process, until SIGINT/SIGTERM.
+
+    adapter -> Ingress (access, inbox row) -> bounded queue -> turn workers (turns.py) -> Pipeline (one
+    turn per room, global cap) -> replies stored + inbox row done + outbox rows (one transaction) ->
+    SendWorker per account
+
+Channels start concurrently and independently: one that is slow to start or fails to start (logged)
+never holds up the others; the gateway gives up only when not one started. Other long-running jobs
+(a scheduler...) join with `add_task`: started with the turn workers, cancelled at stop.
+
+On start it resumes what a crash left: inbox rows still `pending` are run again (their turn never
+produced replies), outbox rows still `pending` are sent, rows caught `sending` become `uncertain`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import hashlib
+import json
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from nanofolks.bus.inbox import Ingress
+from nanofolks.bus.messages import InboundMessage
+from nanofolks.bus.outbox import SendWorker
+from nanofolks.channels.access import AccessPolicy
+from nanofolks.channels.base import Channel, ChannelError, CommandMenu
+from nanofolks.channels.registry import CHANNELS, ChannelSpec
+from nanofolks.config.schema import Config
+from nanofolks.gateway.commands import menu
+from nanofolks.gateway.locks import TokenLock, channel_lock_path
+from nanofolks.gateway.turns import Answerer
+from nanofolks.services import Services
+from nanofolks.store.channel_state import ChannelStateRepo
+from nanofolks.store.inbox import InboxRepo
+from nanofolks.store.outbox import OutboxRepo
+from nanofolks.store.pairing import PairingRepo
+
+log = logging.getLogger("nanofolks.gateway")
+
+INBOUND_QUEUE = 256  # messages accepted but not yet picked up; when full, polling waits (backpressure)
+TURN_WORKERS = 16  # the Pipeline still caps concurrent turns (orchestrator.maxConcurrentTurns)
+HEARTBEAT_EVERY = 5.0
+STATE_CHECK = 0.5  # seconds between looks at a channel's state (a change is written at once)
+STOP_GRACE = 3.0  # seconds a send in flight may take to finish at shutdown
+
+Job = Callable[[], Coroutine[Any, Any, None]]
+
+
+def build_channels(config: Config) -> tuple[list[Channel], dict[str, str]]:
+    """The enabled channels, and why each enabled one that cannot be built was left out."""
+    enabled = [spec for spec in CHANNELS.values() if spec.section(config).enabled]
+    if not enabled:
+        raise ChannelError(f"no channel is enabled: set channels.<{'|'.join(CHANNELS)}>.enabled "
+                           "and its credentials in the config")
+    channels: list[Channel] = []
+    failures: dict[str, str] = {}
+    for spec in enabled:
+        try:
+            channels.append(spec.build(config))
+        except ChannelError as exc:
+            failures[spec.platform] = str(exc)
+    return channels, failures
+
+
+@dataclass
+class _Link:
+    """One channel and what belongs to it."""
+
+    channel: Channel
+    spec: ChannelSpec
+    ingress: Ingress
+    sender: SendWorker | None = None
+    lock: TokenLock | None = None
+    started: bool = False
+    tasks: list[asyncio.Task] = field(default_factory=list)
+
+
+class Gateway:
+    def __init__(self, services: Services, channels: list[Channel], failures: dict[str, str] | None = None):
+        self.services = services
+        self.config = services.config
+        self.db = services.db
+        self.inbox = InboxRepo(self.db)
+        self.outbox = OutboxRepo(self.db)
+        self.pairing = PairingRepo(self.db)
+        self.state = ChannelStateRepo(self.db)
+        self.answerer = Answerer(services, self._wait_warm)
+        self.queue: asyncio.Queue[tuple[_Link, int]] = asyncio.Queue(INBOUND_QUEUE)
+        self._queued: set[int] = set()  # inbox ids on the queue or being handled: never run twice at once
+        self.links = [self._link(c) for c in channels]
+        self.failures = dict(failures or {})  # platform -> why it did not start
+        self._jobs: dict[str, Job] = {}
+        self._tasks: list[asyncio.Task] = []  # turn workers, warm-up and the jobs: cancelled at stop
+        self._warm: asyncio.Task | None = None
+
+    def _link(self, channel: Channel) -> _Link:
+        spec = CHANNELS[channel.platform]
+        section = spec.section(self.config)
+        access = AccessPolicy(channel.platform, section.allow_from, section.open_groups, self.pairing)
+        return _Link(channel, spec, Ingress(access, self.inbox, self.db, self.services.keeper))
+
+    def add_task(self, name: str, job: Job) -> None:
+        """Run `job()` for as long as the gateway runs (before `run`). A job that fails is logged; the
+        gateway carries on without it."""
+        self._jobs[name] = job
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Start every channel at once (WhatsApp waiting for its bridge never delays Telegram), answer
+        from the first one up, until `stop`. ChannelError when not a single channel started."""
+        for platform, why in self.failures.items():
+            log.error("%s: not started: %s", platform, why)
+        self._warm = asyncio.create_task(self._warm_up(), name="warm-up")
+        self._tasks = [self._warm, *(asyncio.create_task(self._work(), name=f"turn-{i}") for i in range(TURN_WORKERS)),
+                       *(asyncio.create_task(_logged(name, job), name=name) for name, job in self._jobs.items())]
+        starting = asyncio.ensure_future(asyncio.gather(*(self._start(link) for link in self.links)))
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not starting.done():  # asked to stop while a channel was still starting
+                await _cancel([starting])
+                return
+            starting.result()  # _start keeps channel failures to itself: what is left here is a bug, raise it
+            running = [ln for ln in self.links if ln.started]
+            if not running:
+                raise ChannelError("no channel started: " + "; ".join(f"{p}: {w}" for p, w in self.failures.items()))
+            log.info("gateway running: %s", ", ".join(f"{ln.channel.platform}:{ln.channel.account}" for ln in running))
+            await stopping
+            log.info("gateway stopping")
+        finally:
+            await _cancel([stopping])
+            await self._shutdown()
+
+    async def _warm_up(self) -> None:
+        """Import litellm (seconds) in a thread while the channels connect, not inside the first user's
+        turn, where the import would also block the event loop (and Discord's heartbeat with it); then
+        freeze what is loaded out of the garbage collector's reach."""
+        from nanofolks.llm.client import is_local
+
+        agents = self.config.agents
+        models = {agents.defaults.model, *(bot.model for bot in agents.bots.values() if bot.model)}
+        if not all(is_local(model) for model in models):
+            from nanofolks.llm.env import import_litellm
+
+            try:
+                await asyncio.to_thread(import_litellm)
+            except Exception:  # noqa: BLE001 - the turn imports it again and reports the failure to the user
+                log.exception("could not import litellm ahead of the first turn")
+        # What is loaded by now lives as long as the process: frozen, the collector's full passes stop
+        # walking it (they took 60-180 ms with litellm loaded, a pause in the middle of somebody's reply).
+        gc.collect()
+        gc.freeze()
+
+    async def _wait_warm(self) -> None:
+        if self._warm is not None:
+            await asyncio.shield(self._warm)  # the first turns wait for the import without blocking the loop
+
+    async def _start(self, link: _Link) -> None:
+        """Start one channel. A failure is logged and recorded; the other channels carry on."""
+        channel, spec = link.channel, link.spec
+        platform = channel.platform
+        try:
+            lock = TokenLock(channel_lock_path(spec, self.config))
+            lock.acquire(f"{platform} bot")
+            link.lock = lock
+            await channel.start(lambda msg: self._on_message(link, msg))
+        except Exception as exc:  # noqa: BLE001 - one broken channel must not take the others down
+            self.failures[platform] = str(exc) or type(exc).__name__
+            if isinstance(exc, ChannelError):
+                log.error("%s: not started: %s", platform, exc)
+            else:
+                log.exception("%s: not started", platform)
+            await self._stop_link(link)
+            return
+        account = channel.account
+        stuck = await self.db.run(self.outbox.recover, platform, account)
+        if stuck:
+            log.warning("%s: %d sends were in flight at the last stop; marked uncertain, not resent",
+                        platform, stuck)
+        if spec.command_menu:
+            await self._register_commands(cast(CommandMenu, channel), platform, account)
+        link.sender = SendWorker(channel, self.outbox, self.db)
+        link.tasks = [
+            asyncio.create_task(link.sender.run(), name=f"send-{platform}-{account}"),
+            asyncio.create_task(self._heartbeat(link), name=f"heartbeat-{platform}"),
+            asyncio.create_task(self._resume(link), name=f"resume-{platform}"),
+        ]
+        link.started = True
+        log.info("%s: channel running as %s", platform, account)
+
+    async def _register_commands(self, channel: CommandMenu, platform: str, account: str) -> None:
+        """Only when the command list changed: re-registering at every start earns 429s."""
+        commands = menu()
+        digest = hashlib.sha256(json.dumps(commands).encode()).hexdigest()
+        if await self.db.run(self.state.get, platform, account, "commands_hash") == digest:
+            return
+        try:
+            await channel.register_commands(commands)
+        except Exception as exc:  # noqa: BLE001 - the crew works without a command menu
+            log.warning("%s: could not register commands: %s", platform, exc)
+            return
+        await self.db.run(self.state.set, platform, account, "commands_hash", digest)
+        log.info("%s: commands registered", platform)
+
+    async def _resume(self, link: _Link) -> None:
+        rows = await self.db.run(self.inbox.pending, link.channel.platform, link.channel.account)
+        if rows:
+            log.info("%s: resuming %d unanswered messages", link.channel.platform, len(rows))
+        for row in rows:
+            assert row.id is not None
+            await self._enqueue(link, row.id)
+
+    async def _on_message(self, link: _Link, msg: InboundMessage) -> None:
+        """Called by the adapter before it acknowledges the message to the platform."""
+        received = await link.ingress.receive(msg)
+        if (received.outcome == "paired" or received.notice) and link.sender:
+            link.sender.wake()
+        if received.outcome == "accepted" and received.inbox_id is not None:
+            await self._enqueue(link, received.inbox_id)
+
+    async def _enqueue(self, link: _Link, inbox_id: int) -> None:
+        if inbox_id in self._queued:
+            return
+        self._queued.add(inbox_id)
+        await self.queue.put((link, inbox_id))
+
+    async def _work(self) -> None:
+        while True:
+            link, inbox_id = await self.queue.get()
+            try:
+                if await self.answerer.answer(link.channel, link.spec, inbox_id) and link.sender:
+                    link.sender.wake()
+            except asyncio.CancelledError:
+                raise  # shutting down: the row stays pending and is answered at the next start
+            except Exception:
+                log.exception("inbox %s: could not be answered; will retry at the next start", inbox_id)
+            finally:
+                self._queued.discard(inbox_id)
+
+    async def _heartbeat(self, link: _Link) -> None:
+        """Write the channel's state every HEARTBEAT_EVERY seconds, and as soon as it changed."""
+        channel = link.channel
+        written, at = "", 0.0
+        while True:
+            state = channel.state
+            if state != written or time.monotonic() - at >= HEARTBEAT_EVERY:
+                await self._record_state(channel, state)
+                written, at = state, time.monotonic()
+            await asyncio.sleep(STATE_CHECK)
+
+    async def _record_state(self, channel: Channel, state: str) -> None:
+        value = json.dumps({"state": state, "pid": os.getpid(), "at": time.time(), "username": channel.username})
+        with contextlib.suppress(Exception):
+            await self.db.run(self.state.set, channel.platform, channel.account, "status", value)
+
+    async def _shutdown(self) -> None:
+        """Drop turns in flight (their rows stay pending: answered at the next start), let the send in
+        flight finish (cutting it could leave it `uncertain`), then disconnect, every channel at once.
+        Messages that arrive meanwhile are in the inbox and wait for the next start too."""
+        await _cancel(self._tasks)
+        await asyncio.gather(*(self._stop_link(link) for link in self.links))
+        log.info("gateway stopped")
+
+    async def _stop_link(self, link: _Link) -> None:
+        if link.lock is None:
+            return  # never got as far as its lock: nothing started
+        if link.sender is not None:
+            link.sender.stop()
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(link.tasks[0]), STOP_GRACE)
+        await _cancel(link.tasks)
+        with contextlib.suppress(Exception):
+            await link.channel.stop()
+        if link.started:
+            await self._record_state(link.channel, "stopped")
+        link.lock.release()
+        link.lock, link.started = None, False
+
+
+async def _logged(name: str, job: Job) -> None:
+    try:
+        await job()
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # noqa: BLE001 - one job failing must not stop the crew answering
+        log.exception("gateway task %s failed", name)
+
+
+async def _cancel(tasks: list[asyncio.Task]) -> None:
+    """Cancel and wait; asyncio.wait never raises the tasks' CancelledError, so ours still would."""
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.wait(tasks)
+
+
+async def serve(services: Services) -> None:
+    """Run the gateway until SIGINT or SIGTERM."""
+    gateway = Gateway(services, *build_channels(services.config))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await gateway.run(stop)

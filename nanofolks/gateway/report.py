@@ -1,0 +1,55 @@
+"""What every channel is doing, for `nanofolks status` and `nanofolks channels list`, read from another
+process: the lock probe says whether a gateway runs it, the last heartbeat and the inbox/outbox tables say
+the rest."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from nanofolks.channels.base import ChannelError
+from nanofolks.channels.registry import CHANNELS
+from nanofolks.config.schema import Config
+from nanofolks.gateway.locks import channel_lock_path, lock_holder
+from nanofolks.store.channel_state import ChannelStateRepo
+from nanofolks.store.db import Database
+from nanofolks.store.inbox import InboxRepo
+from nanofolks.store.outbox import STATES as OUTBOX_STATES
+from nanofolks.store.outbox import OutboxRepo
+
+INBOX_STATES = ("pending", "done", "denied")
+
+
+def channel_report(config: Config, db: Database) -> list[dict[str, Any]]:
+    """Every platform, whether configured or not. Running is the lock probe (the lock dies with its
+    gateway, even by kill -9)."""
+    beats = {key: json.loads(keys["status"][0]) for key, keys in ChannelStateRepo(db).all().items()
+             if "status" in keys}
+    inbox, outbox = InboxRepo(db).counts(), OutboxRepo(db).counts()
+    rows = []
+    for platform, spec in CHANNELS.items():
+        conf = spec.section(config)
+        try:
+            spec.build(config)
+            problem = ""
+        except ChannelError as exc:
+            problem = str(exc)
+        pid = lock_holder(channel_lock_path(spec, config))
+        account, beat = max(((a, b) for (p, a), b in beats.items() if p == platform),
+                            key=lambda ab: ab[1].get("at", 0), default=("", {}))
+        if pid is None:
+            state = "stopped"
+        else:  # a heartbeat written by another process is an older run's: this one is still starting
+            state = beat.get("state", "starting") if beat.get("pid") == pid else "starting"
+        rows.append({
+            "channel": platform, "enabled": conf.enabled, "configured": not problem, "problem": problem,
+            "allowFrom": len(conf.allow_from), "state": state, "pid": pid, "account": account,
+            "username": beat.get("username", ""), "last_heartbeat": beat.get("at"),
+            "inbox": _totals(inbox, platform, INBOX_STATES), "outbox": _totals(outbox, platform, OUTBOX_STATES),
+        })
+    return rows
+
+
+def _totals(counts: dict[tuple[str, str], dict[str, int]], platform: str, states: tuple[str, ...]) -> dict[str, int]:
+    """One platform's rows by state, over all its accounts (an old account's pending rows still count)."""
+    return {state: sum(c.get(state, 0) for (p, _), c in counts.items() if p == platform) for state in states}

@@ -1,0 +1,125 @@
+"""Answering one inbox row: a chat command, the help text or a turn of the crew. The reply is queued in
+the outbox in the same transaction that marks the row done, so a message is answered exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable
+from typing import cast
+
+from nanofolks.channels.base import Channel, ShowsTyping
+from nanofolks.channels.registry import ChannelSpec
+from nanofolks.gateway.commands import HELP, parse_command
+from nanofolks.services import Services
+from nanofolks.store.inbox import InboxRepo, InboxRow, mark_done
+from nanofolks.store.outbox import OutboxRow
+from nanofolks.store.rooms import Room
+
+log = logging.getLogger("nanofolks.gateway")
+
+TYPING_AFTER = 1.0  # a quick answer needs no indicator: one Bot API call less per message
+TYPING_EVERY = 4.0  # Telegram shows "typing" for about 5 seconds
+FALLBACK = "Sorry, the crew had nothing to say to that. Please try again or rephrase."
+
+
+class AlreadyAnswered(Exception):
+    """The inbox row was answered meanwhile: the turn's writes are rolled back, nothing is sent twice."""
+
+
+class Answerer:
+    def __init__(self, services: Services, before_turn: Callable[[], Awaitable[None]]):
+        self.services = services
+        self.db = services.db
+        self.inbox = InboxRepo(self.db)
+        self._before_turn = before_turn  # what a turn waits for first (litellm imported at start)
+
+    async def answer(self, channel: Channel, spec: ChannelSpec, inbox_id: int) -> bool:
+        """Answer the row if it is still pending; True when a reply was queued for the channel to send."""
+        row, room = await self.db.quick(self._load, inbox_id)
+        if row is None or row.status != "pending":
+            return False
+        parsed = parse_command(row.text)
+        if parsed is not None:
+            command, arg = parsed
+            reply = await self.db.run(command.answer, self.services.rooms, row, arg)
+        elif room is None:
+            reply = HELP
+        else:
+            reply = await self._turn(channel, spec, row, room)
+        return reply is None or await self.db.quick(self._complete, channel, spec, row, reply)
+
+    def _load(self, inbox_id: int) -> tuple[InboxRow | None, Room | None]:
+        """The inbox row and, when it needs a turn, its room: one trip to the database thread."""
+        row = self.inbox.get(inbox_id)
+        if row is None or row.status != "pending" or parse_command(row.text) is not None or not row.text.strip():
+            return row, None
+        return row, self._room_for(row)
+
+    async def _turn(self, channel: Channel, spec: ChannelSpec, row: InboxRow, room: Room) -> str | None:
+        """Run the turn. Its replies are stored, the inbox row marked done and the outbox rows queued in
+        one transaction (None returned); when the turn fails, the apology to send instead."""
+        await self._before_turn()
+        typing = asyncio.create_task(_typing(cast(ShowsTyping, channel), row.chat_id)) if spec.typing else None
+        started = time.monotonic()
+        try:
+            await self.services.pipeline.handle(
+                room, row.text, sender=row.sender_name or row.sender_id, platform=row.platform,
+                turn_id=f"{row.platform}-inbox-{row.id}",
+                commit=lambda conn, answer: self._queue_replies(conn, channel, spec, row, answer.markdown()),
+            )
+            reply = None
+        except asyncio.CancelledError:
+            raise
+        except AlreadyAnswered:
+            return None
+        except Exception as exc:  # noqa: BLE001 - the user gets an honest answer, never silence
+            log.exception("inbox %s: the turn failed", row.id)
+            reply = f"Sorry, something went wrong on my side and I could not answer this ({type(exc).__name__})."
+        finally:
+            if typing is not None:
+                typing.cancel()
+        log.info("inbox %s answered in #%s in %.1fs", row.id, room.name, time.monotonic() - started)
+        return reply
+
+    def _complete(self, channel: Channel, spec: ChannelSpec, row: InboxRow, text: str) -> bool:
+        """Answer without a turn (a command, help, an apology). False when the row was answered meanwhile."""
+        try:
+            with self.db.write() as conn:
+                self._queue_replies(conn, channel, spec, row, text)
+        except AlreadyAnswered:
+            return False
+        return True
+
+    def _queue_replies(self, conn: sqlite3.Connection, channel: Channel, spec: ChannelSpec, row: InboxRow,
+                       text: str) -> None:
+        """Inside a write transaction: mark the inbox row done and queue the reply, split for the platform."""
+        assert row.id is not None
+        # Groups get replies to the message; direct chats plain answers, unless the platform threads them.
+        threaded = row.chat_type != "private" or spec.threads_direct_replies
+        rows = [
+            OutboxRow(key=f"inbox:{row.id}:{i}", inbox_id=row.id, platform=row.platform, account=row.account,
+                      chat_id=row.chat_id, text=chunk, reply_to=row.message_id if threaded else None)
+            for i, chunk in enumerate(channel.split(text.strip() or FALLBACK))
+        ]
+        if not mark_done(conn, row.id, rows):
+            raise AlreadyAnswered(row.id)
+
+    def _room_for(self, row: InboxRow) -> Room:
+        """The chat's room. A thread (Discord) nobody mapped gets a room of its own at its first turn,
+        `<platform>-thread-<id>` with the whole crew, so its talk stays out of its channel's room."""
+        rooms = self.services.rooms
+        if row.chat_type != "thread" or rooms.repo.room_for_chat(row.platform, row.chat_id) is not None:
+            return rooms.for_chat(row.platform, row.chat_id)
+        room = rooms.repo.ensure(f"{row.platform}-thread-{row.chat_id}", "project", rooms.crew.handles)
+        rooms.repo.map_chat(row.platform, row.chat_id, room.id)
+        return room
+
+
+async def _typing(channel: ShowsTyping, chat_id: str) -> None:
+    await asyncio.sleep(TYPING_AFTER)
+    while True:
+        await channel.typing(chat_id)
+        await asyncio.sleep(TYPING_EVERY)
