@@ -170,8 +170,6 @@ class BotRunner:
         # This turn's own message is the newest part, sent whatever else must go.
         older = [m for m in stored if not (m.turn_id == turn.turn_id and m.role == "user")]
         history = [self._as_chat(m, handle) for m in older[max(0, len(older) - limit):]]
-        if summary is not None:  # what came before, summarized: the oldest part, and the first to go
-            history.insert(0, self.context.summary_chat(summary))
         newest = [{"role": "user", "content": turn.text}]
         if consulted:
             heard = "\n\n".join(f"@{r.bot} ({self.crew.bots[r.bot].name}) answered:\n{r.text}" for r in consulted)
@@ -191,7 +189,8 @@ class BotRunner:
         reserved = self.config.agents.defaults.max_tokens
         if tools and mode == "native":  # the tool schemas travel with every call
             reserved += count_text(json.dumps([t.schema() for t in tools]), model)
-        parts = PromptParts(personas=personas, memory=memory, history=history, newest=newest, fixed=fixed)
+        parts = PromptParts(personas=personas, memory=memory, history=history, newest=newest, fixed=fixed,
+                            summary=[self.context.summary_chat(summary)] if summary else [])
         return fit_prompt(parts, window - reserved, model, assemble, window)
 
     def _skill_tools(self, bot: Bot) -> list[Tool]:
@@ -214,10 +213,10 @@ class BotRunner:
 
 
 def assemble(parts: PromptParts) -> list[dict[str, Any]]:
-    """The order a prompt is sent in: the system prompt (persona, tool instructions, memory), the history,
-    then this turn's message and notes."""
+    """The order a prompt is sent in: the system prompt (persona, tool instructions, memory), the summary
+    of what came before, the history, then this turn's message and notes."""
     system = "\n\n".join(p for p in (parts.personas[0], parts.fixed, parts.memory) if p)
-    return [{"role": "system", "content": system}, *parts.history, *parts.newest]
+    return [{"role": "system", "content": system}, *parts.summary, *parts.history, *parts.newest]
 
 
 def _native_note(tools: list[Tool]) -> str:

@@ -1,7 +1,8 @@
 """Fit one bot's prompt into the model's window without ever dropping the user's newest message.
 
-When the prompt is too long, what goes first is, in order: the oldest history, the memory block (its
-least important lines first), then the persona (full, compact, the name line). When even the shortest
+When the prompt is too long, what goes first is, in order: the oldest history, the summary of what came
+before it, the memory block (its least important lines first), then the persona (full, compact, the name
+line). When even the shortest
 prompt cannot carry the message, `PromptTooLong` says so plainly. Fitting only measures parts;
 `assemble` decides the order in which they are sent, so a different order changes nothing here."""
 
@@ -26,6 +27,7 @@ class PromptParts:
     personas: list[str]  # the bot's instructions, longest first; the first that fits is sent
     memory: str = ""  # the memory block: a header, then lines in priority order
     history: list[Chat] = field(default_factory=list)  # older messages, oldest first
+    summary: list[Chat] = field(default_factory=list)  # the summary of what came before the history
     newest: list[Chat] = field(default_factory=list)  # the user's message and this turn's notes: never cut
     fixed: str = ""  # instructions never cut (how to call tools)
 
@@ -39,8 +41,8 @@ def fit_prompt(parts: PromptParts, budget: int, model: str, assemble: Assemble, 
     if count_messages(messages, model) <= budget:
         return messages
     fitted = (_trim_history(parts, budget, model, assemble)
-              or _trim_memory(replace(parts, history=[]), budget, model, assemble)
-              or _shorten_persona(replace(parts, history=[], memory=""), budget, model, assemble))
+              or _trim_memory(replace(parts, history=[], summary=[]), budget, model, assemble)
+              or _shorten_persona(replace(parts, history=[], summary=[], memory=""), budget, model, assemble))
     if fitted is None:
         raise _too_long(parts, budget, model, window)
     return assemble(fitted)
@@ -51,9 +53,12 @@ def _cost(parts: PromptParts, model: str, assemble: Assemble) -> int:
 
 
 def _trim_history(parts: PromptParts, budget: int, model: str, assemble: Assemble) -> PromptParts | None:
-    """Keep the newest history that fits, whole tool exchanges only; None when even no history is too much."""
+    """Keep the newest history that fits, whole tool exchanges only, and the summary while it fits with
+    them all; None when even no history is too much."""
     used = _cost(replace(parts, history=[]), model, assemble)
     if used > budget:
+        if parts.summary:
+            return _trim_history(replace(parts, summary=[]), budget, model, assemble)
         return None
     kept: list[Chat] = []
     for group in reversed(_exchanges(parts.history)):

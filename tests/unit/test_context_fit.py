@@ -105,3 +105,12 @@ def test_fitting_does_not_depend_on_the_order_parts_are_sent_in() -> None:
     for budget in (cost(replace(p, history=p.history[2:])), cost(parts(history=0)) - 12, 120):
         sent = fit_prompt(p, budget, MODEL, memory_last, 8000)
         assert count_messages(sent, MODEL) <= budget and sent[-1] == QUESTION
+
+
+def test_a_summary_outlives_the_history_and_goes_before_the_memory_block() -> None:
+    summary = [{"role": "assistant", "content": "[Summary] the crew mapped the reef " * 5}]
+    p = replace(parts(), summary=summary)
+    sent = fit_prompt(p, cost(replace(p, history=p.history[-1:])), MODEL, assemble, 8000)
+    assert sent[1:] == [*summary, p.history[-1], QUESTION]
+    sent = fit_prompt(p, cost(replace(p, history=[], summary=[])), MODEL, assemble, 8000)
+    assert sent[1:] == [QUESTION] and "Lisbon" in sent[0]["content"]  # the memory block whole
