@@ -20,7 +20,7 @@ from nanofolks.config.schema import WhatsAppConfig
 
 log = logging.getLogger("nanofolks.whatsapp.bridge")
 
-SHIPPED_BRIDGE = Path(__file__).resolve().parents[2] / "bridge"
+SHIPPED_BRIDGE = paths.shipped("bridge")
 READY_TIMEOUT = 30.0  # seconds for `node` to load Baileys and listen
 STOP_GRACE = 5.0
 

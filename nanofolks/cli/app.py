@@ -6,8 +6,8 @@ import sys
 
 import typer
 
+from nanofolks.cli import backup, chat, config_cmd, doctor, onboard, pairing, room, team
 from nanofolks.cli import channels as channels_cmd
-from nanofolks.cli import chat, config_cmd, onboard, pairing, room, team
 from nanofolks.cli import gateway as gateway_cmd
 from nanofolks.cli import memory as memory_cmd
 from nanofolks.cli import secrets as secrets_cmd
@@ -42,6 +42,9 @@ app.command("status")(gateway_cmd.status)
 app.add_typer(pairing.app, name="pairing")
 app.add_typer(memory_cmd.app, name="memory")
 app.add_typer(channels_cmd.app, name="channels")
+app.command("doctor")(doctor.doctor)
+app.command("export")(backup.export)
+app.command("import")(backup.import_)
 app.add_typer(secrets_cmd.app, name="secrets")
 app.add_typer(session_cmd.app, name="session")
 app.add_typer(skills_cmd.app, name="skills")

@@ -25,7 +25,9 @@ def gateway() -> None:
     asyncio.run(serve(services))
 
 
-def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def status(as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+           check: bool = typer.Option(False, "--check", help="Exit 1 when no gateway is running (health checks).")
+           ) -> None:
     """Every channel (running or not, its account, last heartbeat), its inbox and outbox, pairing requests."""
     from nanofolks.gateway.report import channel_report
     from nanofolks.store.pairing import PairingRepo
@@ -38,14 +40,16 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) ->
             "pairing_pending": pairing, "vault": _vault_backend()}
     if as_json:
         print_json(data)
-        return
-    console.print(f"gateway  {data['gateway']}" + (f" (pid {', '.join(map(str, pids))})" if pids else ""),
-                  highlight=False)
-    console.print(f"vault    {data['vault']}", highlight=False, soft_wrap=True)
-    _hint_plain_secrets()
-    print_channels(channels)
-    if pairing:
-        console.print(f"{pairing} pairing request(s) waiting: `nanofolks pairing list`", highlight=False)
+    else:
+        console.print(f"gateway  {data['gateway']}" + (f" (pid {', '.join(map(str, pids))})" if pids else ""),
+                      highlight=False)
+        console.print(f"vault    {data['vault']}", highlight=False, soft_wrap=True)
+        _hint_plain_secrets()
+        print_channels(channels)
+        if pairing:
+            console.print(f"{pairing} pairing request(s) waiting: `nanofolks pairing list`", highlight=False)
+    if check and not pids:
+        raise typer.Exit(1)
 
 
 def _vault_backend() -> str:

@@ -22,6 +22,14 @@ def logs_dir() -> Path:
     return home() / "logs"
 
 
+def shipped(name: str) -> Path:
+    """A folder shipped with Nanofolks (`workspace_templates`, `bridge`): inside the installed package
+    (copied there by setup.py), or at the top of the source checkout for an editable install."""
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "_shipped" / name
+    return installed if installed.is_dir() else package.parent / name
+
+
 def templates_dir() -> Path:
-    """The bundled crew templates (teams, role cards) shipped beside the package."""
-    return Path(__file__).resolve().parents[2] / "workspace_templates"
+    """The bundled crew templates (teams, role cards, skills)."""
+    return shipped("workspace_templates")

@@ -58,6 +58,13 @@ class VectorIndex:
             added, removed = self._reconcile(repo, progress)
             return OpenReport("loaded", "", added, removed)
 
+    def check(self, want: set[int]) -> tuple[str, int]:
+        """Without repairing anything: why the file cannot be used ('' when it can), and how many of the
+        labels the database holds (`want`) are missing from it."""
+        with self._lock:
+            reason = self._load()
+            return reason, len(want - self._live)
+
     def _load(self) -> str:
         """Load the file if it is sound and built for this model; else say why not."""
         import hnswlib

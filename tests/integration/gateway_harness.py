@@ -15,18 +15,22 @@ from tests.conftest import ROOT
 class Gateway:
     """`python -m nanofolks gateway` in its own process; stderr goes to a file we can read."""
 
-    def __init__(self, home: Path):
+    def __init__(self, home: Path, command: list[str] | None = None, cwd: Path = ROOT):
+        """`command` runs another installation's gateway (an installed wheel's `nanofolks gateway`)."""
         self.home = home
+        self.command = command or [sys.executable, "-m", "nanofolks", "gateway"]
+        self.cwd = cwd
+        self.pythonpath = {} if command else {"PYTHONPATH": str(ROOT)}  # never this checkout for another install
         self.log = home / "gateway-stderr.log"
         self.proc: subprocess.Popen | None = None
         self._seen = 0
 
     def start(self, wait: bool = True) -> Gateway:
         self._seen = self.log.stat().st_size if self.log.exists() else 0
-        env = {**os.environ, "NANOFOLKS_HOME": str(self.home), "PYTHONPATH": str(ROOT)}
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        env.update(NANOFOLKS_HOME=str(self.home), **self.pythonpath)
         with open(self.log, "ab") as err:
-            self.proc = subprocess.Popen([sys.executable, "-m", "nanofolks", "gateway"], env=env, cwd=ROOT,
-                                         stdout=subprocess.DEVNULL, stderr=err)
+            self.proc = subprocess.Popen(self.command, env=env, cwd=self.cwd, stdout=subprocess.DEVNULL, stderr=err)
         if wait:
             self.wait_log("gateway running")
         return self

@@ -351,3 +351,17 @@ def test_every_store_keeps_only_sanitized_text(tmp_path: Path) -> None:
     texts = [r[0] for r in db.query("SELECT content FROM messages")] + [r[0] for r in db.query("SELECT text FROM memory_entries")]
     assert texts == ["token [redacted github_token]", "imported note with [redacted github_token]"]
     db.close()
+
+
+def test_onboard_keeps_the_api_key_in_the_vault(home: Path) -> None:
+    env = {"NANOFOLKS_VAULT_PASSPHRASE": PASSPHRASE}
+    key = "sk-proj-" + "Zx9" * 20
+    done = run_cli("onboard", "--yes", "--model", "openai/gpt-4o-mini", "--api-key", key, home=home, env=env,
+                   timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "{{openai_api_key}}" in done.stdout and key not in done.stdout
+    assert read_raw(home / "config.json")["providers"]["openai"]["apiKey"] == "{{openai_api_key}}"
+    assert FileVault(home / "vault.enc", PASSPHRASE).get("openai_api_key") == key
+    switched = run_cli("team", "set", "space_crew", home=home, env=env, timeout=120)  # saves the config again
+    assert switched.returncode == 0, switched.stderr
+    assert key not in (home / "config.json").read_text()
