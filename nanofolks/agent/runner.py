@@ -14,7 +14,7 @@ from nanofolks.agent.toolmode import tool_mode
 from nanofolks.agent.tools import Tool, ToolContext, ToolRegistry, builtin_registry
 from nanofolks.config.loader import workspace_path
 from nanofolks.config.schema import Config
-from nanofolks.context.fit import PromptParts, fit_prompt
+from nanofolks.context.fit import PromptParts, PromptTooLong, fit_prompt
 from nanofolks.context.room import RoomContext
 from nanofolks.crew.crew import Bot, Crew
 from nanofolks.crew.prompt import system_prompt
@@ -98,7 +98,10 @@ class BotRunner:
         model = self.llm.model_for(handle)
         mode = tool_mode(self.config, handle, model)
         tools = self.tools.for_bot(bot, self.config, can_delegate=task is None) + self._skill_tools(bot)
-        prompt = await self.build_messages(handle, turn, consulted, model, tools, mode, task, delegator)
+        try:
+            prompt, tools = await self._prompt(handle, turn, consulted, model, tools, mode, task, delegator)
+        except PromptTooLong as exc:
+            return BotReply(handle, "", ok=False, error=str(exc))
 
         async def run_bot(specialist: str, sub_task: str) -> BotReply:
             return await self._answer(specialist, turn, budget, [], None, task=sub_task, delegator=handle)
@@ -126,6 +129,16 @@ class BotRunner:
         if not text:
             return BotReply(handle, "", ok=False, error=f"model {model} returned an empty answer")
         return BotReply(handle, text)
+
+    async def _prompt(self, handle: str, turn: Turn, consulted: list[BotReply], model: str, tools: list[Tool],
+                      mode: str, task: str | None, delegator: str) -> tuple[list[dict[str, Any]], list[Tool]]:
+        """The prompt and the tools offered with it: none when their definitions leave no room for the message."""
+        try:
+            return await self.build_messages(handle, turn, consulted, model, tools, mode, task, delegator), tools
+        except PromptTooLong:
+            if not tools:
+                raise
+        return await self.build_messages(handle, turn, consulted, model, [], mode, task, delegator), []
 
     @staticmethod
     def _compose(result: LoopResult, guard: StreamGuard) -> str:

@@ -32,7 +32,10 @@ async def test_the_question_reaches_the_model_in_a_small_window(crew_home: Path,
             await services.pipeline.settle()
     finally:
         services.close()
-    messages = [r["messages"] for r in llm_server.requests if "(@leader)" in system_prompt(r["messages"])][-1]
+    asked = [r for r in llm_server.requests if "(@leader)" in system_prompt(r["messages"])]
+    # A 170-token message does not fit beside 1,000 tokens of tool definitions: it is answered without tools.
+    assert "earlier message 0" in last_user_message(asked[0]["messages"]) and "tools" not in asked[0]
+    messages = asked[-1]["messages"]
     assert last_user_message(messages) == "how many messages do you see?"
     assert "You are Blackbeard (@leader)" in system_prompt(messages)
     # The tool schemas (about 870 tokens) and the reply's 200 leave no room for history or the full persona.
