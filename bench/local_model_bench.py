@@ -1,16 +1,20 @@
-"""The bundled local model (SmolLM2-135M via llama-cpp-python) on this machine: load time, first-token
-latency, decode and prompt speed, and the overhead of our `local_chat` path.
+"""The bundled local model (SmolLM2-135M via llama-cpp-python) on this machine, answering the crew prompt:
+first-token latency cold and warm, prompt and decode speed, each beside raw llama.cpp (the same file,
+build and thread count, in the same run).
 
     python bench/local_model_bench.py --json [--runs 3] [--max-tokens 96] [--threads N]
 
-- load_s: loading the GGUF file in this process (what the first message of a `nanofolks chat` pays).
-- first_token_ms_p50: `local_chat` on short chat prompts, from the call to the first streamed piece.
-- crew_first_token_ms_p50: the same with the real leader system prompt of the pirate crew (the prompt
-  `nanofolks chat` sends), evaluated cold each time; crew_prompt_tokens is its size in SmolLM2 tokens.
-- tokens_per_s: decode speed through `local_chat` (after the first piece).
-- prompt_tokens_per_s: crew prompt tokens / its first-token time.
-- Baseline in the same run: llama-cpp's raw `create_completion` streaming the same formatted prompt from
-  the same loaded model; overhead_ratio = our tokens/s / raw tokens/s (1.0 means no overhead).
+- cold_first_token_ms_p50: a fresh process (`nanofolks chat -m`) from loading the model to the first token
+  of the room's second message, with the state its first message saved on disk; raw: a fresh process
+  loading the model and evaluating the whole prompt. cold_empty_first_token_ms_p50: the same with nothing
+  saved (the first message ever).
+- warm_first_token_ms_p50: the leader's second turn of a room in a running process, after another bot
+  (the coder) answered in between; raw: llama.cpp evaluating that prompt from an empty context.
+- prompt_tokens_per_s: the crew prompt evaluated from an empty context through `local_chat` (tokens /
+  first-token time), beside raw llama.cpp evaluating the same tokens.
+- decode_tokens_per_s: a long answer through `local_chat` after its first token, beside raw llama.cpp's
+  completion stream of the same prompt.
+- threads: measured on this machine by nanofolks/llm/threads.py (unless --threads).
 """
 
 from __future__ import annotations
@@ -18,104 +22,161 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
+from bench.stats import report  # noqa: E402
 from nanofolks.crew.crew import install_team  # noqa: E402
 from nanofolks.crew.prompt import system_prompt  # noqa: E402
-from nanofolks.llm.local import LoadedModel, default_threads, load_model, local_chat, resolve_model_path  # noqa: E402
 
 MODEL = "local/smollm2"
-PROMPTS = ["Hello! Who are you?", "What is the capital of France?", "Give me three tips for writing tests.",
-           "Write a short poem about the sea."]
+FIRST, SECOND = "Hello crew!", "What should we do first today?"
 LONG = "Tell me a long story about a ship and its crew."
 
 
-def crew_messages() -> list[dict[str, str]]:
+def crew_system(handle: str) -> str:
+    """The full system prompt of one bot of the pirate crew in #general."""
     with tempfile.TemporaryDirectory() as tmp:
         crew = install_team(Path(tmp), "pirate_crew")
-        system = system_prompt(crew.bots["leader"], crew, "general", "open", list(crew.bots))
-    return [{"role": "system", "content": system}, {"role": "user", "content": "Hello crew!"}]
+        return system_prompt(crew.bots[handle], crew, "general", "open", list(crew.bots))
 
 
-async def timed_chat(model: LoadedModel, messages: list[dict[str, str]], max_tokens: int) -> dict[str, float]:
-    model.llama.reset()  # no prompt reuse from the previous run: every prompt is evaluated cold
+def room(reply: str | None) -> list[dict[str, str]]:
+    """The leader's prompt for the room's first message, or for its second after `reply`."""
+    messages = [{"role": "system", "content": crew_system("leader")}, {"role": "user", "content": FIRST}]
+    if reply is not None:
+        messages += [{"role": "assistant", "content": reply}, {"role": "user", "content": SECOND}]
+    return messages
+
+
+async def ours(messages: list[dict[str, str]], max_tokens: int, slot: str | None) -> dict[str, Any]:
+    """One answer through nanofolks' local_chat: first-token time, decode speed, the text."""
+    from nanofolks.llm.local import local_chat
+
     started = time.perf_counter()
     stamps: list[float] = []
-    result = await local_chat(MODEL, messages, max_tokens, 0.0, lambda _: stamps.append(time.perf_counter()))
-    end = time.perf_counter()
-    return _timing(started, stamps, end, result.completion_tokens) | {"prompt_tokens": result.prompt_tokens}
+    result = await local_chat(MODEL, messages, max_tokens, 0.0, lambda _: stamps.append(time.perf_counter()),
+                              slot=slot)
+    return _timing(started, stamps, time.perf_counter(), result.completion_tokens) | {"text": result.text}
 
 
-def raw_chat(model: LoadedModel, messages: list[dict[str, str]], max_tokens: int) -> dict[str, float]:
-    """The baseline: the same prompt through llama-cpp's plain completion stream, nothing of ours around it."""
-    prompt = model.formatter(messages=messages).prompt
-    tokens = model.tokenize(prompt)
+def raw(model: Any, messages: list[dict[str, str]], max_tokens: int) -> dict[str, Any]:
+    """The baseline: llama-cpp's plain completion stream of the same tokens from an empty context."""
+    tokens, stops = model.prompt_tokens(messages)
     model.llama.reset()
     started = time.perf_counter()
     stamps: list[float] = []
     text = ""
     for chunk in model.llama.create_completion(tokens, max_tokens=max_tokens, temperature=0.0, stream=True,
-                                               stop=[model.formatter.eos_token], repeat_penalty=1.1):
+                                               stop=stops, repeat_penalty=1.1):
         piece = chunk["choices"][0]["text"]
         if piece:
             stamps.append(time.perf_counter())
             text += piece
     end = time.perf_counter()
-    return _timing(started, stamps, end, len(model.tokenize(text)) if text else 0)
+    return _timing(started, stamps, end, len(model.tokenize(text)) if text else 0) | {"prompt_tokens": len(tokens)}
 
 
-def _timing(started: float, stamps: list[float], end: float, tokens: int) -> dict[str, float]:
+def _timing(started: float, stamps: list[float], end: float, tokens: int) -> dict[str, Any]:
     first = (stamps[0] - started) if stamps else float("nan")
     decode = (tokens - 1) / (end - stamps[0]) if stamps and tokens > 1 and end > stamps[0] else float("nan")
     return {"first_token_ms": first * 1000, "tokens_per_s": decode, "tokens": tokens}
 
 
-def p50(values: list[float]) -> float:
-    return round(statistics.median(values), 2)
+def p50(rows: list[dict[str, Any]], key: str) -> float:
+    return round(statistics.median(r[key] for r in rows), 1)
 
 
-async def run(runs: int, max_tokens: int, threads: int) -> dict[str, Any]:
-    path = resolve_model_path(MODEL)
+def child(mode: str, threads: int, reply: str | None) -> dict[str, Any]:
+    """What a fresh process pays, from loading the model to its first token (run in its own process)."""
+    from nanofolks.llm.local import load_model, resolve_model_path
+
     started = time.perf_counter()
-    model = load_model(path, threads)
-    load_s = time.perf_counter() - started
-    await timed_chat(model, [{"role": "user", "content": "Hi"}], 4)  # warm-up: first-call allocations
+    model = load_model(resolve_model_path(MODEL), threads)
+    load_ms = (time.perf_counter() - started) * 1000
+    messages = room(reply)
+    result = raw(model, messages, 8) if mode == "raw" else asyncio.run(ours(messages, 32, "leader in room 1"))
+    return {"first_token_ms": load_ms + result["first_token_ms"], "load_ms": load_ms, "text": result.get("text")}
 
-    short = [await timed_chat(model, [{"role": "user", "content": p}], 16) for p in PROMPTS]
-    crew = [await timed_chat(model, crew_messages(), 8) for _ in range(runs)]
-    long_messages = [{"role": "user", "content": LONG}]
-    ours, raw = [], []
+
+def spawn(mode: str, home: Path, threads: int, reply: str | None = None) -> dict[str, Any]:
+    args = [sys.executable, __file__, "--child", mode, "--threads", str(threads)]
+    if reply is not None:
+        args += ["--reply", reply]
+    out = subprocess.run(args, capture_output=True, text=True, check=True, cwd=ROOT,
+                         env={**os.environ, "NANOFOLKS_HOME": str(home)})
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+async def run(runs: int, max_tokens: int, threads: int | None) -> dict[str, Any]:
+    from nanofolks.llm.local import load_model, resolve_model_path
+
+    path = resolve_model_path(MODEL)
+    model = load_model(path, threads)  # measures the thread count here unless given
+    threads = model.threads
+    cold, cold_empty, cold_raw = [], [], []
     for _ in range(runs):  # interleaved, so both sides see the same machine load
-        ours.append(await timed_chat(model, long_messages, max_tokens))
-        raw.append(raw_chat(model, long_messages, max_tokens))
+        with tempfile.TemporaryDirectory() as home:
+            first = spawn("ours", Path(home), threads)  # the room's first message: nothing saved yet
+            cold_empty.append(first)
+            cold.append(spawn("ours", Path(home), threads, first["text"]))  # its second, from the saved state
+            cold_raw.append(spawn("raw", Path(home), threads, first["text"]))
 
-    ours_tps = p50([r["tokens_per_s"] for r in ours])
-    raw_tps = p50([r["tokens_per_s"] for r in raw])
-    crew_first = p50([r["first_token_ms"] for r in crew])
-    return {
+    await ours(room(None), 4, None)  # warm-up: first-call allocations
+    reply = (await ours(room(None), 32, None))["text"]
+    coder = [{"role": "system", "content": crew_system("coder")}, {"role": "user", "content": FIRST}]
+    warm, warm_raw, prompt, prompt_raw = [], [], [], []
+    for i in range(runs):
+        slot = f"leader in room {i}"
+        model.llama.reset()
+        prompt.append(await ours(room(None), 16, slot))  # the room's first turn: every token evaluated
+        await ours(coder, 16, f"coder in room {i}")  # another bot answers in between
+        warm.append(await ours(room(reply), 16, slot))
+        warm_raw.append(raw(model, room(reply), 16))
+        prompt_raw.append(raw(model, room(None), 16))
+    decode, decode_raw = [], []
+    for _ in range(runs):
+        model.llama.reset()
+        decode.append(await ours([{"role": "user", "content": LONG}], max_tokens, None))
+        decode_raw.append(raw(model, [{"role": "user", "content": LONG}], max_tokens))
+
+    crew_tokens = len(model.prompt_tokens(room(None))[0])
+    prompt_tps = [crew_tokens / (r["first_token_ms"] / 1000) for r in prompt]
+    prompt_raw_tps = [crew_tokens / (r["first_token_ms"] / 1000) for r in prompt_raw]
+    result = {
         "bench": "local_model",
-        "model": MODEL,
         "model_path": str(path),
         "file_mb": round(path.stat().st_size / 1e6, 1),
         "threads": threads,
-        "load_s": round(load_s, 3),
-        "first_token_ms_p50": p50([r["first_token_ms"] for r in short]),
-        "crew_prompt_tokens": int(crew[0]["prompt_tokens"]),
-        "crew_first_token_ms_p50": crew_first,
-        "prompt_tokens_per_s": round(crew[0]["prompt_tokens"] / (crew_first / 1000), 1),
-        "tokens_per_s": ours_tps,
-        "decode_tokens_p50": p50([r["tokens"] for r in ours]),
-        "baseline_raw_tokens_per_s": raw_tps,
-        "overhead_ratio": round(ours_tps / raw_tps, 3),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
+        "crew_prompt_tokens": crew_tokens,
+        "second_turn_prompt_tokens": len(model.prompt_tokens(room(reply))[0]),
+        "load_ms_p50": p50(cold, "load_ms"),
+        "cold_first_token_ms_p50": p50(cold, "first_token_ms"),
+        "cold_empty_first_token_ms_p50": p50(cold_empty, "first_token_ms"),
+        "raw_cold_first_token_ms_p50": p50(cold_raw, "first_token_ms"),
+        "warm_first_token_ms_p50": p50(warm, "first_token_ms"),
+        "raw_warm_first_token_ms_p50": p50(warm_raw, "first_token_ms"),
+        "prompt_tokens_per_s": round(statistics.median(prompt_tps), 1),
+        "raw_prompt_tokens_per_s": round(statistics.median(prompt_raw_tps), 1),
+        "decode_tokens_per_s": p50(decode, "tokens_per_s"),
+        "raw_decode_tokens_per_s": p50(decode_raw, "tokens_per_s"),
+        "decode_tokens_p50": p50(decode, "tokens"),
         "runs": runs,
     }
+    result["warm_vs_raw_ratio"] = round(result["warm_first_token_ms_p50"] / result["raw_warm_first_token_ms_p50"], 3)
+    result["cold_vs_raw_ratio"] = round(result["cold_first_token_ms_p50"] / result["raw_cold_first_token_ms_p50"], 3)
+    result["decode_vs_raw_ratio"] = round(result["decode_tokens_per_s"] / result["raw_decode_tokens_per_s"], 3)
+    return result
 
 
 def main() -> None:
@@ -123,14 +184,16 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON line")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--max-tokens", type=int, default=96)
-    parser.add_argument("--threads", type=int, default=default_threads())
+    parser.add_argument("--threads", type=int, default=None, help="default: measured on this machine")
+    parser.add_argument("--child", choices=["ours", "raw"], help=argparse.SUPPRESS)
+    parser.add_argument("--reply", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    result = asyncio.run(run(args.runs, args.max_tokens, args.threads))
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for key, value in result.items():
-            print(f"{key:>28}: {value}")
+    if args.child:
+        print(json.dumps(child(args.child, args.threads, args.reply)))
+        return
+    with tempfile.TemporaryDirectory() as home:  # the measured thread count and saved states: not the user's
+        os.environ["NANOFOLKS_HOME"] = home
+        report(asyncio.run(run(args.runs, args.max_tokens, args.threads)), args.json)
 
 
 if __name__ == "__main__":

@@ -176,10 +176,12 @@ async def _probes(config: Config) -> list[Check]:
         resolved = load_config()
     except ConfigError as exc:
         return [failed("channels and model", str(exc), "fix the secret named above")]
+    from nanofolks.channels.registry import CHANNELS
+
     probes: list[Awaitable[Check]] = [model(resolved)]
-    for name, probe in CHANNEL_PROBES.items():
-        if getattr(resolved.channels, name).enabled:
-            probes.append(_guarded(name, probe, resolved))
+    for name, spec in CHANNELS.items():
+        if spec.section(resolved).enabled:
+            probes.append(_guarded(name, CHANNEL_PROBES[name], resolved))
     return list(await asyncio.gather(*probes))
 
 

@@ -23,10 +23,12 @@ from nanofolks.llm.tokens import context_window, count_text
 from nanofolks.orchestrator.turn import BotReply, Turn
 from nanofolks.rooms.rooms import Rooms
 from nanofolks.rooms.tasks import Tasks
+from nanofolks.routines.worklog import tool_entry
 from nanofolks.store.memory import store_large_output
 from nanofolks.store.messages import Message, MessageRepo
 from nanofolks.store.rooms import RoomRepo
 from nanofolks.store.tasks import TaskRepo
+from nanofolks.store.worklog import insert as log_work
 
 TokenSink = Callable[[str, str], None]  # (bot handle, text piece)
 
@@ -106,11 +108,20 @@ class BotRunner:
         async def run_bot(specialist: str, sub_task: str) -> BotReply:
             return await self._answer(specialist, turn, budget, [], None, task=sub_task, delegator=handle)
 
+        calls: dict[str, dict[str, Any]] = {}  # call id -> arguments, for the work log entry of its result
+
         async def record(kind: str, role: str, content: str, meta: dict[str, Any]) -> None:
-            if kind == "tool_result":  # outputs over 10 KB are kept once, apart, and referenced
-                content = await self.messages.db.run(store_large_output, self.messages.db, content)
-            await self._store(Message(turn.room.id, handle, role, content, kind=kind, platform=turn.platform,
-                                      turn_id=turn.turn_id, meta=meta))
+            message = Message(turn.room.id, handle, role, content, kind=kind, platform=turn.platform,
+                              turn_id=turn.turn_id, meta=meta)
+            if kind == "tool_call":
+                calls[meta["call_id"]] = json.loads(content)["arguments"]
+                await self._store(message)
+                return
+            entry = tool_entry(turn.room.id, handle, meta["tool"], calls.pop(meta["call_id"], {}), content,
+                               meta["ok"], turn.turn_id)
+            # outputs over 10 KB are kept once, apart, and referenced
+            message.content = await self.messages.db.run(store_large_output, self.messages.db, content)
+            await self.messages.db.quick(self.messages.add_many, [message], lambda conn: log_work(conn, entry))
 
         ctx = ToolContext(config=self.config, workspace=workspace_path(self.config), crew=self.crew, turn=turn,
                           bot=handle, tasks=self.tasks, store=self._store, budget=budget,

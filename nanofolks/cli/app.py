@@ -6,13 +6,15 @@ import sys
 
 import typer
 
-from nanofolks.cli import backup, chat, config_cmd, doctor, onboard, pairing, room, team
+from nanofolks.cli import backup, chat, config_cmd, configure, doctor, onboard, pairing, room, team
 from nanofolks.cli import channels as channels_cmd
 from nanofolks.cli import gateway as gateway_cmd
 from nanofolks.cli import memory as memory_cmd
+from nanofolks.cli import routines as routines_cmd
 from nanofolks.cli import secrets as secrets_cmd
 from nanofolks.cli import session as session_cmd
 from nanofolks.cli import skills as skills_cmd
+from nanofolks.cli import worklog as worklog_cmd
 
 app = typer.Typer(
     name="nanofolks",
@@ -42,12 +44,15 @@ app.command("status")(gateway_cmd.status)
 app.add_typer(pairing.app, name="pairing")
 app.add_typer(memory_cmd.app, name="memory")
 app.add_typer(channels_cmd.app, name="channels")
+app.command("configure")(configure.configure)
 app.command("doctor")(doctor.doctor)
 app.command("export")(backup.export)
 app.command("import")(backup.import_)
 app.add_typer(secrets_cmd.app, name="secrets")
 app.add_typer(session_cmd.app, name="session")
 app.add_typer(skills_cmd.app, name="skills")
+app.add_typer(routines_cmd.app, name="routines")
+app.add_typer(worklog_cmd.app, name="worklog")
 
 
 @app.command("version")

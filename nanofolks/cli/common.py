@@ -68,9 +68,12 @@ def user_errors() -> tuple[type[Exception], ...]:
     from nanofolks.memory.service import MemoryError_
     from nanofolks.rooms.rooms import RoomError
     from nanofolks.rooms.tasks import TaskError
+    from nanofolks.routines.schedule import ScheduleError
+    from nanofolks.routines.service import RoutineError
     from nanofolks.secrets.vault import VaultError
     from nanofolks.skills.skills import SkillError
     from nanofolks.store.db import StoreError
     from nanofolks.store.rooms import ConflictError
 
-    return (UserError, ChannelError, EmbedderError, MemoryError_, ConfigError, CrewError, LLMError, RoomError, TaskError, StoreError, ConflictError, VaultError, SkillError)
+    return (UserError, ChannelError, EmbedderError, MemoryError_, ConfigError, CrewError, LLMError, RoomError, TaskError,
+            StoreError, ConflictError, VaultError, SkillError, RoutineError, ScheduleError)

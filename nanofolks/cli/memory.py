@@ -82,7 +82,7 @@ def search(
     for h in hits:
         it = h.item
         where = f"#{it.room} " if it.room else ""
-        console.print(f"[dim]{_date(it.created_at)} {where}{it.source}:{it.id} {h.score:.4f}[/]", highlight=False)
+        console.print(f"[dim]{_date(it.created_at)} {where}{it.source}:{it.id} {h.score:.2f}[/]", highlight=False)
         console.print(f"  {it.text[:300]}", highlight=False, markup=False)
 
 

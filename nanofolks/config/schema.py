@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
+
+from nanofolks.routines.schedule import parse_duration, parse_hours, zone
 
 # The one mark of a secret field: `config list/get` mask it, `config set` keeps its value in the vault,
 # the logs never show it (nanofolks/config/secret_fields.py reads the mark; no list of names anywhere).
@@ -49,11 +51,36 @@ class AgentDefaults(Section):
     context_window: int | None = Field(default=None, ge=512)
 
 
+class HeartbeatConfig(Section):
+    """A bot's own wake-ups (agents.bots.<handle>.heartbeat), off unless enabled. Each beat first looks,
+    without a model, for due tasks, unanswered mentions and open checklist items; only something new
+    costs one call, on the cheapest tier."""
+
+    enabled: bool = False
+    every: str = "30m"
+    active_hours: str = ""  # "08:00-22:00" in routines.timezone; empty: all day
+    jitter: str = "0s"  # each beat comes up to this much later, at random
+    checklist: str = "HEARTBEAT.md"  # in the workspace: its unchecked "- [ ]" lines are things to do
+
+    @field_validator("every", "jitter")
+    @classmethod
+    def _duration(cls, value: str, info: ValidationInfo) -> str:
+        parse_duration(value, minimum=1 if info.field_name == "every" else 0)
+        return value
+
+    @field_validator("active_hours")
+    @classmethod
+    def _hours(cls, value: str) -> str:
+        parse_hours(value)
+        return value
+
+
 class BotSettings(Section):
     """Per-bot overrides, keyed by handle under agents.bots."""
 
     model: str | None = None
     tool_mode: Literal["auto", "native", "text"] = "auto"
+    heartbeat: HeartbeatConfig = Field(default_factory=HeartbeatConfig)
 
 
 class AgentsConfig(Section):
@@ -219,6 +246,27 @@ class ContextConfig(Section):
     windows: dict[str, int] = Field(default_factory=dict)  # model -> context window, over litellm's map
 
 
+class RoutinesConfig(Section):
+    """Routines (`nanofolks routines`), heartbeats and background work, run by `nanofolks gateway`."""
+
+    timezone: str = ""  # IANA zone of routines and heartbeat hours; empty: the machine's
+    missed_grace: str = "15m"  # a run missed while the gateway was down runs once at start if this recent
+    live_for: str = "2m"  # a room is in conversation for this long after its last message
+    max_wait: str = "15m"  # background work waits for a live room to go quiet at most this long
+
+    @field_validator("missed_grace", "live_for", "max_wait")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        zone(value)
+        return value
+
+
 class Config(Section):
     workspace: str = ""
     providers: ProvidersConfig = Field(default_factory=ProvidersConfig)
@@ -229,3 +277,4 @@ class Config(Section):
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
     context: ContextConfig = Field(default_factory=ContextConfig)
     channels: ChannelsConfig = Field(default_factory=ChannelsConfig)
+    routines: RoutinesConfig = Field(default_factory=RoutinesConfig)

@@ -36,6 +36,10 @@ from nanofolks.config.schema import Config
 from nanofolks.gateway.commands import menu
 from nanofolks.gateway.locks import TokenLock, channel_lock_path
 from nanofolks.gateway.turns import Answerer
+from nanofolks.routines.activity import Activity
+from nanofolks.routines.delivery import Target
+from nanofolks.routines.schedule import parse_duration
+from nanofolks.routines.scheduler import Scheduler
 from nanofolks.services import Services
 from nanofolks.store.channel_state import ChannelStateRepo
 from nanofolks.store.inbox import InboxRepo
@@ -91,7 +95,10 @@ class Gateway:
         self.outbox = OutboxRepo(self.db)
         self.pairing = PairingRepo(self.db)
         self.state = ChannelStateRepo(self.db)
-        self.answerer = Answerer(services, self._wait_warm)
+        routines = services.config.routines
+        self.activity = Activity(parse_duration(routines.live_for), parse_duration(routines.max_wait))
+        self.answerer = Answerer(services, self._wait_warm, self.activity)
+        self.running = asyncio.Event()  # set once the channels had their chance to start
         self.queue: asyncio.Queue[tuple[_Link, int]] = asyncio.Queue(INBOUND_QUEUE)
         self._queued: set[int] = set()  # inbox ids on the queue or being handled: never run twice at once
         self.links = [self._link(c) for c in channels]
@@ -131,11 +138,16 @@ class Gateway:
             if not running:
                 raise ChannelError("no channel started: " + "; ".join(f"{p}: {w}" for p, w in self.failures.items()))
             log.info("gateway running: %s", ", ".join(f"{ln.channel.platform}:{ln.channel.account}" for ln in running))
+            self.running.set()
             await stopping
             log.info("gateway stopping")
         finally:
             await _cancel([stopping])
             await self._shutdown()
+
+    def targets(self) -> dict[str, Target]:
+        """The platforms running now: where routines and heartbeats deliver."""
+        return {ln.channel.platform: Target(ln.channel.account, ln.channel.split) for ln in self.links if ln.started}
 
     async def _warm_up(self) -> None:
         """Import litellm (seconds) in a thread while the channels connect, not inside the first user's
@@ -303,6 +315,15 @@ async def _cancel(tasks: list[asyncio.Task]) -> None:
 async def serve(services: Services) -> None:
     """Run the gateway until SIGINT or SIGTERM."""
     gateway = Gateway(services, *build_channels(services.config))
+    scheduler = Scheduler(services, gateway.targets, gateway.activity)
+
+    async def schedule() -> None:  # routines and heartbeats deliver to channels: once they started
+        await gateway.running.wait()
+        await scheduler.run()
+
+    gateway.add_task("scheduler", schedule)
+    if services.config.memory.enabled:  # consolidation, like heartbeats, waits for a live conversation
+        services.memory.defer_while(gateway.activity.live, gateway.activity.max_wait)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -13,6 +13,7 @@ from typing import cast
 from nanofolks.channels.base import Channel, ShowsTyping
 from nanofolks.channels.registry import ChannelSpec
 from nanofolks.gateway.commands import HELP, parse_command
+from nanofolks.routines.activity import Activity
 from nanofolks.services import Services
 from nanofolks.store.inbox import InboxRepo, InboxRow, mark_done
 from nanofolks.store.outbox import OutboxRow
@@ -30,11 +31,12 @@ class AlreadyAnswered(Exception):
 
 
 class Answerer:
-    def __init__(self, services: Services, before_turn: Callable[[], Awaitable[None]]):
+    def __init__(self, services: Services, before_turn: Callable[[], Awaitable[None]], activity: Activity):
         self.services = services
         self.db = services.db
         self.inbox = InboxRepo(self.db)
         self._before_turn = before_turn  # what a turn waits for first (litellm imported at start)
+        self.activity = activity  # rooms in conversation: background work waits for them
 
     async def answer(self, channel: Channel, spec: ChannelSpec, inbox_id: int) -> bool:
         """Answer the row if it is still pending; True when a reply was queued for the channel to send."""
@@ -48,6 +50,7 @@ class Answerer:
         elif room is None:
             reply = HELP
         else:
+            self.activity.touch(room.id)
             reply = await self._turn(channel, spec, row, room)
         return reply is None or await self.db.quick(self._complete, channel, spec, row, reply)
 
@@ -67,7 +70,7 @@ class Answerer:
         try:
             await self.services.pipeline.handle(
                 room, row.text, sender=row.sender_name or row.sender_id, platform=row.platform,
-                turn_id=f"{row.platform}-inbox-{row.id}",
+                turn_id=f"{row.platform}-inbox-{row.id}", chat=f"{row.platform}:{row.chat_id}",
                 commit=lambda conn, answer: self._queue_replies(conn, channel, spec, row, answer.markdown()),
             )
             reply = None

@@ -76,7 +76,7 @@ class LLM:
 
                 result = await local_chat(
                     model, messages, max_tokens or defaults.max_tokens, defaults.temperature, on_token,
-                    timeout=defaults.timeout,
+                    timeout=defaults.timeout, slot=f"{bot or '-'} in room {room_id}",  # its KV state is kept
                 )
             else:
                 result = await self._litellm_chat(messages, model, tools, on_token, max_tokens)

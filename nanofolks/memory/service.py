@@ -85,6 +85,9 @@ class MemoryService:
         self._last_activity = 0.0  # monotonic time of the last stored event (see QUIET_SECONDS)
         self._stop = threading.Event()
         self._last_save = time.monotonic()
+        self._busy: Callable[[], bool] = lambda: False  # see defer_while
+        self._defer_at_most = 0.0
+        self._deferred_since: float | None = None
         self._primed: OrderedDict[str, asyncio.Future[str]] = OrderedDict()
 
     # -- parts, loaded on first use ---------------------------------------------------------------------
@@ -316,9 +319,27 @@ class MemoryService:
             self.state.set("merged_at", str(now))
             return
         if now - float(last) >= cfg.every_hours * 3600:
+            if self._deferred():
+                return
             merge = now - float(self.state.get("merged_at", "0")) >= cfg.merge_every_days * DAY
             report = self.consolidate(now, merge=merge)
             log.info("memory consolidation: %s", report)
+
+    def defer_while(self, busy: Callable[[], bool], at_most: float) -> None:
+        """Hold consolidation back while `busy()` (the gateway: a conversation is live), at most
+        `at_most` seconds; the worker looks again at its next wake-up."""
+        self._busy, self._defer_at_most = busy, at_most
+
+    def _deferred(self) -> bool:
+        if not self._busy():
+            self._deferred_since = None
+            return False
+        self._deferred_since = self._deferred_since or time.monotonic()
+        if time.monotonic() - self._deferred_since >= self._defer_at_most:
+            self._deferred_since = None
+            return False  # never postponed forever
+        log.info("memory consolidation waits: a conversation is live")
+        return True
 
     def _save_if_due(self) -> None:
         index = self.index

@@ -64,12 +64,14 @@ class Pipeline:
         sender: str = "user",
         platform: str = "cli",
         turn_id: str | None = None,
+        chat: str = "",
         on_token: TokenSink | None = None,
         commit: Commit | None = None,
     ) -> FinalAnswer:
         """Answer one message. One turn at a time per room; a global cap on turns across rooms.
         `commit(conn, answer)` runs in the transaction that stores the replies (all or nothing)."""
-        turn = Turn(room=room, text=text, sender=sender, platform=platform, turn_id=turn_id or uuid.uuid4().hex)
+        turn = Turn(room=room, text=text, sender=sender, platform=platform, turn_id=turn_id or uuid.uuid4().hex,
+                    chat=chat)
         db = self.messages.db
         async with self._room_locks[room.id], self._slots:
             asked = Message(room.id, "user", "user", text, platform=platform, sender=sender, turn_id=turn.turn_id)

@@ -45,6 +45,7 @@ class Turn:
     sender: str = "user"
     platform: str = "cli"
     turn_id: str = ""
+    chat: str = ""  # "telegram:12345" when the message came from a platform chat
     tags: Tags | None = None
     intent: Intent | None = None
     plan: Plan | None = None

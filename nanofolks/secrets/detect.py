@@ -128,12 +128,21 @@ RULES: tuple[Rule, ...] = (
 def find(text: str) -> list[Finding]:
     """Every secret in `text`, in order, none overlapping (the earlier rule wins a tie)."""
     present: dict[str, bool] = {}  # anchor -> in the text (rules share anchors: each is looked for once)
+    # ASCII text (most of it) is lower-cased in one cheap pass, at the same offsets: a case-insensitive
+    # anchor is then looked for once, not in three spellings.
+    lowered = text.lower() if text.isascii() else None
+    present_lower: dict[str, bool] = {}
     found: list[tuple[int, int, Finding]] = []
     for priority, rule in enumerate(RULES):
-        spellings = [a for a in rule.spellings if _present(present, a, text)]
+        if rule.nocase and lowered is not None:
+            where = lowered
+            spellings = [a for a in rule.anchors if _present(present_lower, a, lowered)]
+        else:
+            where = text
+            spellings = [a for a in rule.spellings if _present(present, a, text)]
         if not spellings:
             continue
-        for match in _matches(rule, spellings, text):
+        for match in _matches(rule, spellings, text, where):
             whole = match.start()
             if rule.left is not None:
                 before = rule.left.search(text, max(0, whole - 48), whole)
@@ -163,9 +172,9 @@ def _present(seen: dict[str, bool], anchor: str, text: str) -> bool:
     return seen[anchor]
 
 
-def _matches(rule: Rule, spellings: list[str], text: str) -> Iterator[re.Match[str]]:
+def _matches(rule: Rule, spellings: list[str], text: str, where: str) -> Iterator[re.Match[str]]:
     """The pattern's matches: searched through the text, or for a case-insensitive rule tried only where
-    one of its anchors' spellings occurs (in order, once per place)."""
+    one of its anchors' spellings occurs in `where` (the text or its lower case; in order, once per place)."""
     if rule.near:
         seen: set[int] = set()
         for spelling in spellings:
@@ -182,10 +191,10 @@ def _matches(rule: Rule, spellings: list[str], text: str) -> Iterator[re.Match[s
         return
     places = set()
     for spelling in spellings:
-        at = text.find(spelling)
+        at = where.find(spelling)
         while at != -1:
             places.add(at)
-            at = text.find(spelling, at + 1)
+            at = where.find(spelling, at + 1)
     end = -1
     for at in sorted(places):
         if at < end:

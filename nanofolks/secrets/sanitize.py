@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import logging
 import threading
+from functools import lru_cache
 from typing import Any
 
 from nanofolks.secrets.detect import find
 
 MIN_KNOWN = 6  # shorter values would mask ordinary words
+CACHED_CHARS = 20_000  # a model request repeats the room's history at every call: short texts are remembered
 
 _lock = threading.Lock()
 _known: dict[str, str] = {}  # value -> what replaces it
@@ -27,12 +29,22 @@ def remember(value: str, replacement: str = "***") -> None:
     with _lock:
         _known[value] = replacement
         _order = sorted(_known, key=len, reverse=True)
+        _sanitized.cache_clear()  # an answer given before this value was known may hold it
 
 
 def sanitize(text: str) -> str:
     """`text` with every known secret replaced by its reference and every other detected one redacted."""
     if not text:
         return text
+    return _sanitized(text) if len(text) <= CACHED_CHARS else _sanitize(text)
+
+
+@lru_cache(maxsize=4096)
+def _sanitized(text: str) -> str:
+    return _sanitize(text)
+
+
+def _sanitize(text: str) -> str:
     for value in _order:
         if value in text:
             text = text.replace(value, _known.get(value, "***"))

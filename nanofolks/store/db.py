@@ -92,6 +92,11 @@ class Database:
         with self._lock:
             return self._conn.execute(sql, params).fetchone()
 
+    def data_version(self) -> tuple[int, int]:
+        """Changes since the last look, cheaply: (commits by other connections, changes by this one)."""
+        with self._lock:
+            return self._conn.execute("PRAGMA data_version").fetchone()[0], self._conn.total_changes
+
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking store call on the database thread, off the event loop."""
         if self._executor is None:

@@ -352,26 +352,27 @@ class SearchRepo:
     def __init__(self, db: Database):
         self.db = db
 
-    def fts_entries(self, match: str, limit: int, f: Filters) -> list[int]:
+    def fts_entries(self, match: str, limit: int, f: Filters) -> list[tuple[int, float]]:
+        """(id, bm25) best first; bm25 is negative, lower is better."""
         where, params = _filters(f, "e", "e.bot")
         rows = self.db.query(
-            "SELECT e.id FROM memory_entries_fts JOIN memory_entries e ON e.id = memory_entries_fts.rowid"
+            "SELECT e.id, bm25(memory_entries_fts) FROM memory_entries_fts JOIN memory_entries e ON e.id = memory_entries_fts.rowid"
             f" WHERE memory_entries_fts MATCH ? {where} ORDER BY bm25(memory_entries_fts) LIMIT ?",
             (match, *params, limit))
-        return [int(r[0]) for r in rows]
+        return [(int(r[0]), float(r[1])) for r in rows]
 
-    def fts_messages(self, match: str, limit: int, f: Filters, exclude: tuple[int, ...] = ()) -> list[int]:
+    def fts_messages(self, match: str, limit: int, f: Filters, exclude: tuple[int, ...] = ()) -> list[tuple[int, float]]:
         where, params = _filters(f, "m", "m.author")
         where += (" AND NOT EXISTS (SELECT 1 FROM memory_vectors v WHERE v.source = 'message'"
                   f" AND v.ref_id = m.id AND v.model = '{FORGOTTEN}')")
         marks = ",".join("?" * len(EVENT_KINDS))
         skip = f" AND m.id NOT IN ({','.join('?' * len(exclude))})" if exclude else ""
         rows = self.db.query(
-            "SELECT m.id FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid"
+            "SELECT m.id, bm25(messages_fts) FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid"
             f" WHERE messages_fts MATCH ? AND m.kind IN ({marks}) {where}{skip}"
             " ORDER BY bm25(messages_fts) LIMIT ?",
             (match, *EVENT_KINDS, *params, *exclude, limit))
-        return [int(r[0]) for r in rows]
+        return [(int(r[0]), float(r[1])) for r in rows]
 
     def items(self, refs: list[tuple[str, int]], f: Filters | None = None) -> dict[tuple[str, int], Item]:
         """Load hits by (source, id); the ones that no longer exist or fail the filters are left out."""

@@ -322,6 +322,72 @@ def m007_context_markers(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX messages_room_kind ON messages (room_id, kind, id)")
 
 
+def m009_routines_worklog(conn: sqlite3.Connection) -> None:
+    """Routines and their runs (one row per due slot: a slot runs once), what heartbeats already
+    reported, and the work log (with full-text search)."""
+    run_script(
+        conn,
+        """
+        CREATE TABLE routines (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            message TEXT NOT NULL,
+            schedule TEXT NOT NULL,
+            tz TEXT NOT NULL DEFAULT '',
+            room_id INTEGER NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+            bot TEXT NOT NULL DEFAULT '',
+            quiet INTEGER NOT NULL DEFAULT 0,
+            enabled INTEGER NOT NULL DEFAULT 1,
+            created_by TEXT NOT NULL DEFAULT 'cli',
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        CREATE TABLE routine_runs (
+            id INTEGER PRIMARY KEY,
+            routine_id INTEGER NOT NULL REFERENCES routines(id) ON DELETE CASCADE,
+            due_at REAL NOT NULL,
+            trigger TEXT NOT NULL CHECK (trigger IN ('schedule', 'missed', 'manual')),
+            status TEXT NOT NULL CHECK (status IN ('running', 'answered', 'delivered', 'failed', 'skipped')),
+            answer TEXT NOT NULL DEFAULT '',
+            delivered_to TEXT NOT NULL DEFAULT '[]',
+            error TEXT NOT NULL DEFAULT '',
+            started_at REAL NOT NULL,
+            finished_at REAL,
+            UNIQUE (routine_id, due_at)
+        );
+        CREATE INDEX routine_runs_status ON routine_runs (status) WHERE status IN ('running', 'answered');
+        CREATE TABLE heartbeat_seen (
+            bot TEXT NOT NULL,
+            finding TEXT NOT NULL,
+            seen_at REAL NOT NULL,
+            PRIMARY KEY (bot, finding)
+        );
+        CREATE TABLE worklog (
+            id INTEGER PRIMARY KEY,
+            room_id INTEGER REFERENCES rooms(id) ON DELETE CASCADE,
+            bot TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            summary TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT '',
+            ok INTEGER NOT NULL DEFAULT 1,
+            artifacts TEXT NOT NULL DEFAULT '[]',
+            turn_id TEXT NOT NULL DEFAULT '',
+            created_at REAL NOT NULL
+        );
+        CREATE INDEX worklog_room ON worklog (room_id, id);
+        CREATE VIRTUAL TABLE worklog_fts USING fts5(summary, detail, content='worklog', content_rowid='id',
+            tokenize='porter unicode61 remove_diacritics 2');
+        CREATE TRIGGER worklog_ai AFTER INSERT ON worklog BEGIN
+            INSERT INTO worklog_fts (rowid, summary, detail) VALUES (new.id, new.summary, new.detail);
+        END;
+        CREATE TRIGGER worklog_ad AFTER DELETE ON worklog BEGIN
+            INSERT INTO worklog_fts (worklog_fts, rowid, summary, detail)
+                VALUES ('delete', old.id, old.summary, old.detail);
+        END;
+        """
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m001_core,
     m002_gateway,
@@ -329,6 +395,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m004_messages_by_turn,
     m006_secrets_skill_approvals,
     m007_context_markers,
+    m009_routines_worklog,
 ]
 
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from nanofolks.store.db import Database
+from nanofolks.store.worklog import WorkEntry
+from nanofolks.store.worklog import insert as log_work
 
 STATUSES = ("todo", "in_progress", "blocked", "done")
 PRIORITIES = ("low", "medium", "high", "urgent")
@@ -84,6 +86,9 @@ class TaskRepo:
             if cur.rowcount != 1:
                 return None
             self._event(conn, task.id, actor, kind, old, value, reason)
+            if field == "status" and value == "done" and old != "done":  # a completed task is a work log entry
+                log_work(conn, WorkEntry(task.room_id, actor, "task", f"completed task #{task.number}: {task.title}",
+                                         reason, artifacts=[f"task:#{task.number}"]))
         return self.get(task.room_id, task.number)
 
     def history(self, task_id: int) -> list[TaskEvent]:

@@ -48,7 +48,7 @@ async def test_coder_writes_a_file_with_a_native_call(services: Services, llm_se
     assert (services.workspace / "notes" / "plan.md").read_text() == "# Plan"
     first, second = llm_server.requests
     assert tools_offered(first) == ["read_file", "write_file", "edit_file", "list_dir", "web_fetch", "room_task",
-                                    "search_memory"]
+                                    "search_memory", "work_log", "read_skill"]
     assert [m["role"] for m in second["messages"][-2:]] == ["assistant", "tool"]
     assert second["messages"][-2]["tool_calls"][0]["function"]["name"] == "write_file"
     # The call and its result are in the room's history, in order, but not as chat.

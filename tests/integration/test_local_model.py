@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from nanofolks.llm.client import LLMError
-from nanofolks.llm.local import MAX_REPLY_TOKENS, load_model, local_chat, resolve_model_path
+from nanofolks.llm.kvstate import shared_prefix
+from nanofolks.llm.local import MAX_REPLY_TOKENS, LoadedModel, load_model, local_chat, resolve_model_path
 from tests.conftest import run_cli
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed: pip install -e \".[local]\"")
@@ -20,6 +24,9 @@ pytestmark = [
 ]
 
 MODEL = "local/smollm2"
+LEADER = ("You are Blackbeard (@leader), Captain of the Pirate Crew: the crew's Coordinator.\n"
+          "Your voice: booming and warm, with nautical turns of phrase.\n"
+          "## Your role card\nYou plan the crew's work and say plainly who does what.")
 HELLO = [{"role": "system", "content": "You are a friendly pirate. Answer in one short sentence."},
          {"role": "user", "content": "Say hello."}]
 
@@ -95,3 +102,92 @@ def test_a_new_user_onboards_with_defaults_and_chats_offline(home: Path) -> None
     answer = chat.stdout.split("@leader", 1)[1].split("\n", 1)[-1]  # the words under the leader's label
     assert answer.strip(), chat.stdout
     assert "llama_" not in chat.stderr and "ggml" not in chat.stderr  # llama.cpp's logs stay silent
+
+
+@pytest.fixture(scope="module", autouse=True)
+def state_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Saved states and the measured thread count go to a temporary NANOFOLKS_HOME, not the user's."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NANOFOLKS_HOME", str(tmp_path_factory.mktemp("home")))
+        yield
+
+
+def turns(system: str, *exchanges: str) -> list[dict[str, str]]:
+    """A system prompt, then user/assistant messages alternating, ending with the user's."""
+    roles = ["user", "assistant"]
+    return [{"role": "system", "content": system}, *({"role": roles[i % 2], "content": text}
+                                                     for i, text in enumerate(exchanges))]
+
+
+async def cold_answer(model: LoadedModel, messages: list[dict[str, str]]) -> str:
+    model.llama.reset()  # an empty context: every prompt token evaluated
+    return (await local_chat(MODEL, messages, 12, 0.0, None)).text
+
+
+async def test_a_second_turn_starts_from_the_first_turns_state_even_after_another_bot() -> None:
+    model = load_model(resolve_model_path(MODEL))
+    first_turn = turns(LEADER, "Hello crew! Where do we sail today?")
+    first = await local_chat(MODEL, first_turn, 12, 0.0, None, slot="leader in room 1")
+    # Another bot's turn fills the context in between.
+    await local_chat(MODEL, turns("You are the crew's coder.", "Say hi."), 4, 0.0, None, slot="coder in room 1")
+    second_turn = turns(LEADER, "Hello crew! Where do we sail today?", first.text, "And who steers?")
+    tokens, _ = model.prompt_tokens(second_turn)
+    first_tokens, _ = model.prompt_tokens(first_turn)
+    assert tokens[:len(first_tokens)] == first_tokens  # the prompt order keeps the first turn a prefix
+    reused = model.reuse("leader in room 1", tokens)
+    assert reused >= len(first_tokens)  # the first prompt and (most of) the reply are not evaluated again
+    warm = await local_chat(MODEL, second_turn, 12, 0.0, None, slot="leader in room 1")
+    assert warm.text == await cold_answer(model, second_turn)  # same greedy answer as from an empty context
+
+
+@pytest.mark.parametrize("change", ["persona", "role card"])
+async def test_a_changed_persona_or_role_card_reuses_only_what_comes_before_the_change(change: str) -> None:
+    model = load_model(resolve_model_path(MODEL))
+    before = turns(LEADER, "Who are you?")
+    await local_chat(MODEL, before, 8, 0.0, None, slot=f"{change} test")
+    edited = (LEADER.replace("Blackbeard", "Redbeard") if change == "persona"
+              else LEADER.replace("say plainly who does what", "never give orders"))
+    after = turns(edited, "Who are you?")
+    old_tokens, new_tokens = model.prompt_tokens(before)[0], model.prompt_tokens(after)[0]
+    system_tokens = len(model.prompt_tokens(turns(edited))[0])
+    assert model.reuse(f"{change} test", new_tokens) == shared_prefix(old_tokens, new_tokens) < system_tokens - 2
+    warm = await local_chat(MODEL, after, 12, 0.0, None, slot=f"{change} test")
+    assert warm.text == await cold_answer(model, after)
+
+
+async def test_another_model_file_never_uses_the_first_ones_states(tmp_path: Path) -> None:
+    model = load_model(resolve_model_path(MODEL))
+    messages = turns(LEADER, "Ahoy!")
+    await local_chat(MODEL, messages, 4, 0.0, None, slot="leader in room 9")
+    copy = tmp_path / "copy.gguf"
+    shutil.copyfile(resolve_model_path(MODEL), copy)
+    other = load_model(copy.resolve())
+    assert other.states.fingerprint != model.states.fingerprint
+    assert other.reuse("leader in room 9", model.prompt_tokens(messages)[0]) == 0
+    assert (await local_chat(str(copy), messages, 4, 0.0, None, slot="leader in room 9")).text.strip()
+
+
+def test_threads_are_measured_once_then_read_back_and_an_override_is_checked(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from nanofolks.llm.threads import ENV, candidates, choose_threads, cpu_count
+
+    llama = load_model(resolve_model_path(MODEL)).llama
+    saved = tmp_path / "threads.json"
+    monkeypatch.delenv(ENV, raising=False)
+    chosen = choose_threads(llama, saved, "fingerprint")
+    assert chosen in candidates(cpu_count()) and llama.n_threads == chosen
+    recorded = json.loads(saved.read_text())
+    assert list(recorded.values()) == [chosen]
+    recorded = {key: 7 for key in recorded}  # a saved choice is used as it is, without measuring again
+    saved.write_text(json.dumps(recorded))
+    assert choose_threads(llama, saved, "fingerprint") == 7
+    saved.write_text("{broken")  # an unreadable file: measured again and rewritten
+    assert choose_threads(llama, saved, "fingerprint") in candidates(cpu_count())
+    monkeypatch.setenv(ENV, "1")
+    assert choose_threads(llama, saved, "fingerprint") == 1
+    for bad in ("two", "0", "-1"):
+        monkeypatch.setenv(ENV, bad)
+        with pytest.raises(LLMError, match=f"{ENV} must be a whole number"):
+            choose_threads(llama, saved, "fingerprint")
+    monkeypatch.setenv(ENV, str(chosen))
+    choose_threads(llama, saved, "fingerprint")  # the other tests keep the count measured here

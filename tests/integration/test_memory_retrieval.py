@@ -90,3 +90,24 @@ def test_cross_language_queries(memory: MemoryService) -> None:
     # A French query finds an English memory and an English query a Spanish one.
     assert rank_of(memory, "mon chien", "rex") is not None
     assert rank_of(memory, "grandmother's birthday", "abuela") is not None
+
+
+def test_hybrid_is_never_worse_than_both_of_its_parts(tmp_path: Path) -> None:
+    """A third of the labelled set of bench/retrieval_bench.py (all its memories, every third query): for
+    each query, hybrid ranks the right memory no lower than the worse of vector-only and keyword-only, and
+    on every measure it is at least the better part."""
+    from bench.retrieval_bench import METHODS, evaluate, load_set, open_memory, scores
+
+    memories, queries = load_set()
+    memory, keys = open_memory(memories, tmp_path)
+    try:
+        ranks = evaluate(memory, keys, queries[::3])
+    finally:
+        memory.close()
+    worst = 11  # not in the first ten
+    worse_than_both = [q for q, r in ranks["hybrid"].items()
+                       if (r or worst) > max(ranks["vector"][q] or worst, ranks["keyword"][q] or worst)]
+    assert not worse_than_both
+    measured = {m: scores(list(ranks[m].values())) for m in METHODS}
+    for measure, hybrid in measured["hybrid"].items():
+        assert hybrid >= max(measured["vector"][measure], measured["keyword"][measure]), measured

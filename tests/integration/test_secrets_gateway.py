@@ -68,3 +68,17 @@ def test_a_key_sent_on_telegram_is_kept_named_and_used_but_never_seen(
     found = run_cli("memory", "search", "token", "--json", home=crew_home, env=env, timeout=120)
     assert found.returncode == 0, found.stderr
     assert "Create the PR with token {{github_token}}" in found.stdout and TOKEN not in found.stdout
+
+
+def test_a_key_typed_in_nanofolks_chat_is_kept_and_never_sent(crew_home: Path, llm_server: ScriptedLLM) -> None:
+    key = "sk-ant-api03-" + "Hq7-Lm2_Vx" * 9 + "AA"
+    env = {"NANOFOLKS_VAULT_PASSPHRASE": PASSPHRASE}
+    done = run_cli("chat", "-m", f"store my anthropic key {key} for later", home=crew_home, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "{{anthropic_api_key}}" in done.stderr and key not in done.stdout + done.stderr
+    assert "{{anthropic_api_key}}" in done.stdout  # the scripted model echoes what it was sent: the name
+    assert key not in json.dumps(llm_server.requests)
+    assert FileVault(crew_home / "vault.enc", PASSPHRASE).get("anthropic_api_key") == key
+    leaked = [p.name for p in crew_home.rglob("*") if p.is_file() and p.name != "vault.enc"
+              and key.encode() in p.read_bytes()]
+    assert leaked == []

@@ -76,6 +76,10 @@ def test_sanitize_names_known_values_and_redacts_unknown_ones() -> None:
     messages = [{"role": "user", "content": text}, {"role": "assistant", "content": None, "tool_calls": []}]
     clean = sanitize_messages(messages)
     assert clean[0]["content"] == sanitize(text) and clean[1] is messages[1] and messages[0]["content"] == text
+    later = "deploy with later-known-value-42"
+    assert sanitize(later) == later  # nothing to hide yet (and the answer is cached)...
+    remember("later-known-value-42", "{{deploy}}")
+    assert sanitize(later) == "deploy with {{deploy}}"  # ...until the value is known: the cache is dropped
 
 
 # --- the vault ---------------------------------------------------------------------------------------------

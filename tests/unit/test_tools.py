@@ -53,8 +53,10 @@ def test_role_cards_decide_who_gets_which_tool(services: Services) -> None:
     registry = builtin_registry()
     names = {h: [t.name for t in registry.for_bot(b, services.config, can_delegate=True)]
              for h, b in services.crew.bots.items()}
-    assert names["coder"] == ["read_file", "write_file", "edit_file", "list_dir", "web_fetch", "room_task"]
-    assert "delegate" in names["leader"] and "write_file" not in names["leader"]
+    assert names["coder"] == ["read_file", "write_file", "edit_file", "list_dir", "web_fetch", "room_task",
+                              "work_log"]
+    assert "delegate" in names["leader"] and "routine" in names["leader"] and "write_file" not in names["leader"]
+    assert all("work_log" in tools for tools in names.values()) and "routine" not in names["coder"]
     assert "exec" not in names["auditor"]  # listed on its card, but exec is off by default
     services.config.tools.exec_enabled = True
     assert "exec" in [t.name for t in registry.for_bot(services.crew.bots["auditor"], services.config, True)]

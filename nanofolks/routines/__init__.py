@@ -1,0 +1,1 @@
+"""The crew's own schedule: routines, heartbeats, room activity and work logs."""
