@@ -11,6 +11,7 @@ from nanofolks.config.loader import load_config, workspace_path
 from nanofolks.config.schema import Config
 from nanofolks.crew.crew import Crew, load_crew
 from nanofolks.llm.client import LLM
+from nanofolks.llm.spend import SpendGuard
 from nanofolks.rooms.rooms import Rooms
 from nanofolks.rooms.tasks import Tasks
 from nanofolks.store.db import Database
@@ -56,7 +57,7 @@ class Services:
 
     @cached_property
     def llm(self) -> LLM:
-        return LLM(self.config, self.usage)
+        return LLM(self.config, self.usage, SpendGuard(self.config, self.usage))
 
     @cached_property
     def keeper(self):  # noqa: ANN201 - the vault, opened on first use (a keyring or a key derivation)

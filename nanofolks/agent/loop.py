@@ -43,6 +43,7 @@ class AgentLoop:
         messages: list[dict[str, Any]],
         *,
         model: str,
+        tier: str = "",  # the routing tier the model serves, recorded with each call's usage
         mode: str,  # native | text
         tools: list[Tool],
         ctx: ToolContext,
@@ -57,7 +58,7 @@ class AgentLoop:
             if not ctx.budget.take():
                 return LoopResult(last_text, "budget", step - 1, contributions=contributions)
             guard.start()
-            result = await self.llm.chat(convo, model=model, bot=ctx.bot, room_id=ctx.turn.room.id, tools=schemas,
+            result = await self.llm.chat(convo, model=model, tier=tier, bot=ctx.bot, room_id=ctx.turn.room.id, tools=schemas,
                                          on_token=guard.feed if guard.sink else None)
             calls = result.tool_calls if mode == "native" else []
             if mode == "text" and tools:

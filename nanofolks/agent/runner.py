@@ -97,7 +97,9 @@ class BotRunner:
         if budget.remaining <= 0:
             return BotReply(handle, "", ok=False, error="the turn budget for this message is used up")
         bot = self.crew.bots[handle]
-        model = self.llm.model_for(handle)
+        model, tier = self.llm.route_model(handle, turn.tier)
+        if self.llm.spend is not None and self.config.spend.fallback_model and await self.llm.spend.reached(handle, model):
+            model = self.config.spend.fallback_model  # past a spend limit: the prompt is built for the fallback
         mode = tool_mode(self.config, handle, model)
         tools = self.tools.for_bot(bot, self.config, can_delegate=task is None) + self._skill_tools(bot)
         try:
@@ -131,7 +133,7 @@ class BotRunner:
         loop = AgentLoop(self.llm, self.tools, self.config.agents.defaults.max_iterations,
                          result_chars=max(2_000, min(MAX_RESULT_CHARS, window)))
         try:
-            result = await loop.run(prompt, model=model, mode=mode, tools=tools, ctx=ctx, record=record, guard=guard)
+            result = await loop.run(prompt, model=model, tier=tier, mode=mode, tools=tools, ctx=ctx, record=record, guard=guard)
         except LLMError as exc:
             return BotReply(handle, "", ok=False, error=str(exc))
         if result.stop == "budget" and result.steps == 0:

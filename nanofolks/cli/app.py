@@ -10,7 +10,9 @@ from nanofolks.cli import backup, chat, config_cmd, configure, doctor, onboard, 
 from nanofolks.cli import channels as channels_cmd
 from nanofolks.cli import gateway as gateway_cmd
 from nanofolks.cli import memory as memory_cmd
+from nanofolks.cli import metrics as metrics_cmd
 from nanofolks.cli import routines as routines_cmd
+from nanofolks.cli import routing as routing_cmd
 from nanofolks.cli import secrets as secrets_cmd
 from nanofolks.cli import session as session_cmd
 from nanofolks.cli import skills as skills_cmd
@@ -44,6 +46,8 @@ app.command("status")(gateway_cmd.status)
 app.add_typer(pairing.app, name="pairing")
 app.add_typer(memory_cmd.app, name="memory")
 app.add_typer(channels_cmd.app, name="channels")
+app.add_typer(routing_cmd.app, name="routing")
+app.command("metrics")(metrics_cmd.metrics)
 app.command("configure")(configure.configure)
 app.command("doctor")(doctor.doctor)
 app.command("export")(backup.export)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from nanofolks.cli.common import console, err_console, open_services, print_json
+
+if TYPE_CHECKING:
+    from nanofolks.services import Services
 
 
 def gateway() -> None:
@@ -37,7 +40,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     pairing = len(PairingRepo(services.db).pending())
     pids = sorted({ch["pid"] for ch in channels if ch["pid"] is not None})
     data = {"gateway": "running" if pids else "stopped", "pids": pids, "channels": channels,
-            "pairing_pending": pairing, "vault": _vault_backend()}
+            "pairing_pending": pairing, "vault": _vault_backend(), "spend": spend_today(services)}
     if as_json:
         print_json(data)
     else:
@@ -48,8 +51,32 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON."),
         print_channels(channels)
         if pairing:
             console.print(f"{pairing} pairing request(s) waiting: `nanofolks pairing list`", highlight=False)
+        print_spend(data["spend"])
     if check and not pids:
         raise typer.Exit(1)
+
+
+def spend_today(services: Services) -> dict[str, Any]:
+    """Today's spend (since local midnight) against the daily limits."""
+    from nanofolks.llm.spend import SpendGuard, day_start
+
+    budgets = SpendGuard(services.config, services.usage).budgets(list(services.config.spend.bots))
+    return {
+        "today_usd": round(services.usage.spent_since(day_start()), 6),
+        "limit_usd": services.config.spend.daily_limit_usd,
+        "bots": {b.scope: {"today_usd": round(b.spent, 6), "limit_usd": b.limit} for b in budgets if b.scope != "crew"},
+    }
+
+
+def print_spend(spend: dict[str, Any]) -> None:
+    def line(spent: float, limit: float | None) -> str:
+        if limit is None:
+            return f"${spent:.2f} today (no daily limit)"
+        return f"${spent:.2f} today of ${limit:.2f}" + (f" ({spent / limit:.0%})" if limit else "")
+
+    console.print(f"spend    {line(spend['today_usd'], spend['limit_usd'])}", highlight=False)
+    for bot, info in spend["bots"].items():
+        console.print(f"  @{bot:<10} {line(info['today_usd'], info['limit_usd'])}", highlight=False)
 
 
 def _vault_backend() -> str:

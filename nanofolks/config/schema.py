@@ -41,6 +41,11 @@ class ProvidersConfig(Section):
 LOCAL_MODEL = "local/smollm2"
 
 
+def is_local(model: str) -> bool:
+    """A model run in-process (free): the bundled one or a GGUF file."""
+    return model.startswith("local/") or model.endswith(".gguf")
+
+
 class AgentDefaults(Section):
     model: str = LOCAL_MODEL
     max_tokens: int = Field(default=1024, ge=1)
@@ -246,6 +251,49 @@ class ContextConfig(Section):
     windows: dict[str, int] = Field(default_factory=dict)  # model -> context window, over litellm's map
 
 
+TIERS = ("simple", "medium", "complex", "reasoning", "coding")  # the ladder, cheapest first (docs/routing.md)
+Tier = Literal["simple", "medium", "complex", "reasoning", "coding"]
+
+
+class TierConfig(Section):
+    model: str = ""  # empty: the bot's own model
+
+
+class LLMClassifierConfig(Section):
+    """Layer 2: a one-word tier from the cheapest tier's model, asked only when the rules are unsure."""
+
+    enabled: bool = True
+    timeout: float = Field(default=3.0, gt=0)  # past it, the rules' guess stands
+
+
+class RoutingConfig(Section):
+    """Tier routing: each message goes to the model of its tier (off by default)."""
+
+    enabled: bool = False
+    tiers: dict[Tier, TierConfig] = Field(default_factory=dict)
+    llm_classifier: LLMClassifierConfig = Field(default_factory=LLMClassifierConfig)
+
+
+class BotSpendConfig(Section):
+    daily_limit_usd: float | None = Field(default=None, ge=0)
+
+
+class SpendConfig(Section):
+    """Daily spend limits on paid models, reset at local midnight; empty: no limit."""
+
+    daily_limit_usd: float | None = Field(default=None, ge=0)
+    bots: dict[str, BotSpendConfig] = Field(default_factory=dict)  # per bot handle, within the crew's limit
+    fallback_model: str = LOCAL_MODEL  # answers once a limit is reached; empty: nothing answers until midnight
+
+    @field_validator("fallback_model")
+    @classmethod
+    def _free_fallback(cls, model: str) -> str:
+        if model and not is_local(model):
+            raise ValueError("fallbackModel must be a local model (local/smollm2, a .gguf path) or empty: "
+                             "paid models are what the limit stops")
+        return model
+
+
 class RoutinesConfig(Section):
     """Routines (`nanofolks routines`), heartbeats and background work, run by `nanofolks gateway`."""
 
@@ -277,4 +325,6 @@ class Config(Section):
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
     context: ContextConfig = Field(default_factory=ContextConfig)
     channels: ChannelsConfig = Field(default_factory=ChannelsConfig)
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    spend: SpendConfig = Field(default_factory=SpendConfig)
     routines: RoutinesConfig = Field(default_factory=RoutinesConfig)

@@ -20,6 +20,7 @@ from nanofolks.crew.crew import Crew
 from nanofolks.crew.prompt import system_prompt
 from nanofolks.llm.client import LLM, LLMError, is_local
 from nanofolks.llm.tokens import context_window, count_messages, count_text, truncate_tokens
+from nanofolks.routing.tiers import cheapest_model
 from nanofolks.store.context import CONVERSATION_KINDS, NOTICE, START, SUMMARY, ContextRepo, ContextState
 from nanofolks.store.db import Database
 from nanofolks.store.messages import Message
@@ -38,11 +39,6 @@ SUMMARY_SYSTEM = (
 LINE_TOKENS = 400  # one message's share of a summary's input, at most
 MIN_COMPACTED = 4  # fewer messages are not worth a compaction of its own (a window the persona fills)
 MAX_ATTEMPTS = 5  # compare-and-set retries when only the room's settings moved meanwhile
-
-
-def summary_model(config: Config) -> str:
-    """The model that writes summaries: the cheapest tier, which is the crew's model until routing tiers exist."""
-    return config.agents.defaults.model
 
 
 @dataclass
@@ -174,7 +170,7 @@ class RoomContext:
                 return Compaction(False, "nothing to compact: the context holds only its newest messages")
             meta = {"through_id": old[-1].id, "first_id": old[0].id, "messages": len(old), "mode": mode}
             if mode == "summary":
-                model = summary_model(self.config)
+                model = cheapest_model(self.config)
                 previous = state.summary.content if state.summary else ""
                 text = await self._summarize(room, model, previous, old)
                 marker = Message(room.id, "nanofolks", "assistant", text, kind=SUMMARY, meta={**meta, "model": model})

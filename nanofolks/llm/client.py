@@ -11,16 +11,24 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from nanofolks.config.schema import Config
+from nanofolks.config.schema import Config, is_local
 from nanofolks.llm.env import import_litellm
+from nanofolks.routing.tiers import tier_model
 from nanofolks.secrets.sanitize import sanitize_messages
 from nanofolks.store.usage import Usage, UsageRepo
+
+if TYPE_CHECKING:
+    from nanofolks.llm.spend import SpendGuard
 
 
 class LLMError(Exception):
     """The model could not answer (unreachable, timed out, refused); the message says which and why."""
+
+
+class SpendLimitReached(LLMError):
+    """Today's spend limit stops paid models, and the fallback model could not answer instead."""
 
 
 @dataclass
@@ -43,18 +51,22 @@ class ChatResult:
 TokenCallback = Callable[[str], None]
 
 
-def is_local(model: str) -> bool:
-    return model.startswith("local/") or model.endswith(".gguf")
-
-
 class LLM:
-    def __init__(self, config: Config, usage: UsageRepo | None = None):
+    def __init__(self, config: Config, usage: UsageRepo | None = None, spend: SpendGuard | None = None):
         self.config = config
         self.usage = usage
+        self.spend = spend  # daily limits on paid models, checked before each paid call
 
-    def model_for(self, bot: str) -> str:
+    def model_for(self, bot: str, tier: str = "") -> str:
+        return self.route_model(bot, tier)[0]
+
+    def route_model(self, bot: str, tier: str = "") -> tuple[str, str]:
+        """(model, tier it serves) for `bot` on a message routed to `tier`: the bot's own configured model
+        wins over routing (no tier then); a tier without a model falls back to the crew's default model."""
         override = self.config.agents.bots.get(bot)
-        return (override.model if override and override.model else None) or self.config.agents.defaults.model
+        if override and override.model:
+            return override.model, ""
+        return (tier and tier_model(self.config, tier)) or self.config.agents.defaults.model, tier
 
     async def chat(
         self,
@@ -66,11 +78,16 @@ class LLM:
         tools: list[dict[str, Any]] | None = None,
         on_token: TokenCallback | None = None,
         max_tokens: int | None = None,
+        tier: str = "",
     ) -> ChatResult:
+        """One call; `tier` is the routing tier it serves, recorded with its usage."""
         defaults = self.config.agents.defaults
         started = time.monotonic()
+        stopped = ""  # why a paid model gave way to the fallback model
         messages = sanitize_messages(messages)  # the last line: no secret reaches a model
         try:
+            if self.spend is not None:
+                model, stopped = await self.spend.affordable(bot, model)
             if is_local(model):
                 from nanofolks.llm.local import local_chat
 
@@ -81,11 +98,15 @@ class LLM:
             else:
                 result = await self._litellm_chat(messages, model, tools, on_token, max_tokens)
         except LLMError as exc:
-            await self._record(Usage(model=model, bot=bot, room_id=room_id, ok=False, error=str(exc)[:500],
-                                     latency_ms=(time.monotonic() - started) * 1000))
-            raise
+            error = SpendLimitReached(f"{stopped} It could not answer either: {exc}") if stopped else exc
+            kind = type(error.__cause__).__name__ if error.__cause__ else type(error).__name__
+            await self._record(Usage(model=model, bot=bot, room_id=room_id, tier=tier, ok=False, error=str(error)[:500],
+                                     error_kind=kind, latency_ms=(time.monotonic() - started) * 1000))
+            if error is exc:
+                raise
+            raise error from exc
         await self._record(Usage(
-            model=model, bot=bot, room_id=room_id, prompt_tokens=result.prompt_tokens,
+            model=model, bot=bot, room_id=room_id, tier=tier, prompt_tokens=result.prompt_tokens,
             completion_tokens=result.completion_tokens, cost=result.cost,
             latency_ms=(time.monotonic() - started) * 1000,
         ))

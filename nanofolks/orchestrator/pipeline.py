@@ -25,8 +25,10 @@ from nanofolks.orchestrator.intent import classifier_prompt, classify
 from nanofolks.orchestrator.tag import tag
 from nanofolks.orchestrator.turn import FinalAnswer, Turn
 from nanofolks.rooms.tasks import Tasks
+from nanofolks.routing.router import Router
 from nanofolks.store.messages import Message, MessageRepo
 from nanofolks.store.rooms import Room
+from nanofolks.store.routing import RoutingRepo
 
 if TYPE_CHECKING:
     from nanofolks.memory.service import MemoryService
@@ -53,6 +55,7 @@ class Pipeline:
         self.runner = BotRunner(config, crew, llm, messages, tasks=tasks, memory=memory, keeper=keeper,
                                 skills=skills, context=self.context)
         self._compactions: dict[int, asyncio.Future[None]] = {}
+        self.router = Router(config, llm, RoutingRepo(messages.db))
         self._room_locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._slots = asyncio.Semaphore(config.orchestrator.max_concurrent_turns)
 
@@ -79,10 +82,14 @@ class Pipeline:
                 self._index([asked])
             turn.tags = tag(text, self.crew)
             turn.intent = await classify(text, turn.tags, self._ask_intent if self.config.orchestrator.llm_intent else None)
+            if self.config.routing.enabled:
+                turn.route = await self.router.route(room.id, text[:MAX_MESSAGE_CHARS])
             turn.plan = dispatch(turn.tags, turn.intent, room, self.crew, self.config.orchestrator.turn_budget)
             budget = TurnBudget(self.config.orchestrator.turn_budget)
             turn.replies, consulted = await collect(turn, turn.plan, self.runner, budget, on_token)
             answer = final(turn, turn.tags, turn.plan, turn.replies, self.crew)
+            if self.llm.spend is not None:  # told once a day, in the chat where it happened
+                answer.notes += await self.llm.spend.notices([r.bot for r in (*consulted, *turn.replies)])
             replies = [Message(room.id, r.bot, "assistant", r.text, kind=kind, platform=platform, turn_id=turn.turn_id)
                        for kind, group in (("consult", consulted), ("chat", turn.replies)) for r in group if r.ok]
             check = await db.quick(self.context.check_turn, room, replies)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from nanofolks.routing.rules import Decision
 from nanofolks.store.rooms import Room
 
 
@@ -49,7 +50,12 @@ class Turn:
     tags: Tags | None = None
     intent: Intent | None = None
     plan: Plan | None = None
+    route: Decision | None = None  # the tier routing chose (None with routing off)
     replies: list[BotReply] = field(default_factory=list)
+
+    @property
+    def tier(self) -> str:
+        return self.route.tier if self.route else ""
 
 
 @dataclass

@@ -26,6 +26,7 @@ from nanofolks.crew.prompt import system_prompt
 from nanofolks.llm.client import LLM, LLMError
 from nanofolks.routines.delivery import Target, outbox_rows
 from nanofolks.routines.schedule import parse_duration, zone
+from nanofolks.routing.tiers import cheapest_model as cheapest_tier_model
 from nanofolks.store.messages import Message
 from nanofolks.store.outbox import insert_rows
 from nanofolks.store.routines import HeartbeatRepo
@@ -44,7 +45,9 @@ _UNCHECKED = re.compile(r"^\s*[-*]\s+\[ \]\s+(.+?)\s*$")
 
 
 def cheapest_model(llm: LLM, handle: str) -> str:
-    """The model of the cheapest tier. Until the router's tiers exist, the bot's own model."""
+    """With routing on, the cheapest tier's model; otherwise the bot's own model."""
+    if llm.config.routing.enabled:
+        return cheapest_tier_model(llm.config)
     return llm.model_for(handle)
 
 

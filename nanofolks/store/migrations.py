@@ -308,6 +308,31 @@ def m004_messages_by_turn(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX messages_turn ON messages (turn_id) WHERE turn_id != ''")
 
 
+def m008_routing_tiers_spend(conn: sqlite3.Connection) -> None:
+    """The tier of every model call, the kind of its error, each room's sticky tier, spend notices told."""
+    run_script(
+        conn,
+        """
+        ALTER TABLE usage ADD COLUMN tier TEXT NOT NULL DEFAULT '';
+        ALTER TABLE usage ADD COLUMN error_kind TEXT NOT NULL DEFAULT '';
+        CREATE INDEX usage_at ON usage (at, bot, cost);
+        CREATE INDEX inbox_done_at ON inbox (done_at) WHERE done_at IS NOT NULL;
+        CREATE TABLE routing_rooms (
+            room_id INTEGER PRIMARY KEY REFERENCES rooms(id) ON DELETE CASCADE,
+            tier TEXT NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        CREATE TABLE spend_notices (
+            day TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            level INTEGER NOT NULL,
+            told_at REAL NOT NULL,
+            PRIMARY KEY (day, scope, level)
+        );
+        """
+    )
+
+
 def m006_secrets_skill_approvals(conn: sqlite3.Connection) -> None:
     # A skill that is not low risk loads only once approved, and only at the content hash approved.
     conn.execute(
@@ -393,6 +418,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m002_gateway,
     m003_memory,
     m004_messages_by_turn,
+    m008_routing_tiers_spend,
     m006_secrets_skill_approvals,
     m007_context_markers,
     m009_routines_worklog,

@@ -92,7 +92,7 @@ def test_unknown_keys_anywhere_are_one_warning_each_once_and_kept(
     from nanofolks.config import loader
 
     monkeypatch.setattr(loader, "_warned", set())
-    write(home, {"routing": {"enabled": True}, "agents": {"defaults": {"maxTokens": 99, "thinking": "hard"},
+    write(home, {"colours": {"enabled": True}, "agents": {"defaults": {"maxTokens": 99, "thinking": "hard"},
                                                           "bots": {"coder": {"toolMode": "text", "mood": 3}}},
                  "channels": {"matrix": {"enabled": True}, "telegram": {"enabled": False, "polling": 1}}})
     with caplog.at_level("WARNING", logger="nanofolks.config.loader"):
@@ -102,19 +102,19 @@ def test_unknown_keys_anywhere_are_one_warning_each_once_and_kept(
     assert config.agents.bots["coder"].tool_mode == "text"
     warned = [r.getMessage() for r in caplog.records]
     assert [w.split()[4] for w in warned] == [
-        "routing", "agents.defaults.thinking", "agents.bots.coder.mood", "channels.matrix",
+        "colours", "agents.defaults.thinking", "agents.bots.coder.mood", "channels.matrix",
         "channels.telegram.polling"]
     assert all(w.startswith("warning: unknown config key ") and w.endswith("(ignored)") for w in warned)
     # A command that saves the config loses nothing the user wrote.
     loader.save_config(config)
     saved = read_raw()
-    assert saved["routing"] == {"enabled": True} and saved["agents"]["bots"]["coder"]["mood"] == 3
+    assert saved["colours"] == {"enabled": True} and saved["agents"]["bots"]["coder"]["mood"] == 3
 
 
 def test_set_of_an_unknown_key_is_refused_even_when_the_file_has_it(home: Path) -> None:
-    write(home, {"routing": {"enabled": True}})
-    with pytest.raises(ConfigError, match="unknown config key: routing"):
-        set_value("routing.enabled", "false")
+    write(home, {"colours": {"enabled": True}})
+    with pytest.raises(ConfigError, match="unknown config key: colours"):
+        set_value("colours.enabled", "false")
     with pytest.raises(ConfigError, match="unknown config key: agents.defaults.thinking"):
         set_value("agents.defaults.thinking", "hard")
-    assert read_raw() == {"routing": {"enabled": True}}
+    assert read_raw() == {"colours": {"enabled": True}}
