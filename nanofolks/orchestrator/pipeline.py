@@ -13,7 +13,8 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from nanofolks.agent.runner import BotRunner, TokenSink, TurnBudget
+from nanofolks.agent.budget import TurnBudget
+from nanofolks.agent.runner import BotRunner, TokenSink
 from nanofolks.config.schema import Config
 from nanofolks.context.room import RoomContext
 from nanofolks.crew.crew import Crew
@@ -37,7 +38,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Commit = Callable[[sqlite3.Connection, FinalAnswer], None]
+# commit(answer), once the answer is known and before the write transaction (formatting a reply for a platform
+# happens there, never while the database is locked), returns what runs inside the transaction.
+Commit = Callable[[FinalAnswer], Callable[[sqlite3.Connection], None]]
 
 MAX_MESSAGE_CHARS = 32_000  # longer messages are kept whole in the room but cut for the models
 
@@ -72,7 +75,7 @@ class Pipeline:
         commit: Commit | None = None,
     ) -> FinalAnswer:
         """Answer one message. One turn at a time per room; a global cap on turns across rooms.
-        `commit(conn, answer)` runs in the transaction that stores the replies (all or nothing)."""
+        What `commit(answer)` returns runs in the transaction that stores the replies (all or nothing)."""
         turn = Turn(room=room, text=text, sender=sender, platform=platform, turn_id=turn_id or uuid.uuid4().hex,
                     chat=chat)
         db = self.messages.db
@@ -96,7 +99,7 @@ class Pipeline:
             if check.notice is not None:  # the context is filling up: the reply says so, once
                 answer.notes.append(check.notice.content)
             await db.quick(self.messages.add_many, replies + ([check.notice] if check.notice else []),
-                           (lambda conn: commit(conn, answer)) if commit else None)
+                           commit(answer) if commit else None)
             self._index(replies)
         if check.compact:
             self._compact_later(room)
