@@ -227,10 +227,12 @@ class BotRunner:
 
 
 def assemble(parts: PromptParts) -> list[dict[str, Any]]:
-    """The order a prompt is sent in: the system prompt (persona, tool instructions, memory), the summary
-    of what came before, the history, then this turn's message and notes."""
-    system = "\n\n".join(p for p in (parts.personas[0], parts.fixed, parts.memory) if p)
-    return [{"role": "system", "content": system}, *parts.summary, *parts.history, *parts.newest]
+    """The order a prompt is sent in. What changes least comes first, so that a cached prefix (the local
+    model's KV state per bot, a provider's prompt cache) covers all but this turn: persona and tools, the
+    summary and the older history, then this turn's memory block and the newest message."""
+    system = "\n\n".join(p for p in (parts.personas[0], parts.fixed) if p)
+    memory = [{"role": "system", "content": parts.memory}] if parts.memory else []
+    return [{"role": "system", "content": system}, *parts.summary, *parts.history, *memory, *parts.newest]
 
 
 def _native_note(tools: list[Tool]) -> str:

@@ -42,8 +42,8 @@ def test_the_oldest_history_goes_first_and_the_question_stays() -> None:
     sent = fit_prompt(p, budget, MODEL, assemble, 8000)
     assert count_messages(sent, MODEL) <= budget
     assert sent[-1] == QUESTION
-    assert sent[1:-1] == p.history[2:]  # the newest eight, oldest first
-    assert FULL in sent[0]["content"] and "the ship is called the Ada" in sent[0]["content"]
+    assert sent[1:-2] == p.history[2:]  # the newest eight, oldest first
+    assert FULL in sent[0]["content"] and "the ship is called the Ada" in sent[-2]["content"]
 
 
 def test_a_tool_call_and_its_result_go_together() -> None:
@@ -63,8 +63,8 @@ def test_then_the_memory_block_loses_its_least_important_lines() -> None:
     whole = cost(parts(history=0))
     budget = whole - 12  # no history, and a little less memory
     sent = fit_prompt(p, budget, MODEL, assemble, 8000)
-    system = sent[0]["content"]
-    assert sent[1:] == [QUESTION]
+    system = sent[0]["content"] + sent[1]["content"]
+    assert sent[2:] == [QUESTION]
     assert FULL in system
     assert "likes short answers" in system and "Lisbon" not in system
 
@@ -74,7 +74,7 @@ def test_a_section_left_without_items_loses_its_title() -> None:
     without_related = MEMORY.split("\n\nRelated memories:")[0]
     budget = cost(parts(history=0, memory=without_related))
     sent = fit_prompt(p, budget, MODEL, assemble, 8000)
-    assert sent[0]["content"].endswith("- writes in French")
+    assert sent[1]["content"].endswith("- writes in French")
 
 
 def test_then_the_persona_is_shortened() -> None:
@@ -111,6 +111,6 @@ def test_a_summary_outlives_the_history_and_goes_before_the_memory_block() -> No
     summary = [{"role": "assistant", "content": "[Summary] the crew mapped the reef " * 5}]
     p = replace(parts(), summary=summary)
     sent = fit_prompt(p, cost(replace(p, history=p.history[-1:])), MODEL, assemble, 8000)
-    assert sent[1:] == [*summary, p.history[-1], QUESTION]
+    assert sent[1:] == [*summary, p.history[-1], {"role": "system", "content": MEMORY}, QUESTION]
     sent = fit_prompt(p, cost(replace(p, history=[], summary=[])), MODEL, assemble, 8000)
-    assert sent[1:] == [QUESTION] and "Lisbon" in sent[0]["content"]  # the memory block whole
+    assert sent[1:] == [{"role": "system", "content": MEMORY}, QUESTION]  # the memory block whole
