@@ -183,19 +183,6 @@ def test_templates_ship_six_teams_of_six(tmp_path: Path) -> None:
             assert bot.soul and bot.role_card and bot.emoji and bot.catchphrase and bot.tools
 
 
-def test_fit_history_keeps_the_question_cut_in_the_middle_when_it_alone_is_too_long() -> None:
-    from nanofolks.llm.tokens import count_messages, fit_history
-
-    system = [{"role": "system", "content": "You are a pirate."}]
-    question = "BEGIN " + "word " * 5_000 + "the actual question?"
-    fitted = fit_history(system, [{"role": "user", "content": "older"}, {"role": "user", "content": question}],
-                         [], 1_000, "gpt-4o")
-    assert [m["content"] for m in fitted[:-1]] == ["You are a pirate."]
-    asked = fitted[-1]["content"]
-    assert asked.startswith("BEGIN") and asked.endswith("the actual question?") and "characters cut" in asked
-    assert count_messages(fitted, "gpt-4o") <= 1_000
-
-
 async def test_a_failed_model_call_reaches_the_chat_as_a_plain_note(tmp_path: Path, crew: Crew) -> None:
     from nanofolks.agent.runner import BotRunner, TurnBudget
     from nanofolks.config.schema import Config
