@@ -24,13 +24,26 @@ async def run_exec(ctx: ToolContext, args: dict[str, Any]) -> str:
     command: str = args["command"]
     if not command.strip():
         raise ToolError("the command is empty")
+    return await run_in_workspace(ctx, command)
+
+
+async def run_in_workspace(ctx: ToolContext, command: str | list[str], extra_env: dict[str, str] | None = None) -> str:
+    """Run a shell line (str) or a program (argv list) in the workspace: timeout, output cap, scrubbed
+    environment plus `extra_env`. Secrets go in `extra_env`, never argv: argv is world-readable (ps, /proc)."""
+    for name, value in (extra_env or {}).items():
+        if not name or "=" in name or "\0" in name or "\0" in value:
+            raise ToolError(f"{name!r} is not a usable environment variable (no '=' or NUL, not empty)")
     timeout = ctx.config.tools.exec_timeout
     ctx.workspace.mkdir(parents=True, exist_ok=True)
-    proc = await asyncio.create_subprocess_shell(
-        command, cwd=ctx.workspace, env=_env(), stdin=asyncio.subprocess.DEVNULL,
+    options: dict[str, Any] = dict(
+        cwd=ctx.workspace, env=_env() | (extra_env or {}), stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         start_new_session=True,  # its own process group, so a timeout kills its children too
     )
+    if isinstance(command, str):
+        proc = await asyncio.create_subprocess_shell(command, **options)
+    else:
+        proc = await asyncio.create_subprocess_exec(*command, **options)
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), timeout)
     except TimeoutError:
