@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from nanofolks.agent.budget import TurnBudget
 from nanofolks.agent.textcalls import StreamGuard, correction, parse, result_message, strip_calls
 from nanofolks.agent.tools.registry import Tool, ToolContext, ToolRegistry, dump_arguments, truncate_middle
 from nanofolks.llm.client import LLM, ToolCall
@@ -47,6 +48,7 @@ class AgentLoop:
         mode: str,  # native | text
         tools: list[Tool],
         ctx: ToolContext,
+        budget: TurnBudget,
         record: Recorder,
         guard: StreamGuard,
     ) -> LoopResult:
@@ -55,7 +57,7 @@ class AgentLoop:
         previous: set[tuple[str, str]] = set()
         corrections, last_text, contributions = 0, "", []
         for step in range(1, self.max_iterations + 1):
-            if not ctx.budget.take():
+            if not budget.take():
                 return LoopResult(last_text, "budget", step - 1, contributions=contributions)
             guard.start()
             result = await self.llm.chat(convo, model=model, tier=tier, bot=ctx.bot, room_id=ctx.turn.room.id, tools=schemas,

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
+from nanofolks.agent.budget import TurnBudget
 from nanofolks.agent.loop import AgentLoop, LoopResult
 from nanofolks.agent.textcalls import StreamGuard, describe_tools
 from nanofolks.agent.toolmode import tool_mode
@@ -39,19 +39,6 @@ _STOPS = {
     "budget": "The turn budget for this message ran out before I finished, so this may be incomplete.",
     "malformed": "I tried to use a tool but could not write the call in a form I can run.",
 }
-
-
-@dataclass
-class TurnBudget:
-    """Model calls allowed for one human message, shared by every bot in the turn (no endless loops)."""
-
-    remaining: int
-
-    def take(self) -> bool:
-        if self.remaining <= 0:
-            return False
-        self.remaining -= 1
-        return True
 
 
 class BotRunner:
@@ -120,14 +107,15 @@ class BotRunner:
             await self.messages.db.quick(self.messages.add_many, [message], lambda conn: log_work(conn, entry))
 
         ctx = ToolContext(config=self.config, workspace=workspace_path(self.config), crew=self.crew, turn=turn,
-                          bot=handle, tasks=self.tasks, store=self._store, budget=budget,
+                          bot=handle, tasks=self.tasks, store=self._store,
                           run_bot=run_bot if task is None else None, keeper=self.keeper)
         guard = StreamGuard((lambda piece: on_token(handle, piece)) if on_token else None)
         window = context_window(model, self.config.agents.defaults.context_window)
         loop = AgentLoop(self.llm, self.tools, self.config.agents.defaults.max_iterations,
                          result_chars=max(2_000, min(MAX_RESULT_CHARS, window)))
         try:
-            result = await loop.run(prompt, model=model, tier=tier, mode=mode, tools=tools, ctx=ctx, record=record, guard=guard)
+            result = await loop.run(prompt, model=model, tier=tier, mode=mode, tools=tools, ctx=ctx, budget=budget,
+                                    record=record, guard=guard)
         except LLMError as exc:
             return BotReply(handle, "", ok=False, error=str(exc))
         if result.stop == "budget" and result.steps == 0:

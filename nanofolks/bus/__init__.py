@@ -1,1 +1,3 @@
-"""The gateway's message bus: what comes in from platforms, what goes out, and the durable queues between."""
+"""The durable queues between the platforms and the crew: the ingress (access check, inbox row) and the send
+worker (outbox). The bus uses the channels' types (channels/messages.py, channels/base.py); channels never
+import the bus."""

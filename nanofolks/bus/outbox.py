@@ -19,8 +19,8 @@ import logging
 import random
 import time
 
-from nanofolks.bus.messages import OutboundMessage
 from nanofolks.channels.base import Channel, SendError
+from nanofolks.channels.messages import OutboundMessage
 from nanofolks.store.db import Database
 from nanofolks.store.outbox import OutboxRepo, OutboxRow
 

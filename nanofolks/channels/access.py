@@ -12,7 +12,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from nanofolks.bus.messages import InboundMessage
+from nanofolks.channels.messages import InboundMessage
 from nanofolks.store.pairing import PairingRepo
 
 PAIRING_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O/1/I: nothing to misread

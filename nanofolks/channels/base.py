@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from nanofolks.bus.messages import InboundMessage, OutboundMessage
+from nanofolks.channels.messages import InboundMessage, OutboundMessage
 
 OnMessage = Callable[[InboundMessage], Awaitable[None]]
 
@@ -58,12 +58,9 @@ class Channel(Protocol):
     async def stop(self) -> None:
         """Stop receiving and close connections, within a few seconds."""
 
-    def split(self, markdown: str) -> list[str]:
-        """Cut a reply into chunks that each fit one platform message once converted (nothing lost)."""
-        ...
-
     async def send(self, message: OutboundMessage) -> str:
-        """Send one chunk; returns the platform's id of the delivered message, or raises SendError."""
+        """Send one chunk, already in the platform's markup and within its limit (the registry's `render`
+        made it); returns the platform's id of the delivered message, or raises SendError."""
         ...
 
 

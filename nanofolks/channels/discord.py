@@ -29,9 +29,8 @@ import re
 import time
 from typing import Any
 
-from nanofolks.bus.messages import InboundMessage, OutboundMessage
 from nanofolks.channels.base import ChannelError, OnMessage, SendError
-from nanofolks.channels.formatting import split_for_discord
+from nanofolks.channels.messages import InboundMessage, OutboundMessage
 from nanofolks.config.schema import DiscordConfig
 
 log = logging.getLogger("nanofolks.discord")
@@ -245,9 +244,6 @@ class DiscordChannel:
         )
 
     # --- sending ----------------------------------------------------------------------------------
-
-    def split(self, markdown: str) -> list[str]:
-        return split_for_discord(markdown)
 
     async def send(self, message: OutboundMessage) -> str:
         import discord

@@ -1,7 +1,7 @@
 """Turn a bot's Markdown reply into what each chat platform accepts, and split long replies.
 
 Models write CommonMark-ish Markdown. Telegram wants a small HTML subset, Slack wants
-"mrkdwn", Discord takes Markdown as is and plain-text channels want no markers at all.
+"mrkdwn", WhatsApp its own markers, Discord takes Markdown as is.
 Every platform caps the message length, so a reply is split first (never inside a code
 fence without closing and reopening it) and each chunk is converted on its own, which
 keeps every converted chunk self-contained and well-formed.
@@ -20,14 +20,17 @@ __all__ = [
     "DISCORD_LIMIT",
     "SLACK_LIMIT",
     "TELEGRAM_LIMIT",
+    "WHATSAPP_LIMIT",
     "markdown_to_slack_mrkdwn",
     "markdown_to_telegram_html",
+    "markdown_to_whatsapp",
     "split_for_discord",
     "split_for_slack",
     "split_for_telegram",
+    "split_for_whatsapp",
     "split_message",
     "telegram_html_length",
-    "to_plain_text",
+    "telegram_text",
     "utf16_len",
 ]
 
@@ -35,6 +38,7 @@ TELEGRAM_LIMIT = 4096
 DISCORD_LIMIT = 2000
 # Slack accepts more, but section blocks stop at 3000 and long posts get truncated: stay safe.
 SLACK_LIMIT = 3900
+WHATSAPP_LIMIT = 4000  # the bridge splits longer texts itself; staying under it keeps one outbox row = one message
 
 
 def utf16_len(text: str) -> int:
@@ -586,7 +590,23 @@ class _SlackRenderer(_Renderer):
         return f"<{url}|{self._emphasis(self.escape(label), plain=True)}>"
 
 
-class _PlainRenderer(_Renderer):
+class _WhatsAppRenderer(_Renderer):
+    """WhatsApp's markup: *bold*, _italic_, ~strike~, `code`, ``` blocks (no language tag), > quotes.
+    It has no escapes and no link syntax: links become `label (url)`, bare URLs are linked by the app."""
+
+    bold = ("*", "*")
+    italic = ("_", "_")
+    strike = ("~", "~")
+
+    def code_span(self, code: str) -> str:
+        return f"`{code}`"
+
+    def code_block(self, code: str, lang: str) -> str:
+        return f"```\n{code}\n```"
+
+    def heading(self, rendered: str) -> str:
+        return f"*{rendered}*"
+
     def link(self, label: str, url: str, store: _Placeholders) -> str | None:
         text = self._inline(label, store)
         return url if label == url else f"{text} ({url})"
@@ -594,7 +614,7 @@ class _PlainRenderer(_Renderer):
 
 _TELEGRAM = _TelegramRenderer()
 _SLACK = _SlackRenderer()
-_PLAIN = _PlainRenderer()
+_WHATSAPP = _WhatsAppRenderer()
 
 
 def markdown_to_telegram_html(text: str) -> str:
@@ -607,35 +627,36 @@ def markdown_to_slack_mrkdwn(text: str) -> str:
     return _SLACK.render(text)
 
 
-def to_plain_text(markdown: str) -> str:
-    """Strip Markdown markers; code is kept verbatim and links become ``text (url)``."""
-    return _PLAIN.render(markdown)
+def markdown_to_whatsapp(markdown: str) -> str:
+    """Convert Markdown to WhatsApp's markup: **b** -> *b*, *i* -> _i_, ~~s~~ -> ~s~, fences kept."""
+    return _WHATSAPP.render(markdown)
 
 
 _TAG_RE = re.compile(r"<[^>]*>")
 _ENTITY_RE = re.compile(r"&(?:lt|gt|amp|quot|#\d+|#[xX][0-9a-fA-F]+);")
 
 
+def telegram_text(html: str) -> str:
+    """The text Telegram shows for this HTML: what to send as plain text when it refuses the markup."""
+    return _ENTITY_RE.sub(lambda m: _html.unescape(m[0]), _TAG_RE.sub("", html))
+
+
 def telegram_html_length(html: str) -> int:
     """Length Telegram counts against its limit: UTF-16 units of the text after parsing."""
-    text = _TAG_RE.sub("", html)
-    text = _ENTITY_RE.sub(lambda m: _html.unescape(m[0]), text)
-    return utf16_len(text)
+    return utf16_len(telegram_text(html))
 
 
 def _telegram_length(chunk: str) -> int:
-    # The raw chunk is the fallback when Telegram rejects the HTML, so it must fit too.
-    return max(telegram_html_length(markdown_to_telegram_html(chunk)), utf16_len(chunk))
+    return telegram_html_length(markdown_to_telegram_html(chunk))
 
 
-def split_for_telegram(markdown: str, limit: int = TELEGRAM_LIMIT) -> list[tuple[str, str]]:
-    """Split and convert for Telegram: ``(html, plain)`` pairs, both within ``limit``.
+# The split_for_* functions are the platforms' renderers (channels/registry.py): a reply in, the chunks to
+# send out, each converted and within the platform's limit. They run once per reply, before it is queued.
 
-    ``plain`` is the raw Markdown chunk, to resend when Telegram answers "can't parse
-    entities".
-    """
-    chunks = split_message(markdown, limit, _telegram_length)
-    return [(markdown_to_telegram_html(chunk), chunk) for chunk in chunks]
+
+def split_for_telegram(markdown: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
+    """Split and convert to Telegram HTML, each chunk within ``limit`` as Telegram counts it."""
+    return [markdown_to_telegram_html(chunk) for chunk in split_message(markdown, limit, _telegram_length)]
 
 
 def split_for_discord(markdown: str, limit: int = DISCORD_LIMIT) -> list[str]:
@@ -647,3 +668,9 @@ def split_for_slack(markdown: str, limit: int = SLACK_LIMIT) -> list[str]:
     """Split and convert to Slack mrkdwn, each converted chunk within ``limit``."""
     chunks = split_message(markdown, limit, lambda chunk: len(markdown_to_slack_mrkdwn(chunk)))
     return [markdown_to_slack_mrkdwn(chunk) for chunk in chunks]
+
+
+def split_for_whatsapp(markdown: str, limit: int = WHATSAPP_LIMIT) -> list[str]:
+    """Split and convert to WhatsApp's markup; the bridge (JavaScript) counts UTF-16 units."""
+    chunks = split_message(markdown, limit, lambda chunk: utf16_len(markdown_to_whatsapp(chunk)))
+    return [markdown_to_whatsapp(chunk) for chunk in chunks]

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 class ChannelSpec:
     platform: str  # "telegram": its config section is channels.<platform>, its rows carry this name
     adapter: str  # "module:Class", imported when a channel is built
+    renderer: str  # "module:function": Markdown -> the chunks to send, converted and within the limit
     section_of: Callable[[ChannelsConfig], Any]  # its config section
     credential: Callable[[Any], str]  # what one gateway at a time may use (a bot token, a bridge...)
     typing: bool = False  # shows "typing..." while the crew works (the adapter is a ShowsTyping)
@@ -36,9 +37,18 @@ class ChannelSpec:
 
     def build(self, config: Config) -> Channel:
         """The adapter, given its section; ChannelError when the section lacks what it needs (a token...)."""
-        module, _, name = self.adapter.partition(":")
-        adapter: type[Channel] = getattr(importlib.import_module(module), name)
+        adapter: type[Channel] = _load(self.adapter)
         return adapter(self.section(config))  # type: ignore[call-arg]
+
+    def render(self, markdown: str) -> list[str]:
+        """A reply as the platform's messages: split, converted, each within the platform's limit. Done
+        once, before the reply is queued: the adapter sends each chunk as it is."""
+        return _load(self.renderer)(markdown)
+
+
+def _load(path: str) -> Any:
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def _whatsapp_target(section: Any) -> str:
@@ -49,17 +59,21 @@ def _whatsapp_target(section: Any) -> str:
 
 
 CHANNELS: dict[str, ChannelSpec] = {spec.platform: spec for spec in (
-    ChannelSpec("telegram", "nanofolks.channels.telegram:TelegramChannel", lambda c: c.telegram,
-                credential=lambda s: s.token, typing=True, command_menu=True),
-    ChannelSpec("discord", "nanofolks.channels.discord:DiscordChannel", lambda c: c.discord,
-                credential=lambda s: s.token, typing=True),
+    ChannelSpec("telegram", adapter="nanofolks.channels.telegram:TelegramChannel",
+                renderer="nanofolks.channels.formatting:split_for_telegram",
+                section_of=lambda c: c.telegram, credential=lambda s: s.token, typing=True, command_menu=True),
+    ChannelSpec("discord", adapter="nanofolks.channels.discord:DiscordChannel",
+                renderer="nanofolks.channels.formatting:split_for_discord",
+                section_of=lambda c: c.discord, credential=lambda s: s.token, typing=True),
     # Socket Mode spreads events over every connection of an app token: one gateway per app token.
     # No typing: bots on Socket Mode have no indicator (only the legacy RTM API had one).
-    ChannelSpec("slack", "nanofolks.channels.slack:SlackChannel", lambda c: c.slack,
-                credential=lambda s: s.app_token, threads_direct_replies=True),
+    ChannelSpec("slack", adapter="nanofolks.channels.slack:SlackChannel",
+                renderer="nanofolks.channels.formatting:split_for_slack",
+                section_of=lambda c: c.slack, credential=lambda s: s.app_token, threads_direct_replies=True),
     # No typing: the bridge protocol has no typing frame.
-    ChannelSpec("whatsapp", "nanofolks.channels.whatsapp:WhatsAppChannel", lambda c: c.whatsapp,
-                credential=_whatsapp_target),
+    ChannelSpec("whatsapp", adapter="nanofolks.channels.whatsapp:WhatsAppChannel",
+                renderer="nanofolks.channels.formatting:split_for_whatsapp",
+                section_of=lambda c: c.whatsapp, credential=_whatsapp_target),
 )}
 
 

@@ -29,9 +29,8 @@ import re
 from collections import OrderedDict
 from typing import Any
 
-from nanofolks.bus.messages import InboundMessage, OutboundMessage
 from nanofolks.channels.base import ChannelError, OnMessage, SendError
-from nanofolks.channels.formatting import SLACK_LIMIT, markdown_to_slack_mrkdwn, split_message
+from nanofolks.channels.messages import InboundMessage, OutboundMessage
 from nanofolks.config.schema import SlackConfig
 
 log = logging.getLogger("nanofolks.slack")
@@ -217,14 +216,11 @@ class SlackChannel:
 
     # --- sending --------------------------------------------------------------------------------
 
-    def split(self, markdown: str) -> list[str]:
-        return split_message(markdown, SLACK_LIMIT, lambda chunk: len(markdown_to_slack_mrkdwn(chunk)))
-
     async def send(self, message: OutboundMessage) -> str:
         thread = message.reply_to.partition("/")[0] if message.reply_to else None
         try:
             sent = await self._client.chat_postMessage(
-                channel=message.chat_id, text=markdown_to_slack_mrkdwn(message.text), thread_ts=thread,
+                channel=message.chat_id, text=message.text, thread_ts=thread,
                 mrkdwn=True, unfurl_links=False, unfurl_media=False,
             )
         except Exception as exc:  # noqa: BLE001 - classified for the outbox just below

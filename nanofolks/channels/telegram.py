@@ -25,9 +25,9 @@ import warnings
 from typing import Any
 from urllib.parse import urlsplit
 
-from nanofolks.bus.messages import InboundMessage, OutboundMessage
 from nanofolks.channels.base import ChannelError, OnMessage, SendError
-from nanofolks.channels.formatting import TELEGRAM_LIMIT, markdown_to_telegram_html, split_for_telegram
+from nanofolks.channels.formatting import telegram_text
+from nanofolks.channels.messages import InboundMessage, OutboundMessage
 from nanofolks.config.schema import TelegramConfig
 
 log = logging.getLogger("nanofolks.telegram")
@@ -309,20 +309,17 @@ class TelegramChannel:
 
     # --- sending --------------------------------------------------------------------------------
 
-    def split(self, markdown: str) -> list[str]:
-        return [plain for _html, plain in split_for_telegram(markdown, TELEGRAM_LIMIT)]
-
     async def send(self, message: OutboundMessage) -> str:
         from telegram.error import BadRequest
 
         try:
             try:
-                sent = await self._send_text(message, markdown_to_telegram_html(message.text), "HTML")
+                sent = await self._send_text(message, message.text, "HTML")
             except BadRequest as exc:
                 if "can't parse entities" not in str(exc).lower():
                     raise
                 log.warning("telegram: HTML refused for %s (%s); resending as plain text", message.key, exc)
-                sent = await self._send_text(message, message.text, None)
+                sent = await self._send_text(message, telegram_text(message.text), None)
         except Exception as exc:  # noqa: BLE001 - classified for the outbox just below
             raise _send_error(exc) from exc
         return str(sent.message_id)

@@ -25,15 +25,13 @@ import re
 import secrets
 from typing import Any
 
-from nanofolks.bus.messages import InboundMessage, OutboundMessage
 from nanofolks.channels.base import ChannelError, OnMessage, SendError
-from nanofolks.channels.formatting import _Placeholders, _Renderer, split_message, utf16_len
+from nanofolks.channels.messages import InboundMessage, OutboundMessage
 from nanofolks.channels.whatsapp_bridge import BridgeProcess
 from nanofolks.config.schema import WhatsAppConfig
 
 log = logging.getLogger("nanofolks.whatsapp")
 
-WHATSAPP_LIMIT = 4000  # the bridge splits longer texts itself; staying under it keeps one outbox row = one message
 ACK_TIMEOUT = 60.0  # seconds a send waits for its ack once the frame went out
 OPEN_WAIT = 10.0  # seconds start() waits for WhatsApp to be open, to learn our own number
 AUTH_TIMEOUT = 15.0  # seconds for the bridge's answer to the auth frame
@@ -48,43 +46,6 @@ _RETRYABLE = re.compile(r"not connected|connection (?:closed|lost|failure)|timed
                         re.IGNORECASE)
 LOGIN_HINT = ("stop the gateway, run `nanofolks channels login whatsapp` to link this device, "
               "then start the gateway again")
-
-
-# --- formatting -------------------------------------------------------------------------------------
-
-
-class _WhatsAppRenderer(_Renderer):
-    """WhatsApp's markup: *bold*, _italic_, ~strike~, `code`, ``` blocks (no language tag), > quotes.
-    It has no escapes and no link syntax: links become `label (url)`, bare URLs are linked by the app."""
-
-    bold = ("*", "*")
-    italic = ("_", "_")
-    strike = ("~", "~")
-
-    def code_span(self, code: str) -> str:
-        return f"`{code}`"
-
-    def code_block(self, code: str, lang: str) -> str:
-        return f"```\n{code}\n```"
-
-    def heading(self, rendered: str) -> str:
-        return f"*{rendered}*"
-
-    def link(self, label: str, url: str, store: _Placeholders) -> str | None:
-        text = self._inline(label, store)
-        return url if label == url else f"{text} ({url})"
-
-
-_WHATSAPP = _WhatsAppRenderer()
-
-
-def markdown_to_whatsapp(markdown: str) -> str:
-    """Convert Markdown to WhatsApp's markup: **b** -> *b*, *i* -> _i_, ~~s~~ -> ~s~, fences kept."""
-    return _WHATSAPP.render(markdown)
-
-
-def _whatsapp_length(chunk: str) -> int:
-    return utf16_len(markdown_to_whatsapp(chunk))  # the bridge (JavaScript) counts UTF-16 units
 
 
 def bare_jid(jid: str) -> str:
@@ -363,9 +324,6 @@ class WhatsAppChannel:
 
     # --- sending ----------------------------------------------------------------------------------
 
-    def split(self, markdown: str) -> list[str]:
-        return split_message(markdown, WHATSAPP_LIMIT, _whatsapp_length)
-
     async def send(self, message: OutboundMessage) -> str:
         from websockets.exceptions import ConnectionClosed
 
@@ -377,7 +335,7 @@ class WhatsAppChannel:
         if future is None:
             future = self._pending[request_id] = asyncio.get_running_loop().create_future()
         frame = {"type": "send", "requestId": request_id, "chatId": message.chat_id,
-                 "text": markdown_to_whatsapp(message.text)}
+                 "text": message.text}
         try:
             try:
                 await ws.send(json.dumps(frame))

@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from nanofolks.bus.inbox import Ingress
-from nanofolks.bus.messages import InboundMessage
 from nanofolks.bus.outbox import SendWorker
 from nanofolks.channels.access import AccessPolicy
 from nanofolks.channels.base import Channel, ChannelError, CommandMenu
+from nanofolks.channels.messages import InboundMessage
 from nanofolks.channels.registry import CHANNELS, ChannelSpec
 from nanofolks.config.schema import Config
 from nanofolks.gateway.commands import menu
@@ -111,7 +111,7 @@ class Gateway:
         spec = CHANNELS[channel.platform]
         section = spec.section(self.config)
         access = AccessPolicy(channel.platform, section.allow_from, section.open_groups, self.pairing)
-        return _Link(channel, spec, Ingress(access, self.inbox, self.db, self.services.keeper))
+        return _Link(channel, spec, Ingress(access, self.inbox, self.db, spec.render, self.services.keeper))
 
     def add_task(self, name: str, job: Job) -> None:
         """Run `job()` for as long as the gateway runs (before `run`). A job that fails is logged; the
@@ -147,7 +147,7 @@ class Gateway:
 
     def targets(self) -> dict[str, Target]:
         """The platforms running now: where routines and heartbeats deliver."""
-        return {ln.channel.platform: Target(ln.channel.account, ln.channel.split) for ln in self.links if ln.started}
+        return {ln.channel.platform: Target(ln.channel.account, ln.spec.render) for ln in self.links if ln.started}
 
     async def _warm_up(self) -> None:
         """Import litellm (seconds) in a thread while the channels connect, not inside the first user's

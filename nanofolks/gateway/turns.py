@@ -52,7 +52,7 @@ class Answerer:
         else:
             self.activity.touch(room.id)
             reply = await self._turn(channel, spec, row, room)
-        return reply is None or await self.db.quick(self._complete, channel, spec, row, reply)
+        return reply is None or await self.db.quick(self._complete, self._reply(spec, row, reply))
 
     def _load(self, inbox_id: int) -> tuple[InboxRow | None, Room | None]:
         """The inbox row and, when it needs a turn, its room: one trip to the database thread."""
@@ -71,7 +71,7 @@ class Answerer:
             await self.services.pipeline.handle(
                 room, row.text, sender=row.sender_name or row.sender_id, platform=row.platform,
                 turn_id=f"{row.platform}-inbox-{row.id}", chat=f"{row.platform}:{row.chat_id}",
-                commit=lambda conn, answer: self._queue_replies(conn, channel, spec, row, answer.markdown()),
+                commit=lambda answer: self._reply(spec, row, answer.markdown()),
             )
             reply = None
         except asyncio.CancelledError:
@@ -87,28 +87,33 @@ class Answerer:
         log.info("inbox %s answered in #%s in %.1fs", row.id, room.name, time.monotonic() - started)
         return reply
 
-    def _complete(self, channel: Channel, spec: ChannelSpec, row: InboxRow, text: str) -> bool:
+    def _complete(self, queue: Callable[[sqlite3.Connection], None]) -> bool:
         """Answer without a turn (a command, help, an apology). False when the row was answered meanwhile."""
         try:
             with self.db.write() as conn:
-                self._queue_replies(conn, channel, spec, row, text)
+                queue(conn)
         except AlreadyAnswered:
             return False
         return True
 
-    def _queue_replies(self, conn: sqlite3.Connection, channel: Channel, spec: ChannelSpec, row: InboxRow,
-                       text: str) -> None:
-        """Inside a write transaction: mark the inbox row done and queue the reply, split for the platform."""
+    def _reply(self, spec: ChannelSpec, row: InboxRow, markdown: str) -> Callable[[sqlite3.Connection], None]:
+        """Render the reply for the platform now, outside any transaction; what is returned runs inside the
+        write transaction: mark the inbox row done and queue one outbox row per chunk."""
         assert row.id is not None
+        inbox_id = row.id
         # Groups get replies to the message; direct chats plain answers, unless the platform threads them.
         threaded = row.chat_type != "private" or spec.threads_direct_replies
         rows = [
-            OutboxRow(key=f"inbox:{row.id}:{i}", inbox_id=row.id, platform=row.platform, account=row.account,
+            OutboxRow(key=f"inbox:{inbox_id}:{i}", inbox_id=inbox_id, platform=row.platform, account=row.account,
                       chat_id=row.chat_id, text=chunk, reply_to=row.message_id if threaded else None)
-            for i, chunk in enumerate(channel.split(text.strip() or FALLBACK))
+            for i, chunk in enumerate(spec.render(markdown.strip() or FALLBACK))
         ]
-        if not mark_done(conn, row.id, rows):
-            raise AlreadyAnswered(row.id)
+
+        def queue(conn: sqlite3.Connection) -> None:
+            if not mark_done(conn, inbox_id, rows):
+                raise AlreadyAnswered(inbox_id)
+
+        return queue
 
     def _room_for(self, row: InboxRow) -> Room:
         """The chat's room. A thread (Discord) nobody mapped gets a room of its own at its first turn,

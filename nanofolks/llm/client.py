@@ -10,11 +10,11 @@ import json
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from nanofolks.config.schema import Config, is_local
 from nanofolks.llm.env import import_litellm
+from nanofolks.llm.results import ChatResult, LLMError, ToolCall
 from nanofolks.routing.tiers import tier_model
 from nanofolks.secrets.sanitize import sanitize_messages
 from nanofolks.store.usage import Usage, UsageRepo
@@ -23,29 +23,8 @@ if TYPE_CHECKING:
     from nanofolks.llm.spend import SpendGuard
 
 
-class LLMError(Exception):
-    """The model could not answer (unreachable, timed out, refused); the message says which and why."""
-
-
 class SpendLimitReached(LLMError):
     """Today's spend limit stops paid models, and the fallback model could not answer instead."""
-
-
-@dataclass
-class ToolCall:
-    id: str
-    name: str
-    arguments: dict[str, Any]
-
-
-@dataclass
-class ChatResult:
-    text: str
-    model: str
-    tool_calls: list[ToolCall] = field(default_factory=list)
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost: float | None = None
 
 
 TokenCallback = Callable[[str], None]

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from nanofolks.config.paths import home
-from nanofolks.llm.client import ChatResult, LLMError
 from nanofolks.llm.kvstate import PrefixStates, Snapshot, shared_prefix
+from nanofolks.llm.results import ChatResult, LLMError
 from nanofolks.llm.threads import choose_threads
 from nanofolks.llm.tokens import LOCAL_CONTEXT_WINDOW
 

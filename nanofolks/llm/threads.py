@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nanofolks.llm.client import LLMError
+from nanofolks.llm.results import LLMError
 
 log = logging.getLogger(__name__)
 

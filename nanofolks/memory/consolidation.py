@@ -6,13 +6,22 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from nanofolks.store.memory import Entry
+from nanofolks.store.memory import Entry, EntryRepo, Event
 
 if TYPE_CHECKING:
     from nanofolks.llm.client import LLM
-    from nanofolks.memory.service import MemoryService
+
+
+class Folding(Protocol):
+    """What folding one entry into another needs (the memory service has it)."""
+
+    entries: EntryRepo
+
+    def similar_entries(self, entry_id: int, k: int) -> list[tuple[int, float]]: ...
+
+    def archive_entry(self, entry: Entry, reason: str, now: float, keep_id: int | None = None) -> None: ...
 
 _I = re.IGNORECASE
 _KINDS: list[tuple[str, re.Pattern[str], float]] = [
@@ -38,20 +47,21 @@ def classify(sentence: str) -> tuple[str, float] | None:
     return None
 
 
-def distil(events: list[tuple[int, int, str, str, str, float]]) -> list[Entry]:
-    """Knowledge entries from (id, room_id, sender, role, content, created_at) events: the user's sentences
-    that state a fact, a decision or a lesson, each linked to its message."""
+def distil(events: list[Event]) -> list[Entry]:
+    """Knowledge entries from the user's sentences that state a fact, a decision or a lesson, each linked
+    to its message."""
     out = []
-    for msg_id, room_id, sender, role, content, created_at in events:
-        if role != "user":
+    for event in events:
+        if event.role != "user":
             continue
-        for n, sentence in enumerate(_SENTENCE.split(content)):
+        for n, sentence in enumerate(_SENTENCE.split(event.content)):
             found = classify(sentence)
             if found:
                 kind, importance = found
-                out.append(Entry(text=sentence.strip()[:MAX_CHARS], kind=kind, room_id=room_id, sender=sender,
-                                 importance=importance, origin="consolidation", origin_key=f"distil:{msg_id}:{n}",
-                                 sources=[msg_id], created_at=created_at))
+                out.append(Entry(text=sentence.strip()[:MAX_CHARS], kind=kind, room_id=event.room_id,
+                                 sender=event.sender, importance=importance, origin="consolidation",
+                                 origin_key=f"distil:{event.id}:{n}", sources=[event.id],
+                                 created_at=event.created_at))
     return out
 
 
@@ -63,10 +73,10 @@ Answer with JSON only: {"entries": [{"kind": "fact" | "decision" | "lesson", "te
 """
 
 
-async def distil_llm(llm: LLM, model: str, events: list[tuple[int, int, str, str, str, float]]) -> list[Entry]:
+async def distil_llm(llm: LLM, model: str, events: list[Event]) -> list[Entry]:
     """The model's distillation of the events (one call per batch); [] when its answer is not usable."""
-    by_id = {e[0]: e for e in events}
-    lines = "\n".join(f"[{e[0]}] {e[2] or e[3]}: {e[4][:600]}" for e in events)
+    by_id = {e.id: e for e in events}
+    lines = "\n".join(f"[{e.id}] {e.sender or e.role}: {e.content[:600]}" for e in events)
     result = await llm.chat([{"role": "user", "content": _LLM_PROMPT + lines}], model=model, bot="memory",
                             max_tokens=1024)
     try:
@@ -76,35 +86,35 @@ async def distil_llm(llm: LLM, model: str, events: list[tuple[int, int, str, str
             sources = [int(s) for s in item.get("sources", []) if int(s) in by_id]
             kind = item.get("kind") if item.get("kind") in ("fact", "decision", "lesson") else "fact"
             first = by_id[sources[0]] if sources else events[0]
-            out.append(Entry(text=str(item["text"]).strip()[:MAX_CHARS], kind=kind, room_id=first[1], sender=first[2],
-                             importance=0.6, origin="consolidation:llm",
-                             origin_key=f"distil-llm:{events[0][0]}-{events[-1][0]}:{n}", sources=sources,
-                             created_at=first[5]))
+            out.append(Entry(text=str(item["text"]).strip()[:MAX_CHARS], kind=kind, room_id=first.room_id,
+                             sender=first.sender, importance=0.6, origin="consolidation:llm",
+                             origin_key=f"distil-llm:{events[0].id}-{events[-1].id}:{n}", sources=sources,
+                             created_at=first.created_at))
         return [e for e in out if len(e.text) >= MIN_CHARS]
     except (ValueError, KeyError, TypeError, AttributeError):
         return []
 
 
-def merge_duplicates(service: MemoryService, similarity: float, now: float) -> int:
+def merge_duplicates(memory: Folding, similarity: float, now: float) -> int:
     """Fold near-duplicate entries together: the older (or the protected) one stays, with both sources."""
     merged = 0
     gone: set[int] = set()
-    for entry_id in service.entries.unprotected_ids():
+    for entry_id in memory.entries.unprotected_ids():
         if entry_id in gone:
             continue
-        entry = service.entries.get(entry_id)
+        entry = memory.entries.get(entry_id)
         if entry is None:
             continue
-        for other_id, sim in service.similar_entries(entry_id, k=6):
+        for other_id, sim in memory.similar_entries(entry_id, k=6):
             if sim < similarity or other_id in gone:
                 continue
-            other = service.entries.get(other_id)
+            other = memory.entries.get(other_id)
             if other is None:
                 continue
             keep, drop = (other, entry) if (other.protected or other_id < entry_id) else (entry, other)
             if drop.protected:
                 continue
-            service.archive_entry(drop, f"merged into #{keep.id}", now, keep_id=keep.id)
+            memory.archive_entry(drop, f"merged into #{keep.id}", now, keep_id=keep.id)
             gone.add(int(drop.id or 0))
             merged += 1
             if drop is entry:

@@ -11,40 +11,52 @@ table and are never touched. Messages stay in the rooms' history, but leave the 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
+
+from nanofolks.memory.consolidation import Folding
+from nanofolks.store.memory import ArchiveRepo, EntityRepo, VectorRepo
 
 if TYPE_CHECKING:
-    from nanofolks.memory.service import MemoryService
+    from nanofolks.config.schema import ForgettingConfig
+    from nanofolks.memory.index import VectorIndex
 
 DAY = 86400.0
 ENTITY_STALE_DAYS = 180
 ENTITY_EVENTS_KEPT = 20
 
 
-def forget(service: MemoryService, now: float) -> dict[str, int]:
-    cfg = service.config.memory.forgetting
-    entries = service.entries
+class Forgetting(Folding, Protocol):
+    """What forgetting needs (the memory service has it)."""
+
+    vectors: VectorRepo
+    index: VectorIndex | None
+    archive: ArchiveRepo
+    entity_repo: EntityRepo
+
+
+def forget(memory: Forgetting, cfg: ForgettingConfig, now: float) -> dict[str, int]:
+    entries = memory.entries
     marked = entries.mark_unused(now - cfg.mark_after_days * DAY, cfg.min_importance, now)
     merged = 0
     for entry in entries.marked():
-        target = next((other for other, sim in service.similar_entries(int(entry.id or 0), k=4)
-                       if sim >= cfg.merge_similarity and not _is_marked(service, other)), None)
+        target = next((other for other, sim in memory.similar_entries(int(entry.id or 0), k=4)
+                       if sim >= cfg.merge_similarity and not _is_marked(memory, other)), None)
         if target is not None:
-            service.archive_entry(entry, f"merged into #{target}", now, keep_id=target)
+            memory.archive_entry(entry, f"merged into #{target}", now, keep_id=target)
             merged += 1
     archived = 0
     for entry in entries.marked(marked_before=now - cfg.archive_after_days * DAY):
-        service.archive_entry(entry, "unused", now)
+        memory.archive_entry(entry, "unused", now)
         archived += 1
-    dropped = service.vectors.forget_messages(now - cfg.message_days * DAY, cfg.max_vectors)
-    if service.index is not None:
-        service.index.delete(dropped)
-    purged = service.archive.purge(now - cfg.purge_archive_days * DAY) if cfg.purge_archive_days else 0
-    entities = service.entity_repo.forget_stale(now - ENTITY_STALE_DAYS * DAY, ENTITY_EVENTS_KEPT)
+    dropped = memory.vectors.forget_messages(now - cfg.message_days * DAY, cfg.max_vectors)
+    if memory.index is not None:
+        memory.index.delete(dropped)
+    purged = memory.archive.purge(now - cfg.purge_archive_days * DAY) if cfg.purge_archive_days else 0
+    entities = memory.entity_repo.forget_stale(now - ENTITY_STALE_DAYS * DAY, ENTITY_EVENTS_KEPT)
     return {"marked": marked, "merged": merged, "archived": archived, "messages_unindexed": len(dropped),
             "archive_purged": purged, "entities_dropped": entities}
 
 
-def _is_marked(service: MemoryService, entry_id: int) -> bool:
-    entry = service.entries.get(entry_id)
+def _is_marked(memory: Folding, entry_id: int) -> bool:
+    entry = memory.entries.get(entry_id)
     return entry is None or entry.marked_at is not None

@@ -9,13 +9,16 @@ import asyncio
 import datetime as dt
 import re
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from nanofolks.llm.tokens import count_text
 from nanofolks.memory.entities import PEOPLE, PETS
+from nanofolks.store.memory import PreferenceRepo, SearchRepo
 
 if TYPE_CHECKING:
-    from nanofolks.memory.service import MemoryService
+    import numpy as np
+
+    from nanofolks.memory.search import Hit
 
 HEADER = ("## Memory\nWhat you remember from earlier conversations (background, possibly incomplete; the user did "
           "not just say it). Use it when it helps; apply the preferences.")
@@ -24,21 +27,37 @@ ELSEWHERE_DAYS = 2
 _KINSHIP = re.compile(rf"(?:{PEOPLE}|{PETS})")
 
 
-async def assemble(service: MemoryService, room_id: int, sender: str, text: str, model: str, budget: int,
+class Recall(Protocol):
+    """What assembling the memory block needs (the memory service has it)."""
+
+    preferences: PreferenceRepo
+    search_repo: SearchRepo
+
+    def query_vector(self, text: str) -> np.ndarray | None: ...
+
+    def profile(self, sender: str) -> list[dict[str, Any]]: ...
+
+    def entities_named_in(self, text: str) -> list[list[str]]: ...
+
+    def search_with_vector(self, text: str, vector: np.ndarray | None, limit: int,
+                           exclude: tuple[int, ...] = ()) -> list[Hit]: ...
+
+
+async def assemble(memory: Recall, room_id: int, sender: str, text: str, model: str, budget: int,
                    history: int) -> str:
     """The memory block for one message, or '' when nothing is remembered (or the budget is 0)."""
     if budget <= 0:
         return ""
     now = time.time()
     vector, prefs, profile, named, elsewhere, shown = await asyncio.gather(
-        asyncio.to_thread(service.query_vector, text),
-        asyncio.to_thread(service.preferences.of, sender),
-        asyncio.to_thread(service.profile, sender),
-        asyncio.to_thread(service.entities_named_in, text),
-        asyncio.to_thread(service.search_repo.recent_elsewhere, sender, room_id, now - ELSEWHERE_DAYS * 86400, 5),
-        asyncio.to_thread(service.search_repo.recent_message_ids, room_id, history),
+        asyncio.to_thread(memory.query_vector, text),
+        asyncio.to_thread(memory.preferences.of, sender),
+        asyncio.to_thread(memory.profile, sender),
+        asyncio.to_thread(memory.entities_named_in, text),
+        asyncio.to_thread(memory.search_repo.recent_elsewhere, sender, room_id, now - ELSEWHERE_DAYS * 86400, 5),
+        asyncio.to_thread(memory.search_repo.recent_message_ids, room_id, history),
     )
-    hits = await asyncio.to_thread(service.search_with_vector, text, vector, 6, shown)
+    hits = await asyncio.to_thread(memory.search_with_vector, text, vector, 6, shown)
     sections = [
         ("Preferences of this person (apply them):", [p.text for p in prefs]),
         ("About this person:", [describe(r, sender) for r in profile]),

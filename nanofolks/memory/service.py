@@ -25,6 +25,7 @@ from nanofolks.store.memory import (
     EntityRepo,
     Entry,
     EntryRepo,
+    Event,
     Filters,
     PreferenceRepo,
     SearchRepo,
@@ -206,8 +207,9 @@ class MemoryService:
                 if not events:
                     break
                 self._learn(events)
-                total += self._embed([("message", e[0], e[3] if e[2] != "system" else "") for e in events], index)
-                self._watermark = events[-1][0]
+                total += self._embed([("message", e.id, e.content if e.role != "system" else "") for e in events],
+                                     index)
+                self._watermark = events[-1].id
                 if progress:
                     progress(total, total)
             while True:
@@ -230,31 +232,28 @@ class MemoryService:
             index.add(labels[:len(keep)], vectors)
         return len(keep)
 
-    def _learn(self, events: list[tuple[int, int, str, str, str, float]]) -> None:
+    def _learn(self, events: list[Event]) -> None:
         """The cheap rules on the user's messages: "remember that ...", preferences, entities."""
-        for msg_id, room_id, role, content, sender, created_at in events:
-            if role != "user":
-                continue
-            who = sender or "user"
-            note = preference_rules.remember_note(content)
+        users = [e for e in events if e.role == "user"]
+        for event in users:
+            who = event.sender or "user"
+            note = preference_rules.remember_note(event.content)
             if note:
-                self.entries.add(Entry(text=note, kind="note", room_id=room_id, sender=who, importance=0.9,
-                                       protected=True, origin="chat:remember", origin_key=f"remember:{msg_id}",
-                                       sources=[msg_id], created_at=created_at))
-            for key, text in preference_rules.detect(content):
-                self.preferences.put(who, key, text, msg_id, created_at)
-            self._learn_entities(content, msg_id, who, created_at)
-        if self.config.memory.llm_extraction and self.llm is not None and not _in_event_loop():
-            users = [e for e in events if e[2] == "user"]
-            if users:
-                model = self.llm.model_for("leader")
-                try:
-                    found = asyncio.run(entity_rules.llm_extract(self.llm, model, [e[3] for e in users]))
-                except Exception as exc:  # noqa: BLE001 - the rules' findings stand; the next batch tries again
-                    log.warning("memory: model entity extraction failed: %s", exc)
-                    return
-                for event, result in zip(users, found, strict=True):
-                    self._store_found(result, event[0], event[4] or "user", event[5])
+                self.entries.add(Entry(text=note, kind="note", room_id=event.room_id, sender=who, importance=0.9,
+                                       protected=True, origin="chat:remember", origin_key=f"remember:{event.id}",
+                                       sources=[event.id], created_at=event.created_at))
+            for key, text in preference_rules.detect(event.content):
+                self.preferences.put(who, key, text, event.id, event.created_at)
+            self._learn_entities(event.content, event.id, who, event.created_at)
+        if users and self.config.memory.llm_extraction and self.llm is not None and not _in_event_loop():
+            model = self.llm.model_for("leader")
+            try:
+                found = asyncio.run(entity_rules.llm_extract(self.llm, model, [e.content for e in users]))
+            except Exception as exc:  # noqa: BLE001 - the rules' findings stand; the next batch tries again
+                log.warning("memory: model entity extraction failed: %s", exc)
+                return
+            for event, result in zip(users, found, strict=True):
+                self._store_found(result, event.id, event.sender or "user", event.created_at)
 
     def _learn_entities(self, text: str, msg_id: int | None, sender: str, now: float) -> None:
         self._store_found(entity_rules.extract(text), msg_id, sender, now)
@@ -479,10 +478,10 @@ class MemoryService:
             report["merged"] = consolidation.merge_duplicates(self, cfg.consolidation.merge_similarity, now)
             self.state.set("merged_at", str(now))
         if forget and cfg.forgetting.enabled:
-            report["forgetting"] = forgetting.forget(self, now)
+            report["forgetting"] = forgetting.forget(self, cfg.forgetting, now)
         return report
 
-    def _distil_llm(self, events: list[tuple[int, int, str, str, str, float]]) -> list[Entry]:
+    def _distil_llm(self, events: list[Event]) -> list[Entry]:
         from nanofolks.memory.consolidation import distil_llm
 
         if self.llm is None or not events or _in_event_loop():
@@ -513,11 +512,11 @@ class MemoryService:
 
     def status(self) -> dict[str, Any]:
         index = self.ensure_index()
-        pending = len(self.vectors.pending_messages(0, 1_000_000)) + len(self.vectors.pending_entries(1_000_000))
         report = self.last_open
         return {
             **self.entries.count(), "archived": self.archive.count(), **self.entity_repo.count(),
-            "preferences": self.preferences.count(), "embedder": self.embedder.name, "pending": pending,
+            "preferences": self.preferences.count(), "embedder": self.embedder.name,
+            "pending": self.vectors.pending_count(),
             "vectors": self.vectors.counts(), "index": index.stats(),
             "index_health": ("rebuilt: " + report.reason) if report and report.action == "rebuilt" else (
                 f"topped up {report.added}, removed {report.removed}" if report and (report.added or report.removed)

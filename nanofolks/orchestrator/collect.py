@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
-from nanofolks.agent.runner import BotRunner, TokenSink, TurnBudget
+from nanofolks.agent.budget import TurnBudget
+from nanofolks.agent.runner import BotRunner, TokenSink
 from nanofolks.orchestrator.turn import BotReply, Plan, Turn
 
 

@@ -12,7 +12,8 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from nanofolks.agent.runner import BotRunner, TokenSink, TurnBudget
+from nanofolks.agent.budget import TurnBudget
+from nanofolks.agent.runner import BotRunner, TokenSink
 from nanofolks.config.schema import Config
 from nanofolks.crew.crew import Crew
 from nanofolks.llm.client import LLM
@@ -33,7 +34,9 @@ if TYPE_CHECKING:
     from nanofolks.secrets.keeper import Keeper
     from nanofolks.skills.skills import Skills
 
-Commit = Callable[[sqlite3.Connection, FinalAnswer], None]
+# commit(answer), once the answer is known and before the write transaction (formatting a reply for a platform
+# happens there, never while the database is locked), returns what runs inside the transaction.
+Commit = Callable[[FinalAnswer], Callable[[sqlite3.Connection], None]]
 
 MAX_MESSAGE_CHARS = 32_000  # longer messages are kept whole in the room but cut for the models
 
@@ -66,7 +69,7 @@ class Pipeline:
         commit: Commit | None = None,
     ) -> FinalAnswer:
         """Answer one message. One turn at a time per room; a global cap on turns across rooms.
-        `commit(conn, answer)` runs in the transaction that stores the replies (all or nothing)."""
+        What `commit(answer)` returns runs in the transaction that stores the replies (all or nothing)."""
         turn = Turn(room=room, text=text, sender=sender, platform=platform, turn_id=turn_id or uuid.uuid4().hex,
                     chat=chat)
         db = self.messages.db
@@ -86,7 +89,7 @@ class Pipeline:
                 answer.notes += await self.llm.spend.notices([r.bot for r in (*consulted, *turn.replies)])
             replies = [Message(room.id, r.bot, "assistant", r.text, kind=kind, platform=platform, turn_id=turn.turn_id)
                        for kind, group in (("consult", consulted), ("chat", turn.replies)) for r in group if r.ok]
-            await db.quick(self.messages.add_many, replies, (lambda conn: commit(conn, answer)) if commit else None)
+            await db.quick(self.messages.add_many, replies, commit(answer) if commit else None)
             self._index(replies)
             return answer
 

@@ -15,10 +15,10 @@ from nanofolks.store.rooms import RoomRepo
 
 @dataclass
 class Target:
-    """A platform the crew can send on: the bot's account there and how that platform splits a reply."""
+    """A platform the crew can send on: the bot's account there and its renderer (channels/registry.py)."""
 
     account: str
-    split: Callable[[str], list[str]]
+    render: Callable[[str], list[str]]
 
 
 @dataclass
@@ -33,7 +33,7 @@ class Delivery:
 
 
 def outbox_rows(rooms: RoomRepo, room_id: int, key: str, text: str, targets: dict[str, Target]) -> Delivery:
-    """Outbox rows for every chat mapped to the room, split for each platform, keyed `key:chat:i`."""
+    """Outbox rows for every chat mapped to the room, rendered for each platform, keyed `key:chat:i`."""
     delivery = Delivery([], [], [])
     for platform, chat_id, _ in rooms.mappings(room_id):
         chat = f"{platform}:{chat_id}"
@@ -43,7 +43,7 @@ def outbox_rows(rooms: RoomRepo, room_id: int, key: str, text: str, targets: dic
             continue
         delivery.chats.append(chat)
         delivery.rows += [OutboxRow(key=f"{key}:{chat}:{i}", platform=platform, account=target.account,
-                                    chat_id=chat_id, text=chunk) for i, chunk in enumerate(target.split(text))]
+                                    chat_id=chat_id, text=chunk) for i, chunk in enumerate(target.render(text))]
     return delivery
 
 
@@ -61,8 +61,10 @@ def last_known_targets(config: Config, db: Database) -> dict[str, Target]:
     for platform, (_, account) in latest.items():
         if platform not in CHANNELS:
             continue
+        spec = CHANNELS[platform]
         try:
-            targets[platform] = Target(account, CHANNELS[platform].build(config).split)
+            spec.build(config)
         except ChannelError:
             continue  # no longer configured here
+        targets[platform] = Target(account, spec.render)
     return targets

@@ -136,11 +136,15 @@ class RoutineService:
         text = f"@{routine.bot} {routine.message}" if routine.bot else routine.message
         answer = ""
 
-        def commit(conn: sqlite3.Connection, final: FinalAnswer) -> None:
+        def commit(final: FinalAnswer) -> Callable[[sqlite3.Connection], None]:
             nonlocal answer
             answer = final.markdown().strip()
-            if not mark_answered(conn, run.id, answer):
-                raise _Answered(run.id)
+
+            def store(conn: sqlite3.Connection) -> None:
+                if not mark_answered(conn, run.id, answer):
+                    raise _Answered(run.id)
+
+            return store
 
         assert self.pipeline is not None, "a RoutineService built without a pipeline cannot run routines"
         try:

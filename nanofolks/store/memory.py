@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -18,6 +19,25 @@ from nanofolks.store.db import Database
 EVENT_KINDS = ("chat", "consult", "tool_result")
 LARGE_OUTPUT_BYTES = 10_000
 FORGOTTEN = "-forgotten"  # the model name of a message's vector row once the user asked to forget it
+
+
+@dataclass(frozen=True)
+class Event:
+    """One message of a room, as memory learns from it."""
+
+    id: int
+    room_id: int
+    role: str  # user | assistant | system
+    content: str
+    sender: str
+    created_at: float
+
+
+_EVENT_COLUMNS = "m.id, m.room_id, m.role, m.content, m.sender, m.created_at"
+
+
+def _event(row: Any) -> Event:
+    return Event(int(row[0]), int(row[1]), row[2], row[3], row[4], row[5])
 
 
 @dataclass
@@ -85,21 +105,7 @@ class EntryRepo:
                     if row:
                         out.append((int(row[0]), False))
                         continue
-                entry.created_at = entry.created_at or now
-                entry.updated_at = entry.updated_at or entry.created_at
-                entry.text = sanitize(entry.text)  # the last line: an imported file's secrets are not kept
-                cur = conn.execute(
-                    "INSERT INTO memory_entries (kind, text, room_id, bot, sender, importance, protected,"
-                    " access_count, last_used, marked_at, origin, origin_key, created_at, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (entry.kind, entry.text, entry.room_id, entry.bot, entry.sender, entry.importance,
-                     int(entry.protected), entry.access_count, entry.last_used, entry.marked_at, entry.origin,
-                     entry.origin_key, entry.created_at, entry.updated_at),
-                )
-                entry.id = int(cur.lastrowid or 0)
-                conn.executemany("INSERT OR IGNORE INTO memory_sources (entry_id, message_id) VALUES (?, ?)",
-                                 [(entry.id, m) for m in entry.sources])
-                out.append((entry.id, True))
+                out.append((_insert_entry(conn, entry, now), True))
         return out
 
     def get(self, entry_id: int) -> Entry | None:
@@ -193,6 +199,25 @@ def _archive(conn: Any, entry: Entry, sources: list[int], reason: str, now: floa
     conn.execute("DELETE FROM memory_entries WHERE id = ?", (entry.id,))
 
 
+def _insert_entry(conn: sqlite3.Connection, entry: Entry, now: float) -> int:
+    """Inside a write transaction: insert the entry and its sources; sets and returns its id."""
+    entry.created_at = entry.created_at or now
+    entry.updated_at = entry.updated_at or entry.created_at
+    entry.text = sanitize(entry.text)  # the last line: an imported file's secrets are not kept
+    cur = conn.execute(
+        "INSERT INTO memory_entries (kind, text, room_id, bot, sender, importance, protected,"
+        " access_count, last_used, marked_at, origin, origin_key, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (entry.kind, entry.text, entry.room_id, entry.bot, entry.sender, entry.importance,
+         int(entry.protected), entry.access_count, entry.last_used, entry.marked_at, entry.origin,
+         entry.origin_key, entry.created_at, entry.updated_at),
+    )
+    entry.id = int(cur.lastrowid or 0)
+    conn.executemany("INSERT OR IGNORE INTO memory_sources (entry_id, message_id) VALUES (?, ?)",
+                     [(entry.id, m) for m in entry.sources])
+    return entry.id
+
+
 class ArchiveRepo:
     def __init__(self, db: Database):
         self.db = db
@@ -203,17 +228,19 @@ class ArchiveRepo:
                  "text": json.loads(r["data"])["text"]} for r in rows]
 
     def restore(self, archive_id: int) -> Entry | None:
-        """Bring an archived entry back as a new active entry (its vector is rebuilt by the indexer)."""
+        """Bring an archived entry back as a new active entry (its vector is rebuilt by the indexer), in one
+        transaction: a crash leaves it archived or restored, never lost."""
+        now = time.time()
         with self.db.write() as conn:
             row = conn.execute("SELECT * FROM memory_archive WHERE id = ?", (archive_id,)).fetchone()
             if row is None:
                 return None
             data = json.loads(row["data"])
             sources = data.pop("sources", [])
-            data.update(marked_at=None, origin_key=None, last_used=time.time())
+            data.update(marked_at=None, origin_key=None, last_used=now)
             entry = Entry(**data, sources=sources)
             conn.execute("DELETE FROM memory_archive WHERE id = ?", (archive_id,))
-        entry.id, _ = EntryRepo(self.db).add(entry)
+            _insert_entry(conn, entry, now)
         return entry
 
     def purge(self, older_than: float) -> int:
@@ -225,6 +252,12 @@ class ArchiveRepo:
         return int(row[0]) if row else 0
 
 
+# Not yet seen by the indexer (no vector row, not even a NULL one); the first takes EVENT_KINDS as parameters.
+_PENDING_MESSAGE = (f"m.kind IN ({','.join('?' * len(EVENT_KINDS))}) AND NOT EXISTS"
+                    " (SELECT 1 FROM memory_vectors v WHERE v.source = 'message' AND v.ref_id = m.id)")
+_PENDING_ENTRY = "NOT EXISTS (SELECT 1 FROM memory_vectors v WHERE v.source = 'entry' AND v.ref_id = e.id)"
+
+
 class VectorRepo:
     """Which entry or message each index label stands for, and its vector (so the index can always be
     rebuilt without re-embedding). A row with a NULL vector means 'seen, deliberately not indexed'."""
@@ -232,23 +265,22 @@ class VectorRepo:
     def __init__(self, db: Database):
         self.db = db
 
-    def pending_messages(self, after_id: int, limit: int) -> list[tuple[int, int, str, str, str, float]]:
-        """Events after `after_id` not yet seen by the indexer: (id, room_id, role, content, sender,
-        created_at), oldest first."""
-        marks = ",".join("?" * len(EVENT_KINDS))
-        rows = self.db.query(
-            "SELECT m.id, m.room_id, m.role, m.content, m.sender, m.created_at FROM messages m"
-            f" WHERE m.id > ? AND m.kind IN ({marks}) AND NOT EXISTS"
-            " (SELECT 1 FROM memory_vectors v WHERE v.source = 'message' AND v.ref_id = m.id)"
-            " ORDER BY m.id LIMIT ?", (after_id, *EVENT_KINDS, limit))
-        return [(int(r[0]), int(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
+    def pending_messages(self, after_id: int, limit: int) -> list[Event]:
+        """Events after `after_id` not yet seen by the indexer, oldest first."""
+        rows = self.db.query(f"SELECT {_EVENT_COLUMNS} FROM messages m WHERE m.id > ? AND {_PENDING_MESSAGE}"
+                             " ORDER BY m.id LIMIT ?", (after_id, *EVENT_KINDS, limit))
+        return [_event(r) for r in rows]
 
     def pending_entries(self, limit: int) -> list[tuple[int, str]]:
-        rows = self.db.query(
-            "SELECT e.id, e.text FROM memory_entries e WHERE NOT EXISTS"
-            " (SELECT 1 FROM memory_vectors v WHERE v.source = 'entry' AND v.ref_id = e.id) ORDER BY e.id LIMIT ?",
-            (limit,))
+        rows = self.db.query(f"SELECT e.id, e.text FROM memory_entries e WHERE {_PENDING_ENTRY} ORDER BY e.id LIMIT ?",
+                             (limit,))
         return [(int(r[0]), r[1]) for r in rows]
+
+    def pending_count(self) -> int:
+        """Events and entries the indexer has not seen yet, counted by SQLite."""
+        row = self.db.query_one(f"SELECT (SELECT COUNT(*) FROM messages m WHERE {_PENDING_MESSAGE})"
+                                f" + (SELECT COUNT(*) FROM memory_entries e WHERE {_PENDING_ENTRY})", EVENT_KINDS)
+        return int(row[0]) if row else 0
 
     def put(self, rows: list[tuple[str, int, str, bytes | None]]) -> list[int]:
         """Store (source, ref_id, model, vector) rows; returns their labels (0 where a row already existed:
@@ -425,12 +457,12 @@ class SearchRepo:
         rows = self.db.query("SELECT id FROM messages WHERE room_id = ? ORDER BY id DESC LIMIT ?", (room_id, limit))
         return tuple(int(r[0]) for r in rows)
 
-    def day_events(self, since: float, until: float) -> list[tuple[int, int, str, str, str, float]]:
-        """User messages between two times: (id, room_id, sender, role, content, created_at)."""
+    def day_events(self, since: float, until: float) -> list[Event]:
+        """The rooms' chat between two times, oldest first."""
         rows = self.db.query(
-            "SELECT id, room_id, sender, role, content, created_at FROM messages WHERE created_at >= ?"
-            " AND created_at < ? AND kind = 'chat' ORDER BY id", (since, until))
-        return [(int(r[0]), int(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
+            f"SELECT {_EVENT_COLUMNS} FROM messages m WHERE m.created_at >= ?"
+            " AND m.created_at < ? AND m.kind = 'chat' ORDER BY m.id", (since, until))
+        return [_event(r) for r in rows]
 
 
 def _filters(f: Filters, alias: str, bot_col: str) -> tuple[str, tuple]:

@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from nanofolks.bus.messages import InboundMessage, OutboundMessage
 from nanofolks.channels.base import SendError
 from nanofolks.channels.formatting import utf16_len
+from nanofolks.channels.messages import InboundMessage, OutboundMessage
+from nanofolks.channels.registry import CHANNELS
 from nanofolks.channels.telegram import TelegramChannel
 from nanofolks.config.schema import TelegramConfig
 from tests.fakes.telegram_server import FakeTelegram
@@ -60,7 +61,7 @@ async def test_long_markdown_is_split_and_every_chunk_accepted(channel, tg: Fake
     tg.push_message(42, "hi")  # the chat exists once someone wrote from it
     code = "\n".join(f"x{i} = '{'é' * 20}🏴‍☠️'" for i in range(400))
     markdown = "Intro **bold** text.\n\n```python\n" + code + "\n```\n\nDone."
-    chunks = chan.split(markdown)
+    chunks = CHANNELS["telegram"].render(markdown)
     assert len(chunks) >= 3
     ids = [await chan.send(out(c, f"k{i}")) for i, c in enumerate(chunks)]
     assert len(set(ids)) == len(chunks)
@@ -95,8 +96,9 @@ async def test_rejected_html_is_resent_as_plain_text(channel, tg: FakeTelegram) 
     chan, _ = channel
     tg.push_message(42, "hi")
     tg.fail_next("sendMessage", status=400, description="Bad Request: can't parse entities: oops", retry_after=None)
-    await chan.send(out("**bold** <b", reply_to="1"))
-    assert tg.sent[0]["parse_mode"] is None and tg.sent[0]["text"] == "**bold** <b"
+    [html] = CHANNELS["telegram"].render("**bold** <b")
+    await chan.send(out(html, reply_to="1"))
+    assert tg.sent[0]["parse_mode"] is None and tg.sent[0]["text"] == "bold <b"  # what the HTML would show
     assert tg.sent[0]["reply_to_message_id"] == 1
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from nanofolks.bus.messages import InboundMessage, OutboundMessage
 from nanofolks.channels.base import ChannelError, SendError
+from nanofolks.channels.messages import InboundMessage, OutboundMessage
 from nanofolks.channels.whatsapp import WhatsAppChannel
 from nanofolks.channels.whatsapp_bridge import SHIPPED_BRIDGE
 from nanofolks.config.schema import WhatsAppConfig

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from nanofolks.bus.messages import InboundMessage
 from nanofolks.channels.access import (
     CODE_LENGTH,
     MAX_PENDING,
@@ -16,6 +15,7 @@ from nanofolks.channels.access import (
     AccessPolicy,
     new_code,
 )
+from nanofolks.channels.messages import InboundMessage
 from nanofolks.store.db import Database
 from nanofolks.store.pairing import PairingRepo
 

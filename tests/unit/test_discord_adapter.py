@@ -9,9 +9,10 @@ from collections.abc import AsyncIterator, Iterator
 import discord
 import pytest
 
-from nanofolks.bus.messages import InboundMessage, OutboundMessage
 from nanofolks.channels.base import ChannelError, SendError
 from nanofolks.channels.discord import DiscordChannel
+from nanofolks.channels.messages import InboundMessage, OutboundMessage
+from nanofolks.channels.registry import CHANNELS
 from nanofolks.config.schema import Config, DiscordConfig
 from tests.fakes.discord_server import FakeDiscord
 
@@ -189,7 +190,7 @@ async def test_long_reply_splits_under_2000_fence_aware(fake: FakeDiscord, runni
     code = "\n".join(f"line_{i:03d} = compute({i})" for i in range(150))
     prose = "\n\n".join(f"Paragraph {i}: " + "the crew sails on. " * 10 for i in range(8))
     reply = f"{prose}\n\n```python\n{code}\n```\n\nThe end."
-    chunks = channel.split(reply)
+    chunks = CHANNELS["discord"].render(reply)
     assert len(chunks) >= 3 and all(len(c) <= 2000 for c in chunks)
     for chunk in chunks:
         assert chunk.count("```") % 2 == 0  # a block cut in two is closed and reopened

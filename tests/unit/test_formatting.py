@@ -12,12 +12,13 @@ from hypothesis import strategies as st
 from nanofolks.channels.formatting import (
     markdown_to_slack_mrkdwn,
     markdown_to_telegram_html,
+    markdown_to_whatsapp,
     split_for_discord,
     split_for_slack,
     split_for_telegram,
     split_message,
     telegram_html_length,
-    to_plain_text,
+    telegram_text,
     utf16_len,
 )
 
@@ -468,7 +469,7 @@ def test_telegram_property_always_well_formed(text: str) -> None:
     assert_telegram_html(html)
     # Other dialects must cope with the same input too.
     markdown_to_slack_mrkdwn(text)
-    to_plain_text(text)
+    markdown_to_whatsapp(text)
 
 
 # ---------------------------------------------------------------------------
@@ -486,32 +487,34 @@ def _long_reply() -> str:
 
 def test_split_for_telegram_long_reply_with_code() -> None:
     reply = _long_reply()
-    pairs = split_for_telegram(reply)
-    assert len(pairs) >= 3
-    for html, plain in pairs:
+    chunks = split_for_telegram(reply)
+    assert len(chunks) >= 3
+    for html in chunks:
         assert telegram_html_length(html) <= 4096
-        assert utf16_len(plain) <= 4096  # the fallback must fit as well
         assert_telegram_html(html)
-        assert fences_balanced(plain)
-        assert html == markdown_to_telegram_html(plain)
-    code_htmls = [html for html, _ in pairs if "result_" in html]
+    code_htmls = [html for html in chunks if "result_" in html]
     assert len(code_htmls) >= 2  # the code block itself had to be split...
     assert all('<pre><code class="language-python">' in html for html in code_htmls)  # ...and reopened
-    joined = "\n".join(plain for _, plain in pairs)
-    assert squash(drop_fence_lines(joined)) == squash(drop_fence_lines(reply))
+    shown = "\n".join(telegram_text(html) for html in chunks)  # what the reader sees: nothing lost
+    assert squash(shown) == squash(telegram_text(markdown_to_telegram_html(reply)))
 
 
 def test_split_for_telegram_counts_utf16() -> None:
-    pairs = split_for_telegram("😀" * 5000)
-    assert [telegram_html_length(html) for html, _ in pairs] == [4096, 4096, 1808]
-    assert "".join(plain for _, plain in pairs) == "😀" * 5000
+    chunks = split_for_telegram("😀" * 5000)
+    assert [telegram_html_length(html) for html in chunks] == [4096, 4096, 1808]
+    assert "".join(chunks) == "😀" * 5000
 
 
 def test_split_for_telegram_measures_converted_html() -> None:
     # Escaping makes the HTML source longer than the limit, but Telegram counts "&lt;" as 1.
     text = "<" * 100
-    [(html, plain)] = split_for_telegram(text, limit=100)
-    assert html == "&lt;" * 100 and plain == text
+    assert split_for_telegram(text, limit=100) == ["&lt;" * 100]
+    assert telegram_text("&lt;" * 100) == text  # the plain-text fallback shows the same
+
+
+def test_telegram_text_is_what_telegram_shows() -> None:
+    html = markdown_to_telegram_html("**bold** and <odd> & [a link](https://x.io) `x < 1`")
+    assert telegram_text(html) == "bold and <odd> & a link x < 1"
 
 
 def test_split_for_telegram_empty() -> None:
@@ -521,9 +524,8 @@ def test_split_for_telegram_empty() -> None:
 @settings(deadline=None, max_examples=100)
 @given(text=_MARKDOWNISH, limit=st.integers(40, 120))
 def test_split_for_telegram_property(text: str, limit: int) -> None:
-    for html, plain in split_for_telegram(text, limit):
+    for html in split_for_telegram(text, limit):
         assert telegram_html_length(html) <= limit
-        assert utf16_len(plain) <= limit
         assert_telegram_html(html)
 
 
@@ -572,22 +574,6 @@ def test_split_for_discord_passes_markdown_through() -> None:
     assert any("```python" in c for c in chunks[1:])
     assert all(fences_balanced(c) for c in chunks)
     assert squash(drop_fence_lines("\n".join(chunks))) == squash(drop_fence_lines(reply))
-
-
-@pytest.mark.parametrize(
-    ("markdown", "expected"),
-    [
-        ("**Bold** *it* ~~s~~ `code`", "Bold it s code"),
-        ("[docs](https://e.com)", "docs (https://e.com)"),
-        ("[https://e.com](https://e.com)", "https://e.com"),
-        ("## Title", "Title"),
-        ("```py\nx = 1 * 2\n```", "x = 1 * 2"),
-        ("a < b && snake_case", "a < b && snake_case"),
-        ("- one\n- two", "• one\n• two"),
-    ],
-)
-def test_to_plain_text(markdown: str, expected: str) -> None:
-    assert to_plain_text(markdown) == expected
 
 
 def test_crlf_input_is_normalised() -> None:

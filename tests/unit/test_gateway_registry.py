@@ -15,6 +15,7 @@ from nanofolks.channels.base import ChannelError
 from nanofolks.channels.registry import CHANNELS, spec
 from nanofolks.config.schema import Config
 from nanofolks.config.secret_fields import secret_values
+from nanofolks.doctor import CHANNEL_PROBES
 from nanofolks.gateway.commands import menu, parse_command
 from nanofolks.gateway.core import build_channels
 from nanofolks.gateway.locks import TokenLock, channel_lock_path
@@ -67,6 +68,7 @@ def test_each_entry_says_what_its_adapter_can_do() -> None:
         assert hasattr(adapter, "register_commands") == entry.command_menu, entry.platform
     with pytest.raises(ValueError, match="telegram, discord, slack, whatsapp"):
         spec("irc")
+    assert list(CHANNEL_PROBES) == list(CHANNELS)  # `nanofolks doctor` probes every registered channel
 
 
 def test_a_lock_names_the_credential_without_revealing_it() -> None:

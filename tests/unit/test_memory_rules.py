@@ -11,6 +11,7 @@ from nanofolks.memory.entities import SELF, extract, mentioned_names
 from nanofolks.memory.preferences import detect, remember_note
 from nanofolks.memory.priming import HEADER, fit
 from nanofolks.memory.search import fts_query
+from nanofolks.store.memory import Event
 
 
 @pytest.mark.parametrize(("text", "name", "type_", "relation"), [
@@ -92,11 +93,11 @@ def test_split_passages_keeps_headings_and_limits_size() -> None:
 
 def test_distil_keeps_facts_decisions_lessons_from_the_user_only() -> None:
     events = [
-        (1, 1, "ana", "user", "We decided to use Postgres. What do you think?", 10.0),
-        (2, 1, "ana", "user", "Turns out the bug was a timezone issue.", 11.0),
-        (3, 1, "ana", "user", "I work as a nurse in Porto.", 12.0),
-        (4, 1, "", "assistant", "I am a bot and we decided nothing.", 13.0),
-        (5, 1, "ana", "user", "hello there!", 14.0),
+        Event(1, 1, "user", "We decided to use Postgres. What do you think?", "ana", 10.0),
+        Event(2, 1, "user", "Turns out the bug was a timezone issue.", "ana", 11.0),
+        Event(3, 1, "user", "I work as a nurse in Porto.", "ana", 12.0),
+        Event(4, 1, "assistant", "I am a bot and we decided nothing.", "", 13.0),
+        Event(5, 1, "user", "hello there!", "ana", 14.0),
     ]
     got = {(e.kind, e.text, tuple(e.sources)) for e in distil(events)}
     assert got == {("decision", "We decided to use Postgres.", (1,)),

@@ -4,6 +4,7 @@ concurrent writers, priming."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -52,6 +53,7 @@ def test_events_teach_notes_preferences_and_entities(mem: MemoryService) -> None
     pref_id = say(mem, general, "please keep it short")
     rel_id = say(mem, general, "Lucas is my brother")
     say(mem, general, "Noted, captain!", role="assistant")
+    assert mem.vectors.pending_count() == 4 == mem.status()["pending"]  # the note is not learnt yet
     assert mem.index_pending() == 5  # four messages and the note
     hits = mem.search("passport")
     assert hits[0].item.source == "entry" and hits[0].item.text == "My passport expires in May"
@@ -64,6 +66,7 @@ def test_events_teach_notes_preferences_and_entities(mem: MemoryService) -> None
     assert lucas["relations"][0]["subject"] == "ana" and lucas["relations"][0]["predicate"] == "brother"
     assert lucas["relations"][0]["events"][0]["message_id"] == rel_id
     assert mem.index_pending() == 0  # nothing is learnt or embedded twice
+    assert mem.vectors.pending_count() == 0
     assert len(mem.preferences.of("ana")) == 1 and mem.entries.count()["entries"] == 1
 
 
@@ -72,7 +75,7 @@ def test_short_messages_are_seen_but_not_indexed(mem: MemoryService) -> None:
     say(mem, general, "ok")
     say(mem, general, "thanks!")
     assert mem.index_pending() == 0
-    assert not mem.vectors.pending_messages(0, 10)
+    assert not mem.vectors.pending_messages(0, 10) and mem.vectors.pending_count() == 0  # seen: a NULL vector row
 
 
 def test_search_filters_by_room_bot_and_time(mem: MemoryService) -> None:
@@ -134,6 +137,21 @@ def test_forgetting_protects_what_must_stay(mem: MemoryService) -> None:
     assert archived[0]["reason"] == "unused" and "pizza" in archived[0]["text"]
     restored = mem.restore(archived[0]["id"])
     assert "pizza" in mem.search("pizza office")[0].item.text and restored.protected is False
+
+
+def test_a_restore_that_fails_halfway_leaves_the_entry_archived(mem: MemoryService) -> None:
+    entry = mem.add("the boat is moored at pier 7", protected=False)
+    mem.archive_entry(entry, "unused", time.time())
+    [archived] = mem.archive.list()
+    with mem.db.write() as conn:  # the re-insert fails after the archive row was deleted, in the same transaction
+        conn.execute("CREATE TRIGGER no_room BEFORE INSERT ON memory_entries BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+    with pytest.raises(sqlite3.IntegrityError, match="disk full"):
+        mem.archive.restore(archived["id"])
+    assert [a["id"] for a in mem.archive.list()] == [archived["id"]]  # still archived, not lost
+    with mem.db.write() as conn:
+        conn.execute("DROP TRIGGER no_room")
+    restored = mem.archive.restore(archived["id"])
+    assert restored is not None and mem.entries.get(int(restored.id or 0)) is not None and not mem.archive.list()
 
 
 def test_a_used_memory_is_not_forgotten(mem: MemoryService) -> None:
@@ -320,5 +338,5 @@ def test_the_indexer_waits_for_a_quiet_crew_but_not_forever(mem: MemoryService,
     assert mem.wait_indexed(5)  # embedded once it paused
 
     said = talk(3.0)  # never pausing for longer than the deferral
-    pending = {row[0] for row in mem.vectors.pending_messages(0, 1000)}
+    pending = {event.id for event in mem.vectors.pending_messages(0, 1000)}
     assert set(said[:5]) & pending == set()  # the first ones were embedded while it still talked

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from nanofolks.bus.messages import OutboundMessage
 from nanofolks.bus.outbox import SendWorker
 from nanofolks.channels.base import SendError
+from nanofolks.channels.messages import OutboundMessage
 from nanofolks.store.db import Database
 from nanofolks.store.inbox import InboxRepo, InboxRow, mark_done
 from nanofolks.store.outbox import OutboxRepo, OutboxRow

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from nanofolks.agent.runner import TurnBudget
 from nanofolks.agent.tools import ToolContext
 from nanofolks.orchestrator.turn import Turn
 from nanofolks.services import Services
@@ -162,7 +161,7 @@ async def test_prompt_lists_skills_and_read_skill_loads_one_on_demand(services: 
 
     tools = runner._skill_tools(services.crew.bots["coder"])
     ctx = ToolContext(config=services.config, workspace=services.workspace, crew=services.crew, turn=turn,
-                      bot="coder", tasks=services.tasks, store=store, budget=TurnBudget(8))
+                      bot="coder", tasks=services.tasks, store=store)
     read = await runner.tools.execute("read_skill", {"name": "summarize"}, tools, ctx)
     assert read.ok and "Open questions" in read.text
     refused = await runner.tools.execute("read_skill", {"name": "humanizer"}, tools, ctx)

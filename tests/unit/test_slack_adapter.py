@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from nanofolks.bus.messages import InboundMessage, OutboundMessage
 from nanofolks.channels.base import ChannelError, SendError
-from nanofolks.channels.formatting import SLACK_LIMIT, markdown_to_slack_mrkdwn
+from nanofolks.channels.formatting import SLACK_LIMIT, split_for_slack
+from nanofolks.channels.messages import InboundMessage, OutboundMessage
+from nanofolks.channels.registry import CHANNELS
 from nanofolks.channels.slack import SlackChannel
 from nanofolks.config.schema import SlackConfig
 from tests.fakes.slack_server import FakeSlack
@@ -154,11 +155,11 @@ async def test_text_is_unescaped_and_our_mention_removed(fake: FakeSlack, inbox:
 async def test_send_replies_in_the_thread_in_mrkdwn(fake: FakeSlack, inbox: Inbox, slack: SlackChannel) -> None:
     ts = fake.push_message("D1", "hi", user="U1")
     [msg] = await received(fake, inbox, 1)
-    markdown = "**Bold** and *soft* with [a link](https://x.io) and `code`"
-    sent_ts = await slack.send(outbound("D1", markdown, reply_to=msg.message_id))
+    [rendered] = CHANNELS["slack"].render("**Bold** and *soft* with [a link](https://x.io) and `code`")
+    sent_ts = await slack.send(outbound("D1", rendered, reply_to=msg.message_id))
     [posted] = await fake.wait_for_posted_async(1)
     assert posted["ts"] == sent_ts and posted["thread_ts"] == ts and posted["channel"] == "D1"
-    assert posted["text"] == markdown_to_slack_mrkdwn(markdown) == "*Bold* and _soft_ with <https://x.io|a link> and `code`"
+    assert posted["text"] == rendered == "*Bold* and _soft_ with <https://x.io|a link> and `code`"
 
     reply = "1.000009/1.000010"  # a message inside a thread: the answer goes to the thread's parent
     await slack.send(outbound("D1", "in thread", reply_to=reply))
@@ -168,12 +169,11 @@ async def test_send_replies_in_the_thread_in_mrkdwn(fake: FakeSlack, inbox: Inbo
 
 
 def test_split_keeps_every_converted_chunk_within_the_limit() -> None:
-    slack = SlackChannel(SlackConfig(bot_token="xoxb-x", app_token="xapp-x"))
     code = "\n".join(f"row_{i:03d} = [{i}] * 3" for i in range(300))
     markdown = "\n\n".join(f"**Part {i}**: " + "words & more words " * 40 for i in range(12)) + f"\n```\n{code}\n```"
-    chunks = slack.split(markdown)
+    chunks = split_for_slack(markdown)
     assert len(chunks) >= 3
-    assert all(len(markdown_to_slack_mrkdwn(c)) <= SLACK_LIMIT for c in chunks)
+    assert all(len(c) <= SLACK_LIMIT and "**" not in c for c in chunks)
     joined = "\n".join(chunks)
     assert all(joined.count(f"row_{i:03d} =") == 1 for i in range(300))
     assert all(c.count("```") % 2 == 0 for c in chunks)  # a code block cut in two is closed and reopened

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -187,19 +189,25 @@ async def test_the_replies_of_a_turn_and_the_callers_commit_are_one_transaction(
     """A commit hook that fails (the gateway finding its inbox row answered meanwhile) stores no reply."""
     pipeline, room, db = instant_pipeline(tmp_path)
 
-    def refuse(conn, answer) -> None:  # noqa: ANN001
-        conn.execute("CREATE TABLE hook_ran (x)")  # written inside the transaction, rolled back with it
-        raise RuntimeError("answered meanwhile")
+    def refuse(answer) -> Callable[[sqlite3.Connection], None]:  # noqa: ANN001
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute("CREATE TABLE hook_ran (x)")  # written inside the transaction, rolled back with it
+            raise RuntimeError("answered meanwhile")
+        return write
 
     with pytest.raises(RuntimeError, match="answered meanwhile"):
         await pipeline.handle(room, "@coder hi", turn_id="t1", commit=refuse)
     assert [m.role for m in MessageRepo(db).recent(room.id, 50)] == ["user"]
     assert db.query_one("SELECT name FROM sqlite_master WHERE name = 'hook_ran'") is None
 
-    seen: list[str] = []
-    answer = await pipeline.handle(room, "@coder again", turn_id="t2",
-                                   commit=lambda conn, answer: seen.append(answer.markdown()))
-    assert seen == [answer.markdown()] == ["coder here"]
+    seen: list[tuple[str, bool]] = []
+
+    def prepare(answer) -> Callable[[sqlite3.Connection], None]:  # noqa: ANN001
+        seen.append(("prepared", db._conn.in_transaction))  # the reply is formatted before BEGIN IMMEDIATE
+        return lambda conn: seen.append((answer.markdown(), conn.in_transaction))
+
+    answer = await pipeline.handle(room, "@coder again", turn_id="t2", commit=prepare)
+    assert seen == [("prepared", False), (answer.markdown(), True)] and answer.markdown() == "coder here"
     assert [m.role for m in MessageRepo(db).recent(room.id, 50)] == ["user", "user", "assistant"]
 
 

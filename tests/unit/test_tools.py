@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from nanofolks.agent.runner import TurnBudget
 from nanofolks.agent.tools import Tool, ToolContext, ToolError, ToolRegistry, builtin_registry
 from nanofolks.agent.tools.files import resolve
 from nanofolks.agent.tools.web import html_to_text, is_forbidden
@@ -34,7 +33,7 @@ def make_ctx(services: Services, bot: str = "coder", run_bot=None) -> ToolContex
 
     turn = Turn(room=services.rooms.general(), text="hi", turn_id="t1")
     return ToolContext(config=services.config, workspace=services.workspace, crew=services.crew, turn=turn,
-                       bot=bot, tasks=services.tasks, store=store, budget=TurnBudget(8), run_bot=run_bot)
+                       bot=bot, tasks=services.tasks, store=store, run_bot=run_bot)
 
 
 async def call(services: Services, name: str, args: dict, bot: str = "coder", run_bot=None) -> str:  # noqa: ANN001

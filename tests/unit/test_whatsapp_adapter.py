@@ -13,16 +13,11 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.client import connect
 
-from nanofolks.bus.messages import InboundMessage, OutboundMessage
 from nanofolks.channels.base import ChannelError, SendError
-from nanofolks.channels.formatting import utf16_len
-from nanofolks.channels.whatsapp import (
-    WHATSAPP_LIMIT,
-    WhatsAppChannel,
-    _ack_error,
-    bare_jid,
-    markdown_to_whatsapp,
-)
+from nanofolks.channels.formatting import WHATSAPP_LIMIT, markdown_to_whatsapp, split_for_whatsapp, utf16_len
+from nanofolks.channels.messages import InboundMessage, OutboundMessage
+from nanofolks.channels.registry import CHANNELS
+from nanofolks.channels.whatsapp import WhatsAppChannel, _ack_error, bare_jid
 from nanofolks.config.schema import WhatsAppConfig
 from tests.conftest import run_cli
 from tests.fakes.whatsapp_bridge import FakeBridge
@@ -196,9 +191,10 @@ async def test_a_failing_inbox_is_retried_in_order(channel, bridge: FakeBridge) 
 # --- sending ----------------------------------------------------------------------------------------
 
 
-async def test_send_returns_the_acked_id_and_converts_markdown(channel, bridge: FakeBridge) -> None:  # noqa: ANN001
+async def test_send_delivers_the_rendered_markup_and_returns_the_acked_id(channel, bridge: FakeBridge) -> None:  # noqa: ANN001
     chan, _ = channel
-    message_id = await chan.send(out("**Aye**, *captain*: ~~no~~ `code`", key="inbox:7:0"))
+    [rendered] = CHANNELS["whatsapp"].render("**Aye**, *captain*: ~~no~~ `code`")
+    message_id = await chan.send(out(rendered, key="inbox:7:0"))
     [delivered] = bridge.delivered
     assert message_id == delivered["messageId"] and message_id.startswith("3EB0")
     assert delivered == {"requestId": "inbox:7:0", "chatId": DM, "text": "*Aye*, _captain_: ~no~ `code`",
@@ -302,6 +298,12 @@ async def test_while_the_bridge_is_away_sends_fail_as_retryable(channel, bridge:
     assert (await inbox.wait(1))[0].text == "back"
 
 
+async def reconnect_loop_ended(chan: WhatsAppChannel) -> None:
+    """Wait until the adapter's read-and-reconnect task has returned: from then on nothing can reconnect."""
+    [reader] = [task for task in chan._tasks if task.get_name() == "whatsapp-bridge"]
+    await asyncio.wait_for(asyncio.shield(reader), 30)
+
+
 async def test_logged_out_stops_reconnecting(
     channel, bridge: FakeBridge, caplog: pytest.LogCaptureFixture  # noqa: ANN001
 ) -> None:
@@ -311,8 +313,8 @@ async def test_logged_out_stops_reconnecting(
         await until(lambda: chan.state == "logged_out")
         assert "run `nanofolks channels login whatsapp`" in caplog.text
         await asyncio.to_thread(bridge.drop_connection)
-        await until(lambda: "not reconnecting" in caplog.text)
-        await asyncio.sleep(2.0)  # four times the first reconnect delay: a reconnect would have happened
+        await reconnect_loop_ended(chan)
+        assert "not reconnecting" in caplog.text
     assert bridge.auth_count == 1
     assert chan.state == "logged_out"
     with pytest.raises(SendError) as info:
@@ -325,9 +327,8 @@ async def test_another_client_taking_over_stops_reconnecting(channel, bridge: Fa
     async with connect(bridge.url) as other:
         await other.send(json.dumps({"type": "auth", "token": bridge.token}))
         await other.recv()
-        await until(lambda: chan.state == "replaced")
-        await asyncio.sleep(2.0)  # no ping-pong: the adapter does not take the bridge back
-        assert bridge.auth_count == 2 and bridge.authenticated
+        await reconnect_loop_ended(chan)  # no ping-pong: the adapter does not take the bridge back
+        assert chan.state == "replaced" and bridge.auth_count == 2 and bridge.authenticated
 
 
 # --- split and format --------------------------------------------------------------------------------
@@ -341,15 +342,15 @@ def test_markdown_becomes_whatsapp_markup() -> None:
 
 
 def test_split_keeps_every_converted_chunk_within_the_bridge_limit() -> None:
-    chan = WhatsAppChannel(WhatsAppConfig(enabled=True, bridge_token="t"))
     paragraph = "**Arr** 🏴‍☠️ " * 60
     text = "\n\n".join([paragraph] * 12) + "\n\n```\n" + "code line\n" * 600 + "```"
-    chunks = chan.split(text)
+    chunks = split_for_whatsapp(text)
     assert len(chunks) > 2
-    assert all(utf16_len(markdown_to_whatsapp(c)) <= WHATSAPP_LIMIT for c in chunks)
+    assert all(utf16_len(c) <= WHATSAPP_LIMIT for c in chunks)
     assert sum(c.count("🏴‍☠️") for c in chunks) == 12 * 60, "nothing lost"
+    assert all(c.count("*Arr*") == c.count("🏴‍☠️") for c in chunks), "each chunk converted"
     assert all(c.count("```") % 2 == 0 for c in chunks), "a cut code block is closed and reopened"
-    assert chan.split("short") == ["short"]
+    assert split_for_whatsapp("short") == ["short"]
 
 
 # --- `nanofolks channels login whatsapp` ---------------------------------------------------------------

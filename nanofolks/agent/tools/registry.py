@@ -16,7 +16,6 @@ from nanofolks.config.schema import Config
 from nanofolks.secrets.sanitize import sanitize
 
 if TYPE_CHECKING:
-    from nanofolks.agent.runner import TurnBudget
     from nanofolks.crew.crew import Bot, Crew
     from nanofolks.orchestrator.turn import BotReply, Turn
     from nanofolks.rooms.tasks import Tasks
@@ -45,7 +44,6 @@ class ToolContext:
     bot: str  # the handle of the bot calling the tool
     tasks: Tasks
     store: Callable[[Message], Awaitable[None]]  # add a message to the room's history
-    budget: TurnBudget
     run_bot: RunBot | None = None  # set only where delegation is allowed (the leader, not a specialist)
     keeper: Keeper | None = None  # the vault: resolves {{name}} for tools that use secrets, screens outputs
 

@@ -27,11 +27,12 @@ class InboundMessage:
 
 @dataclass
 class OutboundMessage:
-    """One platform message to send: already split to fit the platform's limit (see Channel.split)."""
+    """One platform message to send, as the registry's `render` made it: in the platform's markup, within
+    its limit."""
 
     platform: str
     account: str
     chat_id: str
-    text: str  # Markdown; the adapter converts it to what the platform renders
+    text: str  # sent as is
     key: str  # idempotency key, stable across retries and restarts
     reply_to: str | None = None  # the platform message id this answers (used in groups)
