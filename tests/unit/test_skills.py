@@ -204,7 +204,7 @@ async def test_run_skill_script_gives_secrets_through_the_environment_not_the_co
         await services.db.run(services.messages.add, message)
 
     ctx = ToolContext(config=services.config, workspace=services.workspace, crew=services.crew, turn=turn,
-                      bot="coder", tasks=services.tasks, store=store, budget=TurnBudget(8), keeper=services.keeper)
+                      bot="coder", tasks=services.tasks, store=store, keeper=services.keeper)
     outcome = await runner.tools.execute("run_skill_script", {"skill": "probe", "script": "probe.py",
                                                               "env": {"GH_TOKEN": "{{gh_token}}"}},
                                          runner._skill_tools(services.crew.bots["coder"]), ctx)
