@@ -353,7 +353,7 @@ async def _cancel(task: asyncio.Task | None) -> None:
 def _send_error(exc: Exception) -> SendError:
     """Sort a failed send: wait and retry, retry with backoff, never resend (maybe delivered), or give up."""
     import httpx
-    from telegram.error import NetworkError, RetryAfter, TimedOut
+    from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
 
     if isinstance(exc, RetryAfter):
         with warnings.catch_warnings():  # PTB warns that retry_after will become a timedelta
@@ -361,7 +361,7 @@ def _send_error(exc: Exception) -> SendError:
             wait = exc.retry_after
         seconds = wait.total_seconds() if isinstance(wait, dt.timedelta) else float(wait)
         return SendError(str(exc), retryable=True, retry_after=seconds)
-    if isinstance(exc, NetworkError):
+    if isinstance(exc, NetworkError) and not isinstance(exc, BadRequest):  # PTB's BadRequest is a NetworkError
         cause = exc.__cause__
         if cause is None:  # Telegram answered with a 5xx: it did not take the message
             return SendError(str(exc), retryable=True)
