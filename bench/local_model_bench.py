@@ -138,7 +138,8 @@ async def run(runs: int, max_tokens: int, threads: int | None) -> dict[str, Any]
     for i in range(runs):
         slot = f"leader in room {i}"
         model.llama.reset()
-        prompt.append(await ours(room(None), 16, slot))  # the room's first turn: every token evaluated
+        prompt.append(await ours(room(None), 16, None))  # no saved state: every prompt token evaluated
+        await ours(room(None), 16, slot)  # the room's first turn, which leaves the leader's state
         await ours(coder, 16, f"coder in room {i}")  # another bot answers in between
         warm.append(await ours(room(reply), 16, slot))
         warm_raw.append(raw(model, room(reply), 16))

@@ -157,14 +157,18 @@ class BotRunner:
             from nanofolks.skills.tools import skills_block
 
             prompt += "\n\n" + skills_block(self.skills.for_bot(bot.skills))
+        memory = []
         if self.memory is not None:  # what the crew remembers that bears on this message, within its token budget
             block = await self.memory.prime(turn, model)
-            prompt += f"\n\n{block}" if block else ""
+            memory = [{"role": "system", "content": block}] if block else []
         system = [{"role": "system", "content": prompt}]
         limit = self.config.orchestrator.history_messages
         # The history ends with this turn's user message (stored before any model is called).
         history = [self._as_chat(m, handle) for m in await self.messages.db.quick(self.messages.recent, room.id, limit)]
-        tail = []
+        # What changes least comes first, so that a cached prefix (the local model's KV state per bot, a
+        # provider's prompt cache) covers all but this turn: persona and tools, the older history, then
+        # this turn's memory block and the newest message.
+        history, tail = history[:-1], [*memory, *history[-1:]]
         if consulted:
             heard = "\n\n".join(f"@{r.bot} ({self.crew.bots[r.bot].name}) answered:\n{r.text}" for r in consulted)
             tail.append({

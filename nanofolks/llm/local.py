@@ -220,7 +220,7 @@ def _without_extra_buffers(llama_c: Any) -> Iterator[None]:
 
     On VMs that advertise AMX without supporting it (this project's Firecracker build machine), the first
     AMX tile instruction kills the whole process with SIGSEGV. Only a native build (-march=native on such
-    a machine) contains AMX code; the portable build (scripts/llama-cmake-args) has none, so it keeps the
+    a machine) contains AMX code; the portable build (packaging/llama-cmake-args) has none, so it keeps the
     repacked buffers, which evaluate a prompt about twice as fast. Llama() has no argument for
     `use_extra_bufts`, so its model-params factory is wrapped for the duration of the load (under
     _load_lock)."""

@@ -91,6 +91,8 @@ async def test_a_turn_remembers_and_primes_the_next_one(crew_home: Path, llm_ser
         await services.pipeline.handle(general, "@coder which locker is mine?")
     finally:
         services.close()
-    system = llm_server.requests[-1]["messages"][0]["content"]
-    assert "## Memory" in system
-    assert "My locker code is 4521" in system and "Keep answers short." in system
+    messages = llm_server.requests[-1]["messages"]
+    memory = messages[-2]  # the memory block comes last but for the question: the rest stays a cached prefix
+    assert memory["role"] == "system" and "## Memory" in memory["content"]
+    assert "My locker code is 4521" in memory["content"] and "Keep answers short." in memory["content"]
+    assert "## Memory" not in messages[0]["content"] and messages[-1]["content"] == "@coder which locker is mine?"
