@@ -14,10 +14,12 @@ from nanofolks.agent.toolmode import tool_mode
 from nanofolks.agent.tools import Tool, ToolContext, ToolRegistry, builtin_registry
 from nanofolks.config.loader import workspace_path
 from nanofolks.config.schema import Config
+from nanofolks.context.fit import PromptParts, PromptTooLong, fit_prompt
+from nanofolks.context.room import RoomContext
 from nanofolks.crew.crew import Bot, Crew
 from nanofolks.crew.prompt import system_prompt
 from nanofolks.llm.client import LLM, LLMError, is_local
-from nanofolks.llm.tokens import context_window, count_text, fit_history
+from nanofolks.llm.tokens import context_window, count_text
 from nanofolks.orchestrator.turn import BotReply, Turn
 from nanofolks.rooms.rooms import Rooms
 from nanofolks.rooms.tasks import Tasks
@@ -44,11 +46,12 @@ _STOPS = {
 class BotRunner:
     def __init__(self, config: Config, crew: Crew, llm: LLM, messages: MessageRepo,
                  tasks: Tasks | None = None, tools: ToolRegistry | None = None, memory: Any = None,
-                 keeper: Any = None, skills: Any = None):
+                 keeper: Any = None, skills: Any = None, context: RoomContext | None = None):
         self.config = config
         self.crew = crew
         self.llm = llm
         self.messages = messages
+        self.context = context or RoomContext(config, crew, llm, messages.db)  # where the room's context starts
         self.tasks = tasks or Tasks(TaskRepo(messages.db), Rooms(RoomRepo(messages.db), crew))
         self.tools = tools or builtin_registry()
         self.memory = memory  # a MemoryService that primes prompts and lends `search_memory`, or None
@@ -86,7 +89,10 @@ class BotRunner:
             model = self.config.spend.fallback_model  # past a spend limit: the prompt is built for the fallback
         mode = tool_mode(self.config, handle, model)
         tools = self.tools.for_bot(bot, self.config, can_delegate=task is None) + self._skill_tools(bot)
-        prompt = await self.build_messages(handle, turn, consulted, model, tools, mode, task, delegator)
+        try:
+            prompt, tools = await self._prompt(handle, turn, consulted, model, tools, mode, task, delegator)
+        except PromptTooLong as exc:
+            return BotReply(handle, "", ok=False, error=str(exc))
 
         async def run_bot(specialist: str, sub_task: str) -> BotReply:
             return await self._answer(specialist, turn, budget, [], None, task=sub_task, delegator=handle)
@@ -110,7 +116,7 @@ class BotRunner:
                           bot=handle, tasks=self.tasks, store=self._store,
                           run_bot=run_bot if task is None else None, keeper=self.keeper)
         guard = StreamGuard((lambda piece: on_token(handle, piece)) if on_token else None)
-        window = context_window(model, self.config.agents.defaults.context_window)
+        window = context_window(model, self.config)
         loop = AgentLoop(self.llm, self.tools, self.config.agents.defaults.max_iterations,
                          result_chars=max(2_000, min(MAX_RESULT_CHARS, window)))
         try:
@@ -124,6 +130,16 @@ class BotRunner:
         if not text:
             return BotReply(handle, "", ok=False, error=f"model {model} returned an empty answer")
         return BotReply(handle, text)
+
+    async def _prompt(self, handle: str, turn: Turn, consulted: list[BotReply], model: str, tools: list[Tool],
+                      mode: str, task: str | None, delegator: str) -> tuple[list[dict[str, Any]], list[Tool]]:
+        """The prompt and the tools offered with it: none when their definitions leave no room for the message."""
+        try:
+            return await self.build_messages(handle, turn, consulted, model, tools, mode, task, delegator), tools
+        except PromptTooLong:
+            if not tools:
+                raise
+        return await self.build_messages(handle, turn, consulted, model, [], mode, task, delegator), []
 
     @staticmethod
     def _compose(result: LoopResult, guard: StreamGuard) -> str:
@@ -150,44 +166,46 @@ class BotRunner:
     ) -> list[dict[str, Any]]:
         bot = self.crew.bots[handle]
         room = turn.room
-        prompt = system_prompt(bot, self.crew, room.name, room.type, room.members, compact=is_local(model))
+        personas = [system_prompt(bot, self.crew, room.name, room.type, room.members, compact=compact)
+                    for compact in ((True,) if is_local(model) else (False, True))]
+        personas.append(personas[-1].split("\n", 1)[0])  # the name line: the shortest that still says who it is
+        fixed = ""
         if tools:
-            prompt += "\n\n" + (describe_tools(tools) if mode == "text" else _native_note(tools))
+            fixed = describe_tools(tools) if mode == "text" else _native_note(tools)
         if self.skills is not None and any(t.name == "read_skill" for t in tools or []):
             from nanofolks.skills.tools import skills_block
 
-            prompt += "\n\n" + skills_block(self.skills.for_bot(bot.skills))
-        memory = []
+            fixed += "\n\n" + skills_block(self.skills.for_bot(bot.skills))
+        memory = ""
         if self.memory is not None:  # what the crew remembers that bears on this message, within its token budget
-            block = await self.memory.prime(turn, model)
-            memory = [{"role": "system", "content": block}] if block else []
-        system = [{"role": "system", "content": prompt}]
+            memory = await self.memory.prime(turn, model)
         limit = self.config.orchestrator.history_messages
-        # The history ends with this turn's user message (stored before any model is called).
-        history = [self._as_chat(m, handle) for m in await self.messages.db.quick(self.messages.recent, room.id, limit)]
-        # What changes least comes first, so that a cached prefix (the local model's KV state per bot, a
-        # provider's prompt cache) covers all but this turn: persona and tools, the older history, then
-        # this turn's memory block and the newest message.
-        history, tail = history[:-1], [*memory, *history[-1:]]
+        summary, stored = await self.messages.db.quick(self.context.history, room.id, limit + 1)
+        # This turn's own message is the newest part, sent whatever else must go.
+        older = [m for m in stored if not (m.turn_id == turn.turn_id and m.role == "user")]
+        history = [self._as_chat(m, handle) for m in older[max(0, len(older) - limit):]]
+        newest = [{"role": "user", "content": turn.text}]
         if consulted:
             heard = "\n\n".join(f"@{r.bot} ({self.crew.bots[r.bot].name}) answered:\n{r.text}" for r in consulted)
-            tail.append({
+            newest.append({
                 "role": "user",
                 "content": f"[Crew notes, not from the user] Your specialists answered first:\n\n{heard}\n\n"
                            "Give the user one clear final answer that uses their contributions and credits them.",
             })
         if task is not None:
             boss = self.crew.bots[delegator]
-            tail.append({
+            newest.append({
                 "role": "user",
                 "content": f"[Task from @{delegator} ({boss.name}), not from the user] {task}\n\n"
                            f"Do this task, then reply with your result for @{delegator}.",
             })
-        window = context_window(model, self.config.agents.defaults.context_window)
+        window = context_window(model, self.config)
         reserved = self.config.agents.defaults.max_tokens
         if tools and mode == "native":  # the tool schemas travel with every call
             reserved += count_text(json.dumps([t.schema() for t in tools]), model)
-        return fit_history(system, history, tail, window - reserved, model)
+        parts = PromptParts(personas=personas, memory=memory, history=history, newest=newest, fixed=fixed,
+                            summary=[self.context.summary_chat(summary)] if summary else [])
+        return fit_prompt(parts, window - reserved, model, assemble, window)
 
     def _skill_tools(self, bot: Bot) -> list[Tool]:
         """read_skill and run_skill_script, for a bot whose role card lists a skill that is loaded."""
@@ -206,6 +224,15 @@ class BotRunner:
         if msg.author == handle:
             return {"role": "assistant", "content": msg.content}
         return {"role": "user", "content": f"[@{msg.author}] {msg.content}"}
+
+
+def assemble(parts: PromptParts) -> list[dict[str, Any]]:
+    """The order a prompt is sent in. What changes least comes first, so that a cached prefix (the local
+    model's KV state per bot, a provider's prompt cache) covers all but this turn: persona and tools, the
+    summary and the older history, then this turn's memory block and the newest message."""
+    system = "\n\n".join(p for p in (parts.personas[0], parts.fixed) if p)
+    memory = [{"role": "system", "content": parts.memory}] if parts.memory else []
+    return [{"role": "system", "content": system}, *parts.summary, *parts.history, *memory, *parts.newest]
 
 
 def _native_note(tools: list[Tool]) -> str:

@@ -14,6 +14,7 @@ from nanofolks.cli import metrics as metrics_cmd
 from nanofolks.cli import routines as routines_cmd
 from nanofolks.cli import routing as routing_cmd
 from nanofolks.cli import secrets as secrets_cmd
+from nanofolks.cli import session as session_cmd
 from nanofolks.cli import skills as skills_cmd
 from nanofolks.cli import worklog as worklog_cmd
 
@@ -52,6 +53,7 @@ app.command("doctor")(doctor.doctor)
 app.command("export")(backup.export)
 app.command("import")(backup.import_)
 app.add_typer(secrets_cmd.app, name="secrets")
+app.add_typer(session_cmd.app, name="session")
 app.add_typer(skills_cmd.app, name="skills")
 app.add_typer(routines_cmd.app, name="routines")
 app.add_typer(worklog_cmd.app, name="worklog")

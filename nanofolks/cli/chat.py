@@ -44,6 +44,7 @@ async def _send(services: Services, room, text: str, stream: bool) -> FinalAnswe
         err_console.print(captured.notice(), highlight=False, soft_wrap=True)
     answer = await services.pipeline.handle(room, captured.text, on_token=view.token if stream else None)
     view.finish(answer)
+    await services.pipeline.settle()  # a compaction the turn started finishes before the next prompt
     return answer
 
 

@@ -240,6 +240,17 @@ class MemoryConfig(Section):
     forgetting: ForgettingConfig = Field(default_factory=ForgettingConfig)
 
 
+class ContextConfig(Section):
+    """Long conversations: each room's context kept inside the model's window (see docs/context.md)."""
+
+    compaction: Literal["summary", "token-limit", "off"] = "summary"
+    notice_percent: int = Field(default=70, ge=1, le=100)  # the reply carries one short notice
+    compact_percent: int = Field(default=80, ge=1, le=100)  # the room's context is compacted
+    keep_percent: int = Field(default=40, ge=1, le=90)  # newest messages kept whole by a compaction
+    summary_tokens: int = Field(default=600, ge=50)  # the most a summary may take
+    windows: dict[str, int] = Field(default_factory=dict)  # model -> context window, over litellm's map
+
+
 TIERS = ("simple", "medium", "complex", "reasoning", "coding")  # the ladder, cheapest first (docs/routing.md)
 Tier = Literal["simple", "medium", "complex", "reasoning", "coding"]
 
@@ -312,6 +323,7 @@ class Config(Section):
     orchestrator: OrchestratorConfig = Field(default_factory=OrchestratorConfig)
     tools: ToolsConfig = Field(default_factory=ToolsConfig)
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
+    context: ContextConfig = Field(default_factory=ContextConfig)
     channels: ChannelsConfig = Field(default_factory=ChannelsConfig)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     spend: SpendConfig = Field(default_factory=SpendConfig)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
+from nanofolks.config.schema import Config
 from nanofolks.llm.env import import_litellm, prepare_offline_env
 
 DEFAULT_CONTEXT_WINDOW = 8192
@@ -38,6 +39,16 @@ def _count(text: str, encoding: str) -> int:
 _count_cached = lru_cache(maxsize=2048)(_count)  # at most ~32 MB of keys
 
 
+def truncate_tokens(text: str, limit: int, model: str = "") -> str:
+    """`text` cut in the middle to about `limit` tokens, its head and tail kept."""
+    tokens = _encoding(encoding_for(model)).encode(text, disallowed_special=())
+    if len(tokens) <= limit:
+        return text
+    half = max(1, limit // 2)
+    decode = _encoding(encoding_for(model)).decode
+    return f"{decode(tokens[:half])} [... {len(tokens) - 2 * half} tokens cut ...] {decode(tokens[-half:])}"
+
+
 def count_messages(messages: list[dict[str, Any]], model: str = "") -> int:
     total = 3  # every reply is primed with <|start|>assistant<|message|>
     for msg in messages:
@@ -47,8 +58,12 @@ def count_messages(messages: list[dict[str, Any]], model: str = "") -> int:
     return total
 
 
-def context_window(model: str, configured: int | None = None) -> int:
-    return configured or _known_window(model)
+def context_window(model: str, config: Config | None = None) -> int:
+    """The model's window: `context.windows` for this model, else `agents.defaults.contextWindow`, else
+    litellm's model map."""
+    if config is not None:
+        return config.context.windows.get(model) or config.agents.defaults.context_window or _known_window(model)
+    return _known_window(model)
 
 
 @lru_cache(maxsize=64)
@@ -61,19 +76,3 @@ def _known_window(model: str) -> int:
         return int(info.get("max_input_tokens") or info.get("max_tokens") or DEFAULT_CONTEXT_WINDOW)
     except Exception:  # unknown to litellm's price map (self-hosted models): a safe default
         return DEFAULT_CONTEXT_WINDOW
-
-
-def fit_history(
-    system: list[dict[str, Any]], history: list[dict[str, Any]], tail: list[dict[str, Any]], budget: int, model: str
-) -> list[dict[str, Any]]:
-    """Keep the system prompt and the newest messages: drop the oldest history until it all fits `budget`."""
-    fixed = count_messages(system + tail, model)
-    kept: list[dict[str, Any]] = []
-    used = fixed
-    for msg in reversed(history):
-        cost = _PER_MESSAGE_OVERHEAD + count_text(str(msg.get("content") or ""), model)
-        if used + cost > budget:
-            break
-        kept.append(msg)
-        used += cost
-    return system + list(reversed(kept)) + tail

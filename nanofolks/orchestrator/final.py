@@ -12,6 +12,10 @@ def final(turn: Turn, tags: Tags, plan: Plan, replies: list[BotReply], crew: Cre
         f"@{h} is not in #{turn.room.name}; invite with `nanofolks room invite {turn.room.name} {h}`."
         for h in plan.missing
     ]
-    notes += [f"@{r.bot} could not answer: {r.error}" for r in replies if not r.ok]
+    failed: dict[str, list[str]] = {}  # one note per reason, naming every bot it stopped
+    for r in replies:
+        if not r.ok:
+            failed.setdefault(r.error, []).append(f"@{r.bot}")
+    notes += [f"{', '.join(bots)} could not answer: {error}" for error, bots in failed.items()]
     labels = {h: bot.label for h, bot in crew.bots.items()}
     return FinalAnswer(turn_id=turn.turn_id, parts=replies, notes=notes, labels=labels)

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import uuid
 from collections import defaultdict
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 from nanofolks.agent.budget import TurnBudget
 from nanofolks.agent.runner import BotRunner, TokenSink
 from nanofolks.config.schema import Config
+from nanofolks.context.room import RoomContext
 from nanofolks.crew.crew import Crew
 from nanofolks.llm.client import LLM
 from nanofolks.orchestrator.collect import collect
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
     from nanofolks.secrets.keeper import Keeper
     from nanofolks.skills.skills import Skills
 
+log = logging.getLogger(__name__)
+
 # commit(answer), once the answer is known and before the write transaction (formatting a reply for a platform
 # happens there, never while the database is locked), returns what runs inside the transaction.
 Commit = Callable[[FinalAnswer], Callable[[sqlite3.Connection], None]]
@@ -50,8 +54,10 @@ class Pipeline:
         self.llm = llm
         self.messages = messages
         self.memory = memory
+        self.context = RoomContext(config, crew, llm, messages.db)
         self.runner = BotRunner(config, crew, llm, messages, tasks=tasks, memory=memory, keeper=keeper,
-                                skills=skills)
+                                skills=skills, context=self.context)
+        self._compactions: dict[int, asyncio.Future[None]] = {}
         self.router = Router(config, llm, RoutingRepo(messages.db))
         self._room_locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._slots = asyncio.Semaphore(config.orchestrator.max_concurrent_turns)
@@ -89,9 +95,34 @@ class Pipeline:
                 answer.notes += await self.llm.spend.notices([r.bot for r in (*consulted, *turn.replies)])
             replies = [Message(room.id, r.bot, "assistant", r.text, kind=kind, platform=platform, turn_id=turn.turn_id)
                        for kind, group in (("consult", consulted), ("chat", turn.replies)) for r in group if r.ok]
-            await db.quick(self.messages.add_many, replies, commit(answer) if commit else None)
+            check = await db.quick(self.context.check_turn, room, replies)
+            if check.notice is not None:  # the context is filling up: the reply says so, once
+                answer.notes.append(check.notice.content)
+            await db.quick(self.messages.add_many, replies + ([check.notice] if check.notice else []),
+                           commit(answer) if commit else None)
             self._index(replies)
-            return answer
+        if check.compact:
+            self._compact_later(room)
+        return answer
+
+    def _compact_later(self, room: Room) -> None:
+        """Compact the room's context after the reply, in the background (one task per room)."""
+        if room.id not in self._compactions:
+            task = asyncio.ensure_future(self._compact(room))
+            self._compactions[room.id] = task
+            task.add_done_callback(lambda _: self._compactions.pop(room.id, None))
+
+    async def _compact(self, room: Room) -> None:
+        try:
+            result = await self.context.compact(room)
+            log.info("context of #%s: %s", room.name, result.reason)
+        except Exception as exc:  # noqa: BLE001 - the reply is out; the next turn tries again, fitting holds meanwhile
+            log.warning("compacting #%s failed: %s", room.name, exc or type(exc).__name__)
+
+    async def settle(self) -> None:
+        """Wait for the compactions under way (a one-message CLI run, before it exits)."""
+        while self._compactions:
+            await asyncio.gather(*self._compactions.values(), return_exceptions=True)
 
     def _index(self, messages: list[Message]) -> None:
         if self.memory is not None:

@@ -342,6 +342,11 @@ def m006_secrets_skill_approvals(conn: sqlite3.Connection) -> None:
     )
 
 
+def m007_context_markers(conn: sqlite3.Connection) -> None:
+    # A room's context markers (summaries, new starts, notices) are found by kind at every turn.
+    conn.execute("CREATE INDEX messages_room_kind ON messages (room_id, kind, id)")
+
+
 def m009_routines_worklog(conn: sqlite3.Connection) -> None:
     """Routines and their runs (one row per due slot: a slot runs once), what heartbeats already
     reported, and the work log (with full-text search)."""
@@ -415,6 +420,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m004_messages_by_turn,
     m008_routing_tiers_spend,
     m006_secrets_skill_approvals,
+    m007_context_markers,
     m009_routines_worklog,
 ]
 
