@@ -25,11 +25,12 @@ def onboard(
     api_base: str = typer.Option(None, "--api-base", help="Base URL of an OpenAI-compatible server."),
 ) -> None:
     """Set up Nanofolks: choose a model and a team, create the workspace and the crew."""
-    from nanofolks.config.loader import load_config, save_config, workspace_path
+    from nanofolks.config.loader import load_config, save_config, set_values, workspace_path
     from nanofolks.config.paths import config_path, home
+    from nanofolks.config.schema import Config
     from nanofolks.crew.crew import available_teams, install_team
 
-    config = load_config(resolve_secrets=False)  # saved again below: references stay references
+    config = load_config(resolve_secrets=False)
     teams = available_teams()
     console.print("[bold]Nanofolks[/] — your crew's already on it.\n")
     provider: str | None = model.split("/", 1)[0] if model else None
@@ -45,18 +46,19 @@ def onboard(
     if not yes and not single:
         single = typer.confirm("Single bot instead of a crew of six?", default=config.crew.single)
 
+    changes: dict[str, object] = {"crew.team": team, "crew.single": single}
     if model:
-        config.agents.defaults.model = model
+        changes["agents.defaults.model"] = model
     if provider and hasattr(config.providers, provider):
-        settings = getattr(config.providers, provider)
         if api_key:
-            settings.api_key = _keep_key(provider, api_key)
+            changes[f"providers.{provider}.apiKey"] = _keep_key(provider, api_key)
         if api_base:
-            settings.api_base = api_base
-    config.crew.team = team
-    config.crew.single = single
+            changes[f"providers.{provider}.apiBase"] = api_base
     crew = install_team(workspace_path(config), team, single=single)  # validates the team before saving
-    save_config(config)
+    if not config_path().exists():  # the first time, every setting with its default, to read and edit
+        save_config(Config())
+    set_values(changes, resolve_secrets=False)  # only these keys: the rest of the file stays as written
+    config = load_config(resolve_secrets=False)
 
     from nanofolks.services import Services
 

@@ -39,14 +39,13 @@ def team_set(
     single: bool = typer.Option(None, "--single/--crew", help="Keep only the leader, or the whole crew."),
 ) -> None:
     """Switch the crew to another team (the bots' souls and identities are replaced; role cards kept)."""
-    from nanofolks.config.loader import load_config, save_config, workspace_path
+    from nanofolks.config.loader import load_config, set_values, workspace_path
     from nanofolks.crew.crew import install_team
 
-    config = load_config(resolve_secrets=False)  # saved again below: references stay references
+    config = load_config(resolve_secrets=False)
     single = config.crew.single if single is None else single
     crew = install_team(workspace_path(config), team, single=single)
-    config.crew.team, config.crew.single = team, single
-    save_config(config)
+    set_values({"crew.team": team, "crew.single": single}, resolve_secrets=False)
     console.print(f"[green]✓[/] your crew is now the {crew.team_name}")
     _print_bots(crew)
 

@@ -145,19 +145,28 @@ def get_value(raw: dict[str, Any], dotted: str) -> Any:
 
 def set_value(dotted: str, text: str, path: Path | None = None) -> Any:
     """Set a dotted key from a command-line string (JSON if it parses), validate, save. Returns the value."""
-    keys = canonical_key(dotted)
     try:
         value: Any = json.loads(text)
     except json.JSONDecodeError:
         value = text
-    raw = read_raw(path)
-    set_in(raw, keys, value)
-    try:
-        Config.model_validate(resolve_references(_substitute(raw)))
-    except ValidationError as exc:
-        raise ConfigError(f"invalid value for {dotted}: {_describe(exc, with_key=False)}") from exc
-    save_config(raw, path)
+    set_values({dotted: value}, path)
     return value
+
+
+def set_values(values: dict[str, Any], path: Path | None = None, resolve_secrets: bool = True) -> None:
+    """Set dotted keys in the file as written, validate, save. Every other key stays as written: a ${VAR},
+    a {{name}}, a value a NANOFOLKS_*__* variable overrides (saving the loaded Config would bake those in).
+    `resolve_secrets` False validates without opening the vault."""
+    keys = {dotted: canonical_key(dotted) for dotted in values}
+    raw = read_raw(path)
+    for dotted, value in values.items():
+        set_in(raw, keys[dotted], value)
+    substituted = _substitute(raw)
+    try:
+        Config.model_validate(resolve_references(substituted) if resolve_secrets else substituted)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid value for {', '.join(values)}: {_describe(exc, with_key=False)}") from exc
+    save_config(raw, path)
 
 
 def set_in(raw: dict[str, Any], keys: list[str], value: Any) -> None:

@@ -4,11 +4,10 @@ with `{{name}}` secrets in its arguments and environment resolved only then."""
 
 from __future__ import annotations
 
-import shlex
 import sys
 from typing import Any
 
-from nanofolks.agent.tools.exec import run_exec
+from nanofolks.agent.tools.exec import run_in_workspace
 from nanofolks.agent.tools.registry import Tool, ToolContext, ToolError, params
 from nanofolks.skills.skills import Skill, SkillError, Skills
 
@@ -47,10 +46,10 @@ def skill_tools(skills: Skills) -> list[Tool]:
             raise ToolError(f"the skill {skill.name!r} has no script {script!r}; scripts: {', '.join(skill.scripts) or 'none'}")
         path = skill.path / "scripts" / script
         interpreter = [sys.executable] if path.suffix == ".py" else ["sh"]
-        env = [f"{k}={v}" for k, v in (args.get("env") or {}).items()]
-        # Through exec's runner: the same workspace, timeout, output cap and scrubbed environment.
-        argv = ["env", *env, *interpreter, str(path), *[str(a) for a in args.get("args") or []]]
-        return await run_exec(ctx, {"command": shlex.join(argv)})
+        argv = [*interpreter, str(path), *[str(a) for a in args.get("args") or []]]
+        # exec's runner: the same workspace, timeout, output cap and scrubbed environment; `env` (often a
+        # secret) goes into the child's environment, never its argv, which any local user can read.
+        return await run_in_workspace(ctx, argv, extra_env=dict(args.get("env") or {}))
 
     return [
         Tool("read_skill", "Read a skill's full instructions (its SKILL.md) before using it.",

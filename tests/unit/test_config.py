@@ -118,3 +118,29 @@ def test_set_of_an_unknown_key_is_refused_even_when_the_file_has_it(home: Path) 
     with pytest.raises(ConfigError, match="unknown config key: agents.defaults.thinking"):
         set_value("agents.defaults.thinking", "hard")
     assert read_raw() == {"colours": {"enabled": True}}
+
+
+def test_team_set_and_onboard_change_only_their_keys(home: Path) -> None:
+    from tests.conftest import onboard, run_cli
+
+    onboard(home, "openai/fake-model")
+    raw = read_raw(home / "config.json")
+    raw["providers"]["openai"]["apiBase"] = "${MY_BASE}"
+    write(home, raw)
+    env = {"MY_BASE": "http://127.0.0.1:9/v1", "NANOFOLKS_AGENTS__DEFAULTS__MODEL": "openai/from-the-env"}
+
+    switched = run_cli("team", "set", "rock_band", home=home, env=env)
+    assert switched.returncode == 0, switched.stderr
+    raw["crew"]["team"] = "rock_band"
+    assert read_raw(home / "config.json") == raw  # ${MY_BASE} kept, the model the file had, nothing else
+
+    again = run_cli("onboard", "--yes", "--team", "space_crew", "--single", home=home, env=env)
+    assert again.returncode == 0, again.stderr
+    raw["crew"].update(team="space_crew", single=True)
+    assert read_raw(home / "config.json") == raw
+
+    fresh = home.parent / "fresh"  # a first onboarding writes the defaults, not the environment's values
+    first = run_cli("onboard", "--yes", home=fresh, env=env)
+    assert first.returncode == 0, first.stderr
+    written = read_raw(fresh / "config.json")
+    assert written["agents"]["defaults"]["model"] == "local/smollm2" and "channels" in written

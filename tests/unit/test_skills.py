@@ -3,6 +3,7 @@ pinned to the content hash, progressive loading through read_skill, role cards, 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -167,6 +168,51 @@ async def test_prompt_lists_skills_and_read_skill_loads_one_on_demand(services: 
     assert refused.text == "error: @coder may not use the skill 'humanizer': your role card does not list it"
     pending = await runner.tools.execute("read_skill", {"name": "github"}, tools, ctx)
     assert pending.text == "error: @coder may not use the skill 'github': it needs approval"
+
+
+# Run by the tool: which processes show the secret in their command line (any local user can read them),
+# and a digest of what the script got in its environment.
+SECRET_PROBE = """import hashlib, os, pathlib
+secret = os.environ["GH_TOKEN"].encode()
+shown = []
+for cmdline in pathlib.Path("/proc").glob("[0-9]*/cmdline"):
+    try:
+        if secret in cmdline.read_bytes():
+            shown.append(cmdline.parent.name)
+    except OSError:
+        pass
+print("shown by:", shown, "env sha256:", hashlib.sha256(secret).hexdigest())
+"""
+
+
+async def test_run_skill_script_gives_secrets_through_the_environment_not_the_command_line(
+        services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NANOFOLKS_VAULT_PASSPHRASE", "a passphrase for this test")
+    from nanofolks.secrets import keeper as keeper_module
+
+    keeper_module._shared.clear()
+    services.config.tools.exec_enabled = True
+    write_skill(services.workspace / "skills", "probe", {"scripts/probe.py": SECRET_PROBE})
+    services.skills.decide("probe", "approved")  # it reads the environment: a medium risk, approved here
+    services.crew.bots["coder"].skills = ["probe"]
+    secret = "ghp_" + hashlib.sha256(str(services.workspace).encode()).hexdigest()[:36]
+    services.keeper.put("gh_token", secret)
+    runner = services.pipeline.runner
+    turn = Turn(room=services.rooms.general(), text="probe", sender="user", platform="cli", turn_id="t1")
+
+    async def store(message) -> None:  # noqa: ANN001
+        await services.db.run(services.messages.add, message)
+
+    ctx = ToolContext(config=services.config, workspace=services.workspace, crew=services.crew, turn=turn,
+                      bot="coder", tasks=services.tasks, store=store, keeper=services.keeper)
+    outcome = await runner.tools.execute("run_skill_script", {"skill": "probe", "script": "probe.py",
+                                                              "env": {"GH_TOKEN": "{{gh_token}}"}},
+                                         runner._skill_tools(services.crew.bots["coder"]), ctx)
+    assert outcome.text == (f"exit code 0\nshown by: [] env sha256: {hashlib.sha256(secret.encode()).hexdigest()}")
+    bad = await runner.tools.execute("run_skill_script", {"skill": "probe", "script": "probe.py",
+                                                          "env": {"A=B": "x"}},
+                                     runner._skill_tools(services.crew.bots["coder"]), ctx)
+    assert bad.text == "error: 'A=B' is not a usable environment variable (no '=' or NUL, not empty)"
 
 
 def test_skills_cli_json_shapes_and_exit_codes(services: Services, tmp_path: Path) -> None:

@@ -60,33 +60,60 @@ async def run_exec(ctx: ToolContext, args: dict[str, Any]) -> str:
         raise ToolError("the command is empty")
     runs = ExecRuns(ctx.db) if ctx.db is not None else None
     turn_id = ctx.turn.turn_id
-    if runs is not None:
-        earlier = await ctx.db.run(runs.start, turn_id, command)  # type: ignore[union-attr]
-        if earlier:
-            raise ToolError(f"this exact command {earlier} earlier in this turn, so it was not run again; "
-                            "try something quicker or with less output")
+    if runs is None:
+        return await run_in_workspace(ctx, command)
+    earlier = await ctx.db.run(runs.start, turn_id, command)  # type: ignore[union-attr]
+    if earlier:
+        raise ToolError(f"this exact command {earlier} earlier in this turn, so it was not run again; "
+                        "try something quicker or with less output")
+    try:  # a cancelled run (the crew stopping) stays `running`: the re-run turn is told, not repeating it
+        result = await run_in_workspace(ctx, command)
+    except Stopped as exc:
+        await ctx.db.run(runs.finish, turn_id, command, exc.status)  # type: ignore[union-attr]
+        raise
+    await ctx.db.run(runs.finish, turn_id, command, "done")  # type: ignore[union-attr]
+    return result
+
+
+class Stopped(ToolError):
+    """The command was stopped (`status`: timed_out | too_much_output)."""
+
+    def __init__(self, message: str, status: str):
+        super().__init__(message)
+        self.status = status
+
+
+async def run_in_workspace(ctx: ToolContext, command: str | list[str], extra_env: dict[str, str] | None = None) -> str:
+    """Run a shell line (str) or a program (argv list) in the workspace: timeout, output cap, scrubbed
+    environment plus `extra_env`. Secrets go in `extra_env`, never argv: argv is world-readable (ps, /proc)."""
+    for name, value in (extra_env or {}).items():
+        if not name or "=" in name or "\0" in name or "\0" in value:
+            raise ToolError(f"{name!r} is not a usable environment variable (no '=' or NUL, not empty)")
     timeout = ctx.config.tools.exec_timeout
-    status, out, code = await _run(command, ctx, timeout)
-    if runs is not None:
-        await ctx.db.run(runs.finish, turn_id, command, status)  # type: ignore[union-attr]
+    status, out, code = await _run(command, ctx, timeout, _env() | (extra_env or {}))
     if status == "timed_out":
-        raise ToolError(f"the command timed out after {timeout:g} s and was stopped; its output so far:\n"
-                        f"{out.text()}".rstrip())
+        raise Stopped(f"the command timed out after {timeout:g} s and was stopped; its output so far:\n"
+                      f"{out.text()}".rstrip(), status)
     if status == "too_much_output":
-        raise ToolError(f"the command wrote more than {MAX_OUTPUT_BYTES // 1024} KB and was stopped; the start "
-                        f"and end of its output:\n{out.text()}".rstrip())
+        raise Stopped(f"the command wrote more than {MAX_OUTPUT_BYTES // 1024} KB and was stopped; the start "
+                      f"and end of its output:\n{out.text()}".rstrip(), status)
     return f"exit code {code}\n{out.text()}".rstrip()
 
 
-async def _run(command: str, ctx: ToolContext, timeout: float) -> tuple[str, Output, int | None]:
+async def _run(command: str | list[str], ctx: ToolContext, timeout: float,
+               env: dict[str, str]) -> tuple[str, Output, int | None]:
     """(done | timed_out | too_much_output, the output, the exit code)."""
     ctx.workspace.mkdir(parents=True, exist_ok=True)
     read_fd, write_fd = os.pipe()
+    options: dict[str, Any] = dict(
+        cwd=ctx.workspace, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=write_fd, stderr=write_fd,
+        start_new_session=True,  # its own process group: a kill reaches its children too
+    )
     try:
-        proc = await asyncio.create_subprocess_shell(
-            command, cwd=ctx.workspace, env=_env(), stdin=asyncio.subprocess.DEVNULL, stdout=write_fd,
-            stderr=write_fd, start_new_session=True,  # its own process group: a kill reaches its children too
-        )
+        if isinstance(command, str):
+            proc = await asyncio.create_subprocess_shell(command, **options)
+        else:
+            proc = await asyncio.create_subprocess_exec(*command, **options)
     except BaseException:
         os.close(read_fd)
         raise
