@@ -191,7 +191,7 @@ class BotRunner:
         older = [m for m in stored if not (m.turn_id == turn.turn_id and m.role == "user")]
         cut = self.config.orchestrator.max_message_chars
         history = [self._as_chat(m, handle, cut) for m in older[max(0, len(older) - limit):]]
-        newest = [{"role": "user", "content": turn.text}]
+        newest = [{"role": "user", "content": truncate_middle(turn.text, cut)}]
         if consulted:
             heard = "\n\n".join(f"@{r.bot} ({self.crew.bots[r.bot].name}) answered:\n{r.text}" for r in consulted)
             newest.append({

@@ -12,7 +12,7 @@ from tests.conftest import run_cli
 
 
 @pytest.mark.parametrize(("args", "command", "error"), [
-    (("metrics",), "nanofolks", "No such command 'metrics'"),
+    (("frobnicate",), "nanofolks", "No such command 'frobnicate'"),  # `metrics` was the example; it exists now
     (("chat", "-m", "hi", "--bogus"), "nanofolks chat", "No such option"),
     (("channels", "login"), "nanofolks channels login", "Missing argument"),
     (("memory", "search", "x", "--limit", "many"), "nanofolks memory search", "Invalid value for '--limit'"),
@@ -46,9 +46,10 @@ def test_a_user_error_is_one_line_and_exit_1(tmp_path: Path) -> None:
 
 
 def test_an_unknown_config_key_is_one_warning_and_never_fatal(tmp_path: Path) -> None:
-    # The README once published a `routing` block before the code knew it: the CLI must keep working.
+    # The README once published a `routing` block before the code knew it: a section this version does not
+    # know (here `webui`) must leave the CLI working.
     (tmp_path / "config.json").write_text(json.dumps({
-        "routing": {"enabled": True, "tiers": {"simple": {"model": "x"}}},
+        "webui": {"enabled": True, "tiers": {"simple": {"model": "x"}}},
         "agents": {"defaults": {"maxTokens": 300, "thinking": "hard"}},
     }))
     result = run_cli("config", "get", "agents.defaults.maxTokens", home=tmp_path)
@@ -56,9 +57,9 @@ def test_an_unknown_config_key_is_one_warning_and_never_fatal(tmp_path: Path) ->
     assert result.stdout.strip() == "300"
     warnings = result.stderr.splitlines()
     assert len(warnings) == 2, result.stderr  # one line per unknown key, once per command
-    assert "routing" in warnings[0] and "agents.defaults.thinking" in warnings[1]
+    assert "webui" in warnings[0] and "agents.defaults.thinking" in warnings[1]
     assert all("unknown config key" in w for w in warnings)
-    refused = run_cli("config", "set", "routing.enabled", "false", home=tmp_path)
+    refused = run_cli("config", "set", "webui.enabled", "false", home=tmp_path)
     assert refused.returncode == 1
-    assert "unknown config key: routing" in refused.stderr
-    assert json.loads((tmp_path / "config.json").read_text())["routing"]["enabled"] is True
+    assert "unknown config key: webui" in refused.stderr
+    assert json.loads((tmp_path / "config.json").read_text())["webui"]["enabled"] is True
