@@ -1,6 +1,3 @@
-"""Configuration: the pydantic schema, where files live, and how they are loaded."""
-
-from nanofolks.config.loader import ConfigError, load_config, save_config
-from nanofolks.config.schema import Config
-
-__all__ = ["Config", "ConfigError", "load_config", "save_config"]
+"""Configuration: the pydantic schema (schema.py), where files live (paths.py), and how they are loaded
+(loader.py). Import those modules directly: this package imports nothing, so that `config.paths` stays a
+leaf the vault can use while the loader resolves the vault's references."""

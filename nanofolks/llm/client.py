@@ -14,20 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 from nanofolks.config.schema import Config, is_local
 from nanofolks.llm.env import import_litellm
-from nanofolks.llm.results import ChatResult, LLMError, ToolCall
+from nanofolks.llm.results import ChatResult, LLMError, SpendLimitReached, ToolCall
 from nanofolks.routing.tiers import tier_model
 from nanofolks.secrets.sanitize import sanitize_messages
 from nanofolks.store.usage import Usage, UsageRepo
 
 if TYPE_CHECKING:
     from nanofolks.llm.spend import SpendGuard
-
-
-class SpendLimitReached(LLMError):
-    """Today's spend limit stops paid models, and the fallback model could not answer instead."""
-
-    def __init__(self, message: str):
-        super().__init__(message, message)  # written for the user: told as it is
 
 
 TokenCallback = Callable[[str], None]

@@ -16,6 +16,13 @@ class LLMError(Exception):
         self.plain = plain
 
 
+class SpendLimitReached(LLMError):
+    """Today's spend limit stops paid models, and the fallback model could not answer instead."""
+
+    def __init__(self, message: str):
+        super().__init__(message, message)  # written for the user: told as it is
+
+
 @dataclass
 class ToolCall:
     id: str

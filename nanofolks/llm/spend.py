@@ -9,8 +9,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from nanofolks.config.schema import Config
-from nanofolks.llm.client import SpendLimitReached, is_local
+from nanofolks.config.schema import Config, is_local
+from nanofolks.llm.results import SpendLimitReached
 from nanofolks.store.usage import UsageRepo
 
 WARN_AT = 0.8

@@ -20,6 +20,7 @@ from nanofolks.memory import entities as entity_rules
 from nanofolks.memory import preferences as preference_rules
 from nanofolks.memory.index import OpenReport, Progress, VectorIndex
 from nanofolks.memory.search import Hit, hybrid_search
+from nanofolks.routing.tiers import cheapest_model
 from nanofolks.store.memory import (
     ArchiveRepo,
     EntityRepo,
@@ -246,7 +247,7 @@ class MemoryService:
                 self.preferences.put(who, key, text, event.id, event.created_at)
             self._learn_entities(event.content, event.id, who, event.created_at)
         if users and self.config.memory.llm_extraction and self.llm is not None and not _in_event_loop():
-            model = self.llm.model_for("leader")
+            model = cheapest_model(self.config)
             try:
                 found = asyncio.run(entity_rules.llm_extract(self.llm, model, [e.content for e in users]))
             except Exception as exc:  # noqa: BLE001 - the rules' findings stand; the next batch tries again
@@ -488,7 +489,7 @@ class MemoryService:
 
         if self.llm is None or not events or _in_event_loop():
             return []
-        model = self.llm.model_for("leader")
+        model = cheapest_model(self.config)
         out: list[Entry] = []
         try:
             for start in range(0, len(events), 100):

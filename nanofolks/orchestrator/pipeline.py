@@ -27,6 +27,7 @@ from nanofolks.orchestrator.tag import tag
 from nanofolks.orchestrator.turn import FinalAnswer, Turn
 from nanofolks.rooms.tasks import Tasks
 from nanofolks.routing.router import Router
+from nanofolks.routing.tiers import cheapest_model
 from nanofolks.store.leases import RoomLeases
 from nanofolks.store.messages import Message, MessageRepo
 from nanofolks.store.rooms import Room
@@ -136,6 +137,6 @@ class Pipeline:
             self.memory.note_messages([m.id for m in messages])  # indexed in the background: the reply never waits
 
     async def _ask_intent(self, text: str) -> str:
-        result = await self.llm.chat(classifier_prompt(text[:self.config.orchestrator.max_message_chars]), model=self.llm.model_for("leader"),
-                                     bot="intent", max_tokens=5)
+        prompt = classifier_prompt(text[:self.config.orchestrator.max_message_chars])
+        result = await self.llm.chat(prompt, model=cheapest_model(self.config), bot="intent", max_tokens=5)
         return result.text

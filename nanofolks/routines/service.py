@@ -13,23 +13,20 @@ import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from nanofolks.config.schema import Config
 from nanofolks.crew.crew import Crew
+from nanofolks.orchestrator.turn import FinalAnswer
 from nanofolks.rooms.rooms import Rooms
 from nanofolks.routines.delivery import Target, outbox_rows
 from nanofolks.routines.schedule import Schedule, ScheduleError, zone
 from nanofolks.store.db import Database
 from nanofolks.store.outbox import insert_rows
+from nanofolks.store.rooms import Room
 from nanofolks.store.routines import Routine, RoutineRepo, Run, mark_answered, mark_delivered
 from nanofolks.store.worklog import WorkEntry
 from nanofolks.store.worklog import insert as log_work
-
-if TYPE_CHECKING:
-    from nanofolks.orchestrator.pipeline import Pipeline
-    from nanofolks.orchestrator.turn import FinalAnswer
-    from nanofolks.services import Services
 
 log = logging.getLogger("nanofolks.routines")
 
@@ -53,9 +50,36 @@ class Outcome:
     note: str = ""
 
 
+Commit = Callable[[FinalAnswer], Callable[[sqlite3.Connection], None]]
+
+
+class Answers(Protocol):
+    """What a routine run needs of the pipeline (orchestrator/pipeline.py), which it never imports: the
+    pipeline's tools include the routine tool, which uses this service."""
+
+    async def handle(self, room: Room, text: str, *, sender: str, platform: str, turn_id: str,
+                     commit: Commit) -> Any: ...
+
+
+class Parts(Protocol):
+    """What `RoutineService.of` reads from the process's services (nanofolks/services.py)."""
+
+    config: Config
+    db: Database
+
+    @property
+    def rooms(self) -> Rooms: ...
+
+    @property
+    def crew(self) -> Crew: ...
+
+    @property
+    def pipeline(self) -> Answers: ...
+
+
 class RoutineService:
     def __init__(self, config: Config, db: Database, rooms: Rooms, crew: Crew,
-                 pipeline: Callable[[], Pipeline] | None = None):
+                 pipeline: Callable[[], Answers] | None = None):
         self.config = config
         self.db = db
         self.rooms = rooms
@@ -64,7 +88,7 @@ class RoutineService:
         self.repo = RoutineRepo(db)
 
     @classmethod
-    def of(cls, services: Services) -> RoutineService:
+    def of(cls, services: Parts) -> RoutineService:
         return cls(services.config, services.db, services.rooms, services.crew, lambda: services.pipeline)
 
     # --- managing ---

@@ -468,6 +468,29 @@ def m005_multiuser_room_leases(conn: sqlite3.Connection) -> None:
                  " expires_at REAL NOT NULL)")
 
 
+def m010_house_outbox_rendered(conn: sqlite3.Connection) -> None:
+    """Outbox rows queued before replies were rendered at queue time hold Markdown, which the adapters used
+    to convert at send; adapters now send a row as it is. Such rows still waiting are converted here, as the
+    adapter would have done (each chunk was split so that its converted form fits the platform's limit).
+    They are the rows older than m008: it reached main together with the renderer change, so a version that
+    renders had applied it before queueing anything."""
+    from nanofolks.channels.formatting import (
+        markdown_to_slack_mrkdwn,
+        markdown_to_telegram_html,
+        markdown_to_whatsapp,
+    )
+
+    convert = {"telegram": markdown_to_telegram_html, "slack": markdown_to_slack_mrkdwn,
+               "whatsapp": markdown_to_whatsapp}  # Discord renders Markdown itself
+    [renderer_since] = conn.execute(
+        "SELECT applied_at FROM _migrations WHERE name = 'm008_routing_tiers_spend'").fetchone()
+    rows = conn.execute(
+        "SELECT id, platform, text FROM outbox WHERE status <> 'delivered' AND created_at < ?",
+        (renderer_since,)).fetchall()
+    conn.executemany("UPDATE outbox SET text = ? WHERE id = ?",
+                     [(convert[platform](text), row_id) for row_id, platform, text in rows if platform in convert])
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m001_core,
     m002_gateway,
@@ -482,6 +505,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m006_secrets_skill_approvals,
     m007_context_markers,
     m009_routines_worklog,
+    m010_house_outbox_rendered,
 ]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -134,3 +136,54 @@ async def test_worker_backs_off_on_server_errors(db: Database) -> None:
     worker = SendWorker(ScriptedChannel([SendError("Bad Gateway", retryable=True)]), outbox, db)
     assert await worker.deliver(outbox.next_pending("telegram", "999")) == "pending"
     assert outbox.get("a").next_attempt_at > 0 and "Bad Gateway" in outbox.get("a").error
+
+
+def old_database(path: Path, upto: str) -> sqlite3.Connection:
+    """A database as a version that knew the migrations before `upto` left it."""
+    from nanofolks.store.migrations import MIGRATIONS
+
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
+    for fn in MIGRATIONS[:[f.__name__ for f in MIGRATIONS].index(upto)]:
+        fn(conn)
+        conn.execute("INSERT INTO _migrations VALUES (?, ?)", (fn.__name__, time.time()))
+    return conn
+
+
+def queue_raw(conn: sqlite3.Connection, key: str, platform: str, text: str, status: str = "pending",
+              later: float = 0.0) -> None:
+    at = time.time() + later
+    conn.execute("INSERT INTO outbox (key, platform, account, chat_id, text, status, created_at, updated_at)"
+                 " VALUES (?, ?, 'acct', '1', ?, ?, ?, ?)", (key, platform, text, status, at, at))
+
+
+def texts(db: Database) -> dict[str, str]:
+    return {r["key"]: r["text"] for r in db.query("SELECT key, text FROM outbox")}
+
+
+def test_rows_queued_as_markdown_before_the_upgrade_are_sent_rendered(tmp_path: Path) -> None:
+    # The version before replies were rendered at queue time stored Markdown; its adapters converted at send.
+    conn = old_database(tmp_path / "old.db", "m008_routing_tiers_spend")
+    for platform in ("telegram", "slack", "whatsapp", "discord"):
+        queue_raw(conn, platform, platform, "**Lunch** at [Rosa](https://rosa.example) <3")
+    queue_raw(conn, "sent", "telegram", "**already** delivered", status="delivered")
+    conn.close()
+
+    db = Database(tmp_path / "old.db")
+    got = texts(db)
+    assert got["telegram"] == '<b>Lunch</b> at <a href="https://rosa.example">Rosa</a> &lt;3'
+    assert got["slack"] == "*Lunch* at <https://rosa.example|Rosa> &lt;3"
+    assert got["whatsapp"] == "*Lunch* at Rosa (https://rosa.example) <3"
+    assert got["discord"] == "**Lunch** at [Rosa](https://rosa.example) <3"  # Discord renders Markdown itself
+    assert got["sent"] == "**already** delivered"  # history stays as it was
+    db.close()
+
+
+def test_rows_the_renderer_queued_are_not_rendered_twice(tmp_path: Path) -> None:
+    conn = old_database(tmp_path / "new.db", "m010_house_outbox_rendered")  # the renderer's own version
+    queue_raw(conn, "html", "telegram", "<b>Lunch</b> &lt;3", later=1.0)  # queued after its migrations ran
+    conn.close()
+
+    db = Database(tmp_path / "new.db")
+    assert texts(db) == {"html": "<b>Lunch</b> &lt;3"}
+    db.close()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 import pytest
 
 from nanofolks.config.loader import ConfigError, validate
@@ -116,3 +119,51 @@ def test_heartbeats_use_the_cheapest_tier_when_routing_is_on() -> None:
     assert heartbeat_model(LLM(config), "coder") == "openai/s"
     config.routing.enabled = False
     assert heartbeat_model(LLM(config), "coder") == "openai/own"
+
+
+class Recording(LLM):
+    """Our client with the provider call replaced: records (bot, model) and answers by the caller's job."""
+
+    def __init__(self, config: Config):
+        super().__init__(config)
+        self.calls: list[tuple[str, str]] = []
+
+    async def chat(self, messages, *, model, bot="", **_):  # noqa: ANN001, ANN003
+        from nanofolks.llm.results import ChatResult
+
+        self.calls.append((bot, model))
+        answers = {"intent": "question", "memory": '{"items": []}'}
+        return ChatResult(text=answers.get(bot, f"{bot} here"), model=model)
+
+
+async def test_background_model_calls_use_the_cheapest_tier(tmp_path: Path) -> None:
+    """Classifying a message, reading entities and distilling memory need no strength: the cheapest
+    tier answers them, not the leader's model."""
+    from nanofolks.crew.crew import install_team
+    from nanofolks.memory.service import MemoryService
+    from nanofolks.orchestrator.pipeline import Pipeline
+    from nanofolks.rooms.rooms import Rooms
+    from nanofolks.store.db import Database
+    from nanofolks.store.messages import MessageRepo
+    from nanofolks.store.rooms import RoomRepo
+    from tests.fakes.embedder import HashEmbedder
+
+    config = _routed(simple="openai/cheap", complex="openai/strong")
+    config.agents.bots = {"leader": BotSettings(model="openai/leader-own")}
+    config.orchestrator.llm_intent = True
+    config.memory.llm_extraction = True
+    config.memory.consolidation.llm = True
+    db = Database(tmp_path / "nf.db")
+    crew = install_team(tmp_path / "ws", "pirate_crew")
+    room = Rooms(RoomRepo(db), crew).general()
+    llm = Recording(config)
+    memory = MemoryService(config, db, embedder=HashEmbedder(), llm=llm)
+    await Pipeline(config, crew, llm, MessageRepo(db)).handle(room, "lunch plans with Rosa tomorrow")
+    await asyncio.to_thread(memory.index_pending)
+    await asyncio.to_thread(memory.consolidate, None, False, False)
+    memory.close()
+    db.close()
+    background = {bot: model for bot, model in llm.calls if bot in ("intent", "memory")}
+    assert background == {"intent": "openai/cheap", "memory": "openai/cheap"}
+    assert [b for b, _ in llm.calls].count("memory") == 2  # entities while indexing, then consolidation
+    assert ("leader", "openai/leader-own") in llm.calls  # the answer itself keeps the bot's own model

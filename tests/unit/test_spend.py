@@ -9,7 +9,7 @@ import pytest
 
 from nanofolks.config.loader import ConfigError, validate
 from nanofolks.config.schema import BotSpendConfig, Config
-from nanofolks.llm.client import SpendLimitReached
+from nanofolks.llm.results import SpendLimitReached
 from nanofolks.llm.spend import SpendGuard, day_start
 from nanofolks.store.db import Database
 from nanofolks.store.usage import Usage, UsageRepo
