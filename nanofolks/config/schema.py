@@ -105,6 +105,12 @@ class OrchestratorConfig(Section):
     llm_intent: bool = True
     # A longer message is kept whole in the room; the models read its head and tail (and the user is told).
     max_message_chars: int = Field(default=32_000, ge=1_000)
+    # One deadline per message, every model call and retry included: past it the user is told, and the next
+    # message in the room never waits longer than this.
+    turn_deadline: float = Field(default=90.0, gt=0)
+    # Where the platform shows no "typing..." (Slack, WhatsApp): a short "still working" line after this many
+    # seconds of a turn (0: never).
+    still_working_after: float = Field(default=8.0, ge=0)
 
 
 class ToolsConfig(Section):

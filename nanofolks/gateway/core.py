@@ -87,6 +87,11 @@ class _Link:
     tasks: list[asyncio.Task] = field(default_factory=list)
     failing: set[str] = field(default_factory=set)  # its tasks that failed and wait to be started again
 
+    def wake(self) -> None:
+        """Tell its sender that rows were queued."""
+        if self.sender is not None:
+            self.sender.wake()
+
 
 class Gateway:
     def __init__(self, services: Services, channels: list[Channel], failures: dict[str, str] | None = None):
@@ -247,8 +252,8 @@ class Gateway:
         while True:
             link, inbox_id = await self.queue.get()
             try:
-                if await self.answerer.answer(link.channel, link.spec, inbox_id) and link.sender:
-                    link.sender.wake()
+                if await self.answerer.answer(link.channel, link.spec, inbox_id, wake=link.wake):
+                    link.wake()
             except asyncio.CancelledError:
                 raise  # shutting down: the row stays pending and is answered at the next start
             except Exception:

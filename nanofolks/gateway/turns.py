@@ -24,6 +24,7 @@ log = logging.getLogger("nanofolks.gateway")
 TYPING_AFTER = 1.0  # a quick answer needs no indicator: one Bot API call less per message
 TYPING_EVERY = 4.0  # Telegram shows "typing" for about 5 seconds
 FALLBACK = "Sorry, the crew had nothing to say to that. Please try again or rephrase."
+STILL_WORKING = "Still working on it…"
 
 
 class AlreadyAnswered(Exception):
@@ -38,8 +39,10 @@ class Answerer:
         self._before_turn = before_turn  # what a turn waits for first (litellm imported at start)
         self.activity = activity  # rooms in conversation: background work waits for them
 
-    async def answer(self, channel: Channel, spec: ChannelSpec, inbox_id: int) -> bool:
-        """Answer the row if it is still pending; True when a reply was queued for the channel to send."""
+    async def answer(self, channel: Channel, spec: ChannelSpec, inbox_id: int,
+                     wake: Callable[[], None] = lambda: None) -> bool:
+        """Answer the row if it is still pending; True when a reply was queued for the channel to send.
+        `wake` tells the channel's sender that a row was queued meanwhile (a "still working" notice)."""
         row, room, scope = await self.db.quick(self._load, inbox_id)
         if row is None or row.status != "pending":
             return False
@@ -54,7 +57,7 @@ class Answerer:
             reply = HELP
         else:
             self.activity.touch(room.id)
-            reply = await self._turn(channel, spec, row, room, scope)
+            reply = await self._turn(channel, spec, row, room, scope, wake)
         return reply is None or await self.db.quick(self._complete, self._reply(spec, row, reply))
 
     def _load(self, inbox_id: int) -> tuple[InboxRow | None, Room | None, tuple[int, ...] | None]:
@@ -79,11 +82,13 @@ class Answerer:
         return owner is not None and owner in (row.sender_id.lower(), row.sender_name.lstrip("@").lower())
 
     async def _turn(self, channel: Channel, spec: ChannelSpec, row: InboxRow, room: Room,
-                    scope: tuple[int, ...] | None) -> str | None:
+                    scope: tuple[int, ...] | None, wake: Callable[[], None]) -> str | None:
         """Run the turn. Its replies are stored, the inbox row marked done and the outbox rows queued in
         one transaction (None returned); when the turn fails, the apology to send instead."""
         await self._before_turn()
-        typing = asyncio.create_task(_typing(cast(ShowsTyping, channel), row.chat_id)) if spec.typing else None
+        # While the crew works the person sees it: "typing..." where the platform has it, else one short line.
+        waiting = asyncio.create_task(_typing(cast(ShowsTyping, channel), row.chat_id) if spec.typing
+                                      else self._still_working(spec, row, wake))
         started = time.monotonic()
         try:
             await self.services.pipeline.handle(
@@ -100,10 +105,21 @@ class Answerer:
             log.exception("inbox %s: the turn failed", row.id)
             reply = f"Sorry, something went wrong on my side and I could not answer this ({type(exc).__name__})."
         finally:
-            if typing is not None:
-                typing.cancel()
+            waiting.cancel()
         log.info("inbox %s answered in #%s in %.1fs", row.id, room.name, time.monotonic() - started)
         return reply
+
+    async def _still_working(self, spec: ChannelSpec, row: InboxRow, wake: Callable[[], None]) -> None:
+        """After `orchestrator.stillWorkingAfter` seconds, one notice, queued only while the row is unanswered
+        (never after the answer)."""
+        after = self.services.config.orchestrator.still_working_after
+        if after <= 0:
+            return
+        await asyncio.sleep(after)
+        assert row.id is not None
+        notice = self._rows(spec, row, STILL_WORKING, key=f"inbox:{row.id}:working")
+        if await self.db.quick(self.inbox.queue_while_pending, row.id, notice):
+            wake()
 
     def _complete(self, queue: Callable[[sqlite3.Connection], None]) -> bool:
         """Answer without a turn (a command, help, an apology). False when the row was answered meanwhile."""
@@ -119,19 +135,22 @@ class Answerer:
         write transaction: mark the inbox row done and queue one outbox row per chunk."""
         assert row.id is not None
         inbox_id = row.id
-        # Groups get replies to the message; direct chats plain answers, unless the platform threads them.
-        threaded = row.chat_type != "private" or spec.threads_direct_replies
-        rows = [
-            OutboxRow(key=f"inbox:{inbox_id}:{i}", inbox_id=inbox_id, platform=row.platform, account=row.account,
-                      chat_id=row.chat_id, text=chunk, reply_to=row.message_id if threaded else None)
-            for i, chunk in enumerate(spec.render(markdown.strip() or FALLBACK))
-        ]
+        rows = self._rows(spec, row, markdown.strip() or FALLBACK, key=f"inbox:{inbox_id}")
 
         def queue(conn: sqlite3.Connection) -> None:
             if not mark_done(conn, inbox_id, rows):
                 raise AlreadyAnswered(inbox_id)
 
         return queue
+
+    @staticmethod
+    def _rows(spec: ChannelSpec, row: InboxRow, markdown: str, key: str) -> list[OutboxRow]:
+        """Outbox rows answering an inbox row, one per chunk (keys `key:0`, `key:1`...)."""
+        # Groups get replies to the message; direct chats plain answers, unless the platform threads them.
+        threaded = row.chat_type != "private" or spec.threads_direct_replies
+        return [OutboxRow(key=f"{key}:{i}", inbox_id=row.id, platform=row.platform, account=row.account,
+                          chat_id=row.chat_id, text=chunk, reply_to=row.message_id if threaded else None)
+                for i, chunk in enumerate(spec.render(markdown))]
 
 
 async def _typing(channel: ShowsTyping, chat_id: str) -> None:

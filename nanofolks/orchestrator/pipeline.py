@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 # happens there, never while the database is locked), returns what runs inside the transaction.
 Commit = Callable[[FinalAnswer], Callable[[sqlite3.Connection], None]]
 
+INTENT_WAIT = 5.0  # seconds: a one-word classification that takes longer is not worth it, the rules' guess stands
+
 class Pipeline:
     def __init__(self, config: Config, crew: Crew, llm: LLM, messages: MessageRepo,
                  memory: MemoryService | None = None, tasks: Tasks | None = None, keeper: Keeper | None = None,
@@ -83,12 +85,17 @@ class Pipeline:
         db = self.messages.db
         # One turn per room in this process (the lock), then across processes (the lease: gateway and CLI).
         async with self._room_locks[room.id], self._slots, self.leases.hold(room.id):
+            # The deadline starts once the room is ours: every model call and retry of the turn ends by it, so
+            # the next message in the room waits no longer than this.
+            turn.time_limit = self.config.orchestrator.turn_deadline
+            turn.deadline = asyncio.get_running_loop().time() + turn.time_limit
             asked = Message(room.id, "user", "user", text, platform=platform, sender=sender, turn_id=turn.turn_id)
             if await db.quick(self.messages.add_turn_message, asked):  # a re-run turn (same id) stored it already
                 self._index([asked])
             turn.message_id = asked.id
             turn.tags = tag(text, self.crew)
-            turn.intent = await classify(text, turn.tags, self._ask_intent if self.config.orchestrator.llm_intent else None)
+            turn.intent = await classify(text, turn.tags, (lambda t: self._ask_intent(t, turn.deadline))
+                                         if self.config.orchestrator.llm_intent else None)
             if self.config.routing.enabled:
                 turn.route = await self.router.route(room.id, text[:self.config.orchestrator.max_message_chars])
             turn.plan = dispatch(turn.tags, turn.intent, room, self.crew, self.config.orchestrator.turn_budget)
@@ -136,7 +143,9 @@ class Pipeline:
         if self.memory is not None:
             self.memory.note_messages([m.id for m in messages])  # indexed in the background: the reply never waits
 
-    async def _ask_intent(self, text: str) -> str:
+    async def _ask_intent(self, text: str, deadline: float | None) -> str:
         prompt = classifier_prompt(text[:self.config.orchestrator.max_message_chars])
-        result = await self.llm.chat(prompt, model=cheapest_model(self.config), bot="intent", max_tokens=5)
+        wait = asyncio.get_running_loop().time() + INTENT_WAIT
+        async with asyncio.timeout_at(min(wait, deadline or wait)):
+            result = await self.llm.chat(prompt, model=cheapest_model(self.config), bot="intent", max_tokens=5)
         return result.text

@@ -49,6 +49,8 @@ class Turn:
     chat: str = ""  # "telegram:12345" when the message came from a platform chat
     scope: tuple[int, ...] | None = None  # the rooms the sender's memory may see (None: all, the owner)
     message_id: int | None = None  # the stored message this turn answers: its history ends there
+    deadline: float | None = None  # the event loop's time by which the bots must have answered (None: no limit)
+    time_limit: float = 0.0  # the seconds that deadline allows, for telling the user
     tags: Tags | None = None
     intent: Intent | None = None
     plan: Plan | None = None

@@ -72,6 +72,17 @@ class InboxRepo:
         return out
 
 
+    def queue_while_pending(self, inbox_id: int, rows: Sequence[OutboxRow]) -> bool:
+        """Queue rows (a "still working" notice) only while the inbox row is unanswered, so that they never
+        follow its answer; False when it was answered already."""
+        with self.db.write() as conn:
+            row = conn.execute("SELECT status FROM inbox WHERE id = ?", (inbox_id,)).fetchone()
+            if row is None or row["status"] != "pending":
+                return False
+            insert_rows(conn, rows)
+        return True
+
+
 def mark_done(conn: sqlite3.Connection, inbox_id: int, replies: Sequence[OutboxRow]) -> bool:
     """Mark a turn answered and queue its replies, inside the caller's transaction (the gateway's: with the
     turn's stored replies). False if it was already done: then nothing is queued, the replies of a turn

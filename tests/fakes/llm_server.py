@@ -8,6 +8,7 @@ The real ``litellm`` talks to this server over HTTP on loopback, e.g.::
         assert len(llm.requests) == 1
 
 Rules are checked in the order they were added; the first matching rule answers.
+A last user message containing ``[[delay:N]]`` is answered after N seconds (a slow model, whatever answers).
 When nothing matches, the server echoes ``[@{handle}] {last user message[:80]}``
 where ``handle`` comes from the system prompt (``You are X (@handle), ...``).
 
@@ -41,6 +42,7 @@ from typing import Any
 from tests.fakes.serve import serve_until_signalled
 
 HANDLE_RE = re.compile(r"\(@([a-z0-9_]+)\)")
+DELAY_RE = re.compile(r"\[\[delay:(\d+(?:\.\d+)?)\]\]")
 EMBEDDING_DIM = 64
 MODEL_ID = "fake-model"
 
@@ -312,6 +314,16 @@ class _Handler(BaseHTTPRequestHandler):
             return True
         return False
 
+    def _wait(self, seconds: float) -> bool:
+        """Sleep until `seconds` passed or the server stops; False when the client hung up meanwhile."""
+        until = time.monotonic() + seconds
+        while not self.server_owner._stopping.wait(min(0.05, max(0.0, until - time.monotonic()))):
+            if self._client_gone():
+                return False
+            if time.monotonic() >= until:
+                break
+        return True
+
     # -- verbs ----------------------------------------------------------------
     def do_GET(self) -> None:
         if self._route() == "/models":
@@ -374,8 +386,10 @@ class _Handler(BaseHTTPRequestHandler):
                 if self._client_gone():
                     break
             return
-        if rule is not None and rule.delay > 0:
-            owner._stopping.wait(rule.delay)
+        asked = DELAY_RE.search(last_user_message(messages))
+        delay = max(rule.delay if rule is not None else 0.0, float(asked.group(1)) if asked else 0.0)
+        if delay > 0 and not self._wait(delay):
+            return  # the client gave up (a deadline): nobody to answer
         if rule is not None and rule.status != 200:
             self._error(rule, messages)
             return

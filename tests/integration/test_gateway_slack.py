@@ -152,6 +152,30 @@ def test_long_reply_split_and_rate_limit_waited_out(gateway: Gateway, slack: Slo
     assert "retry 1 in 1.0s" in gateway.output()
 
 
+def test_a_slow_model_gets_a_notice_then_a_plain_out_of_time_answer_and_holds_nobody(
+        gateway: Gateway, slack: SlowSlack, llm_server: ScriptedLLM) -> None:
+    """Slack has no typing indicator: a "still working" line, then the out-of-time answer at the turn's
+    deadline; the next message in the room is answered without waiting for the slow model."""
+    deadline = 4.0
+    path = gateway.home / "config.json"
+    config = json.loads(path.read_text())
+    config["orchestrator"] = {**config.get("orchestrator", {}), "turnDeadline": deadline, "stillWorkingAfter": 0.5}
+    path.write_text(json.dumps(config))
+    gateway.start()
+    barrier(slack)  # the first turn imports litellm: out of the measured part
+    slow = slack.push_message("D1", "[[delay:60]] a hard one", user=ANN)
+    slack.wait_until(lambda: any("a hard one" in json.dumps(r) for r in llm_server.requests), WAIT, "the slow call")
+    pushed = time.monotonic()
+    quick = slack.push_message("D1", "and a quick one", user=ANN)
+    slack.wait_until(lambda: any(p["text"] == "[@leader] and a quick one" for p in slack.posted), WAIT, "the answer")
+    assert time.monotonic() - pushed < deadline + 10  # not the slow model's 2 attempts of 20 s
+    thread = [p["text"] for p in posts_to(slack, "D1") if p["thread_ts"] == slow]
+    assert len(thread) == 2 and thread[0] == "Still working on it…", thread
+    assert "ran out of time (the crew has 4 s per message)" in thread[1]
+    *waited, answer = [p["text"] for p in posts_to(slack, "D1") if p["thread_ts"] == quick]
+    assert answer == "[@leader] and a quick one" and waited in ([], ["Still working on it…"])  # it waited in line
+
+
 def test_kill9_mid_turn_then_restart_answers_once(gateway: Gateway, slack: SlowSlack,
                                                   llm_server: ScriptedLLM) -> None:
     llm_server.add(Rule(contains="slow question", reply="slow answer", delay=30, times=1),
