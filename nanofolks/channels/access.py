@@ -46,6 +46,14 @@ def pairing_text(platform: str, code: str) -> str:
     )
 
 
+def is_owner(allow_from: Iterable[str], sender_id: str) -> bool:
+    """The owner is the first person on the channel's allowFrom, known by the platform's sender id only: a
+    display name can be set to anything, and a username can change hands."""
+    entries = (str(e).strip().lstrip("@").lower() for e in allow_from)
+    owner = next((e for e in entries if e and e != "*"), None)
+    return owner is not None and owner == sender_id.strip().lower()
+
+
 class AccessPolicy:
     def __init__(self, platform: str, allow_from: Iterable[str], open_groups: Iterable[str], pairing: PairingRepo,
                  limits: PairingLimits = LIMITS):

@@ -10,6 +10,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import cast
 
+from nanofolks.channels.access import is_owner
 from nanofolks.channels.base import Channel, ShowsTyping
 from nanofolks.channels.registry import ChannelSpec
 from nanofolks.gateway.commands import HELP, OWNER_ONLY, parse_command
@@ -75,11 +76,7 @@ class Answerer:
         return row, room, None if owner else repo.rooms_of(person)
 
     def _is_owner(self, row: InboxRow) -> bool:
-        """The owner is the first person on the channel's allowFrom (by id or username)."""
-        allow = [str(e).strip().lstrip("@").lower() for e in getattr(self.services.config.channels,
-                                                                      row.platform).allow_from]
-        owner = next((e for e in allow if e and e != "*"), None)
-        return owner is not None and owner in (row.sender_id.lower(), row.sender_name.lstrip("@").lower())
+        return is_owner(getattr(self.services.config.channels, row.platform).allow_from, row.sender_id)
 
     async def _turn(self, channel: Channel, spec: ChannelSpec, row: InboxRow, room: Room,
                     scope: tuple[int, ...] | None, wake: Callable[[], None]) -> str | None:
