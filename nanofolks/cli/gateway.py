@@ -114,6 +114,9 @@ def print_channels(channels: list[dict[str, Any]], details: dict[str, str] | Non
             console.print(f"          not configured: {ch['problem']}", highlight=False, soft_wrap=True)
         if any(ch["inbox"].values()) or any(ch["outbox"].values()):
             console.print(f"          inbox {_fmt(ch['inbox'])}; outbox {_fmt(ch['outbox'])}", highlight=False)
+        if ch["rejected"]:
+            console.print(f"          {ch['rejected']} update(s) rejected as unreadable (recorded and skipped)",
+                          highlight=False)
         if details and details.get(ch["channel"]):
             console.print(f"          {details[ch['channel']]}", highlight=False, soft_wrap=True)
 

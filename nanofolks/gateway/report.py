@@ -16,6 +16,7 @@ from nanofolks.store.db import Database
 from nanofolks.store.inbox import InboxRepo
 from nanofolks.store.outbox import STATES as OUTBOX_STATES
 from nanofolks.store.outbox import OutboxRepo
+from nanofolks.store.rejected import RejectedRepo
 
 INBOX_STATES = ("pending", "done", "denied")
 
@@ -25,7 +26,7 @@ def channel_report(config: Config, db: Database) -> list[dict[str, Any]]:
     gateway, even by kill -9)."""
     beats = {key: json.loads(keys["status"][0]) for key, keys in ChannelStateRepo(db).all().items()
              if "status" in keys}
-    inbox, outbox = InboxRepo(db).counts(), OutboxRepo(db).counts()
+    inbox, outbox, rejected = InboxRepo(db).counts(), OutboxRepo(db).counts(), RejectedRepo(db).counts()
     rows = []
     for platform, spec in CHANNELS.items():
         conf = spec.section(config)
@@ -46,6 +47,7 @@ def channel_report(config: Config, db: Database) -> list[dict[str, Any]]:
             "allowFrom": len(conf.allow_from), "state": state, "pid": pid, "account": account,
             "username": beat.get("username", ""), "last_heartbeat": beat.get("at"),
             "inbox": _totals(inbox, platform, INBOX_STATES), "outbox": _totals(outbox, platform, OUTBOX_STATES),
+            "rejected": rejected.get(platform, 0),  # updates that could not be read: recorded, confirmed, skipped
         })
     return rows
 

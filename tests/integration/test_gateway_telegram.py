@@ -220,10 +220,16 @@ def test_redelivered_malformed_and_maybe_delivered(gateway: Gateway, tg: FakeTel
         {"channel_post": {"message_id": 52, "date": 0, "chat": {"id": -5, "type": "channel"}, "text": "news"}},
         {"message": {"message_id": 53, "date": 0, "chat": {"id": ALICE, "type": "private"},
                      "from": {"id": ALICE, "is_bot": False, "first_name": "A"}, "text": "\u202e\u0000\U0001f3f4\u200d"}},
+        {"message": {"message_id": 54, "date": 0, "chat": {"id": ALICE, "type": "private"},
+                     "from": {"id": ALICE, "is_bot": False, "first_name": "A"}, "text": 12345}},
     ):
         tg.push_raw_update(update)
     barrier(tg)
     assert sum("only once please" in m["text"] for m in tg.sent) == 1
+    status = run_cli("status", "--json", home=gateway.home)
+    [telegram] = [c for c in json.loads(status.stdout)["channels"] if c["channel"] == "telegram"]
+    assert telegram["rejected"] == 3 and telegram["state"] == "running"  # the sticker, the non-object, the number
+    assert "3 update(s) rejected as unreadable" in run_cli("status", home=gateway.home).stdout
 
     tg.drop_next("sendMessage")  # delivered, but the connection closes before the answer
     tg.push_message(ALICE, "maybe delivered", user_id=ALICE)
