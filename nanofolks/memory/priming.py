@@ -35,9 +35,9 @@ class Recall(Protocol):
 
     def query_vector(self, text: str) -> np.ndarray | None: ...
 
-    def profile(self, sender: str) -> list[dict[str, Any]]: ...
+    def profile(self, sender: str, rooms: tuple[int, ...] | None = None) -> list[dict[str, Any]]: ...
 
-    def entities_named_in(self, text: str) -> list[list[str]]: ...
+    def entities_named_in(self, text: str, rooms: tuple[int, ...] | None = None) -> list[list[str]]: ...
 
     def search_with_vector(self, text: str, vector: np.ndarray | None, limit: int,
                            exclude: tuple[int, ...] = (), filters: Filters | None = None) -> list[Hit]: ...
@@ -45,16 +45,16 @@ class Recall(Protocol):
 
 async def assemble(memory: Recall, room_id: int, sender: str, text: str, model: str, budget: int,
                    history: int, scope: tuple[int, ...] | None = None) -> str:
-    """The memory block for one message, or '' when nothing is remembered (or the budget is 0). Related
-    memories and other rooms come only from `scope`, the sender's rooms (None: all, for the owner)."""
+    """The memory block for one message, or '' when nothing is remembered (or the budget is 0). Everything
+    in it was learnt in `scope`, the sender's rooms (None: all, for the owner), or is crew-wide."""
     if budget <= 0:
         return ""
     now = time.time()
     vector, prefs, profile, named, elsewhere, shown = await asyncio.gather(
         asyncio.to_thread(memory.query_vector, text),
-        asyncio.to_thread(memory.preferences.of, sender),
-        asyncio.to_thread(memory.profile, sender),
-        asyncio.to_thread(memory.entities_named_in, text),
+        asyncio.to_thread(memory.preferences.of, sender, scope),
+        asyncio.to_thread(memory.profile, sender, scope),
+        asyncio.to_thread(memory.entities_named_in, text, scope),
         asyncio.to_thread(memory.search_repo.recent_elsewhere, sender, room_id, now - ELSEWHERE_DAYS * 86400, 5,
                           scope),
         asyncio.to_thread(memory.search_repo.recent_message_ids, room_id, history),

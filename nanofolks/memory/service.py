@@ -432,17 +432,19 @@ class MemoryService:
             log.warning("memory priming skipped: %s", exc or type(exc).__name__)
             return ""
 
-    def profile(self, sender: str) -> list[dict[str, Any]]:
+    def profile(self, sender: str, rooms: tuple[int, ...] | None = None) -> list[dict[str, Any]]:
+        """What is known about the sender, learnt within `rooms` (None: anywhere)."""
         entity = self.entity_repo.find(sender or "user")
-        return self.entity_repo.relations(entity.id) if entity else []
+        return self.entity_repo.relations(entity.id, rooms) if entity else []
 
-    def entities_named_in(self, text: str) -> list[list[str]]:
-        """For each entity the text names: a line saying what it is and how it relates."""
+    def entities_named_in(self, text: str, rooms: tuple[int, ...] | None = None) -> list[list[str]]:
+        """For each entity the text names: a line saying what it is and how it relates, as learnt within
+        `rooms` (None: anywhere)."""
         from nanofolks.memory.priming import describe
 
         out = []
-        for e in self.entity_repo.aliases_in(entity_rules.mentioned_names(text))[:5]:
-            rels = self.entity_repo.relations(e.id)
+        for e in self.entity_repo.aliases_in(entity_rules.mentioned_names(text), rooms)[:5]:
+            rels = self.entity_repo.relations(e.id, rooms)
             out.append([f"{e.name} ({e.type})" + (": " + "; ".join(describe(r) for r in rels[:4]) if rels else "")])
         return out
 

@@ -493,6 +493,17 @@ def _filters(f: Filters, alias: str, bot_col: str) -> tuple[str, tuple]:
     return ("AND " + " AND ".join(parts) if parts else ""), tuple(params)
 
 
+def _learnt_in(evidence: str, column: str, owner: str, rooms: tuple[int, ...] | None) -> tuple[str, tuple]:
+    """SQL (" AND ...") keeping what was learnt from a message in `rooms` (its `evidence` table links it to
+    messages by `column` = `owner`), or from no message at all (the owner's notes and imports: crew-wide)."""
+    if rooms is None:
+        return "", ()
+    marks = ",".join("?" * len(rooms)) or "NULL"
+    return (f" AND (NOT EXISTS (SELECT 1 FROM {evidence} ev WHERE ev.{column} = {owner})"
+            f" OR EXISTS (SELECT 1 FROM {evidence} ev JOIN messages m ON m.id = ev.message_id"
+            f" WHERE ev.{column} = {owner} AND m.room_id IN ({marks})))"), tuple(rooms)
+
+
 @dataclass
 class Entity:
     id: int
@@ -556,27 +567,32 @@ class EntityRepo:
         rows = self.db.query("SELECT * FROM memory_entities ORDER BY mentions DESC, last_seen DESC LIMIT ?", (limit,))
         return [self._entity(r) for r in rows]
 
-    def aliases_in(self, words: list[str]) -> list[Entity]:
-        """Entities any of these words (or word pairs) names: for priming on an incoming message."""
+    def aliases_in(self, words: list[str], rooms: tuple[int, ...] | None = None) -> list[Entity]:
+        """Entities any of these words (or word pairs) names, learnt within `rooms` (None: anywhere): for
+        priming on an incoming message."""
         if not words:
             return []
         marks = ",".join("?" * len(words))
+        seen, params = _learnt_in("memory_entity_events", "entity_id", "e.id", rooms)
         rows = self.db.query(
             "SELECT DISTINCT e.* FROM memory_aliases a JOIN memory_entities e ON e.id = a.entity_id"
-            f" WHERE a.alias IN ({marks}) ORDER BY e.mentions DESC", tuple(words))
+            f" WHERE a.alias IN ({marks}){seen} ORDER BY e.mentions DESC", (*words, *params))
         return [self._entity(r) for r in rows]
 
-    def relations(self, entity_id: int) -> list[dict[str, Any]]:
-        """Every relation touching an entity, with the text of its supporting events."""
+    def relations(self, entity_id: int, rooms: tuple[int, ...] | None = None) -> list[dict[str, Any]]:
+        """Every relation touching an entity learnt within `rooms` (None: anywhere), with the text of its
+        supporting events there."""
+        seen, params = _learnt_in("memory_relation_events", "relation_id", "r.id", rooms)
         rows = self.db.query(
             "SELECT r.id, s.name AS subject, r.predicate, o.name AS object FROM memory_relations r"
             " JOIN memory_entities s ON s.id = r.subject_id JOIN memory_entities o ON o.id = r.object_id"
-            " WHERE r.subject_id = ? OR r.object_id = ? ORDER BY r.id", (entity_id, entity_id))
+            f" WHERE (r.subject_id = ? OR r.object_id = ?){seen} ORDER BY r.id", (entity_id, entity_id, *params))
+        where, scope = _filters(Filters(rooms=rooms), "m", "m.author")
         out = []
         for r in rows:
             events = self.db.query(
                 "SELECT m.id, m.content FROM memory_relation_events ev JOIN messages m ON m.id = ev.message_id"
-                " WHERE ev.relation_id = ? ORDER BY m.id DESC LIMIT 3", (r["id"],))
+                f" WHERE ev.relation_id = ? {where} ORDER BY m.id DESC LIMIT 3", (r["id"], *scope))
             out.append({"subject": r["subject"], "predicate": r["predicate"], "object": r["object"],
                         "events": [{"message_id": e[0], "text": e[1]} for e in events]})
         return out
@@ -640,8 +656,11 @@ class PreferenceRepo:
                 conn.execute("INSERT OR IGNORE INTO memory_preference_evidence (preference_id, message_id)"
                              " VALUES (?, ?)", (pref_id, message_id))
 
-    def of(self, sender: str) -> list[Preference]:
-        rows = self.db.query("SELECT * FROM memory_preferences WHERE sender = ? ORDER BY updated_at DESC", (sender,))
+    def of(self, sender: str, rooms: tuple[int, ...] | None = None) -> list[Preference]:
+        """A sender's preferences stated within `rooms` (None: anywhere): a name alone proves nobody's identity."""
+        seen, params = _learnt_in("memory_preference_evidence", "preference_id", "memory_preferences.id", rooms)
+        rows = self.db.query(f"SELECT * FROM memory_preferences WHERE sender = ?{seen} ORDER BY updated_at DESC",
+                             (sender, *params))
         out = []
         for r in rows:
             ev = self.db.query("SELECT message_id FROM memory_preference_evidence WHERE preference_id = ?"

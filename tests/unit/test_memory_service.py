@@ -371,3 +371,31 @@ async def test_a_person_searches_and_is_primed_only_from_their_own_rooms(mem: Me
     mem.config.agents.defaults.context_window = 8192
     block = await mem.prime(turn, "gpt-4o")
     assert "zebra" not in block
+
+
+async def test_priming_tells_nobody_what_was_learnt_in_another_persons_rooms(mem: MemoryService) -> None:
+    """Entities, relations and preferences learnt in alice's DM stay there: bob, even named "alice" and
+    naming her brother, is primed with none of them; the owner's crew-wide notes reach everyone."""
+    repo = RoomRepo(mem.db)
+    alice_dm = repo.ensure("telegram-dm-111", "direct", ["leader"])
+    bob_dm = repo.ensure("telegram-dm-222", "direct", ["leader"])
+    say(mem, alice_dm.id, "Lucas is my brother", sender="alice")
+    say(mem, alice_dm.id, "I work at Zephyr Labs", sender="alice")
+    say(mem, alice_dm.id, "please keep it short", sender="alice")
+    mem.add("Captain Flint works at Harbour Bank")  # the owner's note: crew-wide
+    mem.index_pending()
+    mem.config.agents.defaults.context_window = 8192
+    bob = (bob_dm.id,)
+    assert mem.profile("alice", bob) == [] and mem.preferences.of("alice", bob) == []
+    assert mem.entities_named_in("how is Lucas doing at Zephyr Labs?", bob) == []
+    for sender in ("bob", "alice"):  # a display name is anyone's to take
+        turn = Turn(room=bob_dm, text="how is Lucas doing at Zephyr Labs? and Captain Flint?", sender=sender,
+                    turn_id=f"t-{sender}", scope=bob)
+        block = await mem.prime(turn, "gpt-4o")
+        assert "brother" not in block and "Zephyr" not in block and "short" not in block.lower(), block
+        assert "Harbour Bank" in block, block
+
+    owner = Turn(room=alice_dm, text="how is Lucas doing?", sender="alice", turn_id="t-owner", scope=None)
+    assert "brother" in await mem.prime(owner, "gpt-4o")  # the owner (no scope) sees every room
+    in_her_room = Turn(room=alice_dm, text="how is Lucas doing?", sender="alice", turn_id="t-her", scope=(alice_dm.id,))
+    assert "brother" in await mem.prime(in_her_room, "gpt-4o")  # and alice in her own room
