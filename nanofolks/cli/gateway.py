@@ -31,21 +31,28 @@ def gateway() -> None:
 def status(as_json: bool = typer.Option(False, "--json", help="Print JSON."),
            check: bool = typer.Option(False, "--check", help="Exit 1 when no gateway is running (health checks).")
            ) -> None:
-    """Every channel (running or not, its account, last heartbeat), its inbox and outbox, pairing requests."""
-    from nanofolks.gateway.report import channel_report
+    """Every channel (running or not, its account, last heartbeat), its inbox and outbox, pairing requests;
+    on PostgreSQL every live gateway worker too (host, pid, since when, last seen, the locks it holds)."""
+    from nanofolks.gateway.report import channel_report, worker_report
     from nanofolks.store.pairing import PairingRepo
 
     services = open_services()
-    channels = channel_report(services.config, services.db)
+    workers = worker_report(services.db)
+    channels = channel_report(services.config, services.db, workers)
     pairing = len(PairingRepo(services.db).pending())
-    pids = sorted({ch["pid"] for ch in channels if ch["pid"] is not None})
+    pids = sorted({w["pid"] for w in workers} if workers is not None
+                  else {ch["pid"] for ch in channels if ch["pid"] is not None})
     data = {"gateway": "running" if pids else "stopped", "pids": pids, "channels": channels,
             "pairing_pending": pairing, "vault": _vault_backend(), "spend": spend_today(services)}
+    if workers is not None:
+        data["workers"] = workers
     if as_json:
         print_json(data)
     else:
-        console.print(f"gateway  {data['gateway']}" + (f" (pid {', '.join(map(str, pids))})" if pids else ""),
-                      highlight=False)
+        running = f" ({len(workers)} workers)" if workers else f" (pid {', '.join(map(str, pids))})" if pids else ""
+        console.print(f"gateway  {data['gateway']}{running}", highlight=False)
+        if workers:
+            print_workers(workers)
         console.print(f"vault    {data['vault']}", highlight=False, soft_wrap=True)
         _hint_plain_secrets()
         print_channels(channels)
@@ -119,6 +126,19 @@ def print_channels(channels: list[dict[str, Any]], details: dict[str, str] | Non
                           highlight=False)
         if details and details.get(ch["channel"]):
             console.print(f"          {details[ch['channel']]}", highlight=False, soft_wrap=True)
+
+
+def print_workers(workers: list[dict[str, Any]]) -> None:
+    now = time.time()
+    for w in workers:
+        holds = ", ".join(h["lock"] if h["lock"] == "scheduler" else f"{h['platform']} poller" for h in w["holds"])
+        console.print(f"  worker {w['id']:<4} {w['host']}:{w['pid']}, up {_ago(now - w['started'])}, seen "
+                      f"{now - w['last_seen']:.0f}s ago" + (f"; holds {holds}" if holds else ""),
+                      highlight=False, soft_wrap=True)
+
+
+def _ago(seconds: float) -> str:
+    return f"{seconds / 3600:.1f}h" if seconds >= 3600 else f"{seconds / 60:.0f}m" if seconds >= 60 else f"{seconds:.0f}s"
 
 
 def _fmt(counts: dict[str, int]) -> str:

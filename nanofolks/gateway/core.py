@@ -9,7 +9,11 @@ never holds up the others; the gateway gives up only when not one started. Other
 (a scheduler...) join with `add_task`: started with the turn workers, cancelled at stop.
 
 On start it resumes what a crash left: inbox rows still `pending` are run again (their turn never
-produced replies), outbox rows still `pending` are sent, rows caught `sending` become `uncertain`."""
+produced replies), outbox rows still `pending` are sent, rows caught `sending` become `uncertain`.
+
+On PostgreSQL the gateway is one worker of a fleet (gateway/fleet.py, docs/scaling.md): turns are
+claimed from the shared inbox instead of a queue of this process, a channel runs on the one worker that
+holds its bot token's lock (the others stand by to take it over), and the scheduler runs on one worker."""
 
 from __future__ import annotations
 
@@ -34,7 +38,8 @@ from nanofolks.channels.messages import InboundMessage
 from nanofolks.channels.registry import CHANNELS, ChannelSpec
 from nanofolks.config.schema import Config
 from nanofolks.gateway.commands import menu
-from nanofolks.gateway.locks import TokenLock, channel_lock_path
+from nanofolks.gateway.fleet import RETRY_FAILED, Fleet
+from nanofolks.gateway.locks import TokenLock, channel_lock_name, channel_lock_path
 from nanofolks.gateway.turns import Answerer
 from nanofolks.routines.activity import Activity
 from nanofolks.routines.delivery import Target
@@ -42,6 +47,7 @@ from nanofolks.routines.schedule import parse_duration
 from nanofolks.routines.scheduler import Scheduler
 from nanofolks.services import Services
 from nanofolks.store.channel_state import ChannelStateRepo
+from nanofolks.store.fleet import is_postgres
 from nanofolks.store.inbox import InboxRepo
 from nanofolks.store.outbox import OutboxRepo
 from nanofolks.store.pairing import PairingRepo
@@ -54,6 +60,7 @@ HEARTBEAT_EVERY = 5.0
 STATE_CHECK = 0.5  # seconds between looks at a channel's state (a change is written at once)
 RESTART_MAX = 60.0  # seconds: the longest wait before a failed gateway task is started again
 STOP_GRACE = 3.0  # seconds a send in flight may take to finish at shutdown
+RECHECK = 5.0  # seconds: in a fleet, the slow look at the shared inbox when no notification came
 
 Job = Callable[[], Coroutine[Any, Any, None]]
 
@@ -82,7 +89,7 @@ class _Link:
     spec: ChannelSpec
     ingress: Ingress
     sender: SendWorker | None = None
-    lock: TokenLock | None = None
+    release: Callable[[], Coroutine[Any, Any, None]] | None = None  # lets go of the bot token's lock
     started: bool = False
     tasks: list[asyncio.Task] = field(default_factory=list)
     failing: set[str] = field(default_factory=set)  # its tasks that failed and wait to be started again
@@ -94,8 +101,10 @@ class _Link:
 
 
 class Gateway:
-    def __init__(self, services: Services, channels: list[Channel], failures: dict[str, str] | None = None):
+    def __init__(self, services: Services, channels: list[Channel], failures: dict[str, str] | None = None,
+                 fleet: Fleet | None = None):
         self.services = services
+        self.fleet = fleet  # PostgreSQL: this gateway is one worker of several
         self.config = services.config
         self.db = services.db
         self.inbox = InboxRepo(self.db)
@@ -130,11 +139,17 @@ class Gateway:
         from the first one up, until `stop`. ChannelError when not a single channel started."""
         for platform, why in self.failures.items():
             log.error("%s: not started: %s", platform, why)
+        if self.fleet is not None:
+            await self.fleet.join()
         self._warm = asyncio.create_task(self._warm_up(), name="warm-up")
-        self._tasks = [self._warm, *(asyncio.create_task(self._work(), name=f"turn-{i}") for i in range(TURN_WORKERS)),
+        turns = ([self._claim_turns()] if self.fleet is not None else [self._work() for _ in range(TURN_WORKERS)])
+        self._tasks = [self._warm, *(asyncio.create_task(turn, name=f"turn-{i}") for i, turn in enumerate(turns)),
                        *(asyncio.create_task(supervised(name, job), name=name) for name, job in self._jobs.items())]
         starting = asyncio.ensure_future(asyncio.gather(*(self._start(link) for link in self.links)))
         stopping = asyncio.ensure_future(stop.wait())
+        if self.fleet is not None:
+            await self._run_in_fleet(self.fleet, starting, stopping)
+            return
         try:
             await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
             if not starting.done():  # asked to stop while a channel was still starting
@@ -152,8 +167,27 @@ class Gateway:
             await _cancel([stopping])
             await self._shutdown()
 
+    async def _run_in_fleet(self, fleet: Fleet, starting: asyncio.Future, stopping: asyncio.Future) -> None:
+        """A worker answers from the moment it joined: its channels start when it wins their bot token's
+        lock (now, or when their holder stops), the fleet connection's failure stops it."""
+        self._tasks.append(starting)
+        beating = asyncio.create_task(fleet.run(), name="fleet")
+        log.info("gateway running as worker %d of the fleet", fleet.worker_id)
+        self.running.set()
+        try:
+            await asyncio.wait({beating, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            log.info("gateway stopping")
+            if beating.done():
+                beating.result()  # StoreError: the worker lost its locks; stop and say so
+        finally:
+            await _cancel([stopping, beating])
+            await self._shutdown()
+
     def targets(self) -> dict[str, Target]:
-        """The platforms running now: where routines and heartbeats deliver."""
+        """The platforms running now, on this worker or (in a fleet) any: where routines and heartbeats deliver."""
+        if self.fleet is not None:
+            return {h["platform"]: Target(h["account"], CHANNELS[h["platform"]].render)
+                    for h in self.fleet.held_by_fleet().values() if h.get("account")}
         return {ln.channel.platform: Target(ln.channel.account, ln.spec.render) for ln in self.links if ln.started}
 
     async def _warm_up(self) -> None:
@@ -185,9 +219,7 @@ class Gateway:
         channel, spec = link.channel, link.spec
         platform = channel.platform
         try:
-            lock = TokenLock(channel_lock_path(spec, self.config))
-            lock.acquire(f"{platform} bot")
-            link.lock = lock
+            link.release = await self._lock(link)
             await channel.start(lambda msg: self._on_message(link, msg))
         except Exception as exc:  # noqa: BLE001 - one broken channel must not take the others down
             self.failures[platform] = str(exc) or type(exc).__name__
@@ -206,11 +238,31 @@ class Gateway:
             await self._register_commands(cast(CommandMenu, channel), platform, account)
         link.sender = SendWorker(channel, self.outbox, self.db)
         jobs: dict[str, Job] = {f"send-{platform}-{account}": link.sender.run,
-                                f"heartbeat-{platform}": lambda: self._heartbeat(link),
-                                f"resume-{platform}": lambda: self._resume(link)}
+                                f"heartbeat-{platform}": lambda: self._heartbeat(link)}
+        if self.fleet is None:  # a fleet's pending messages are claimed by whichever worker is free
+            jobs[f"resume-{platform}"] = lambda: self._resume(link)
+        else:
+            self.fleet.holds[channel_lock_name(spec, self.config)].update(account=account)
+            self.fleet.senders[f"{platform}:{account}"] = link.sender.wake
         link.tasks = [asyncio.create_task(supervised(name, job, link.failing), name=name) for name, job in jobs.items()]
         link.started = True
         log.info("%s: channel running as %s", platform, account)
+
+    async def _lock(self, link: _Link) -> Callable[[], Coroutine[Any, Any, None]]:
+        """Take the bot token's lock, and return how to let it go. Alone, a second gateway of the same
+        token is refused (ChannelError); in a fleet, this worker waits until the lock is free."""
+        platform, fleet = link.channel.platform, self.fleet
+        if fleet is not None:
+            name = channel_lock_name(link.spec, self.config)
+            await fleet.hold(name, platform=platform)
+            return lambda: fleet.release(name)
+        lock = TokenLock(channel_lock_path(link.spec, self.config))
+        lock.acquire(f"{platform} bot")
+
+        async def release() -> None:
+            lock.release()
+
+        return release
 
     async def _register_commands(self, channel: CommandMenu, platform: str, account: str) -> None:
         """Only when the command list changed: re-registering at every start earns 429s."""
@@ -240,7 +292,10 @@ class Gateway:
         if (received.outcome == "paired" or received.notice) and link.sender:
             link.sender.wake()
         if received.outcome == "accepted" and received.inbox_id is not None:
-            await self._enqueue(link, received.inbox_id)
+            if self.fleet is not None:
+                await self.fleet.notify_inbox()  # the first free worker claims it, maybe this one
+            else:
+                await self._enqueue(link, received.inbox_id)
 
     async def _enqueue(self, link: _Link, inbox_id: int) -> None:
         if inbox_id in self._queued:
@@ -260,6 +315,44 @@ class Gateway:
                 log.exception("inbox %s: could not be answered; will retry at the next start", inbox_id)
             finally:
                 self._queued.discard(inbox_id)
+
+    async def _claim_turns(self) -> None:
+        """In a fleet: claim messages from the shared inbox while a turn slot is free, each answered by a
+        task of its own; look again when notified (a new message, a chat's previous one answered)."""
+        fleet = self.fleet
+        assert fleet is not None
+        slots = asyncio.Semaphore(TURN_WORKERS)
+        turns: set[asyncio.Task] = set()
+        try:
+            while True:
+                await slots.acquire()
+                fleet.claimable.clear()  # before looking, so that a notification while we look is not lost
+                claimed = await fleet.claim()
+                if claimed is None:
+                    slots.release()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(fleet.claimable.wait(), RECHECK)
+                    continue
+                turn = asyncio.create_task(self._answer_claimed(fleet, *claimed), name=f"inbox-{claimed[0]}")
+                turns.add(turn)
+                turn.add_done_callback(lambda t: (turns.discard(t), slots.release()))
+        finally:
+            await _cancel(list(turns))
+
+    async def _answer_claimed(self, fleet: Fleet, inbox_id: int, platform: str, account: str) -> None:
+        link = next((ln for ln in self.links if ln.started and ln.channel.platform == platform
+                     and ln.channel.account == account), None)  # this worker polls the bot: typing works
+        try:
+            if await self.answerer.answer(link.channel if link else None, CHANNELS[platform], inbox_id,
+                                          wake=lambda: fleet.wake_sender(platform, account)):
+                await fleet.notify_outbox(platform, account)
+            await fleet.notify_inbox()  # the chat's next message may be claimed now
+        except asyncio.CancelledError:
+            raise  # stopping: the claim is handed back, another worker answers it
+        except Exception:
+            log.exception("inbox %s: could not be answered; any worker may retry it in %.0fs", inbox_id,
+                          RETRY_FAILED)
+            await fleet.park(inbox_id)
 
     async def _heartbeat(self, link: _Link) -> None:
         """Write the channel's state every HEARTBEAT_EVERY seconds, and as soon as it changed."""
@@ -282,11 +375,16 @@ class Gateway:
         flight finish (cutting it could leave it `uncertain`), then disconnect, every channel at once.
         Messages that arrive meanwhile are in the inbox and wait for the next start too."""
         await _cancel(self._tasks)
+        if self.fleet is not None:
+            with contextlib.suppress(Exception):
+                await self.fleet.hand_back()
         await asyncio.gather(*(self._stop_link(link) for link in self.links))
+        if self.fleet is not None:
+            await self.fleet.leave()
         log.info("gateway stopped")
 
     async def _stop_link(self, link: _Link) -> None:
-        if link.lock is None:
+        if link.release is None:
             return  # never got as far as its lock: nothing started
         if link.sender is not None:
             link.sender.stop()
@@ -297,8 +395,9 @@ class Gateway:
             await link.channel.stop()
         if link.started:
             await self._record_state(link.channel, "stopped")
-        link.lock.release()
-        link.lock, link.started = None, False
+        with contextlib.suppress(Exception):  # a fleet's lost connection has let go of it already
+            await link.release()
+        link.release, link.started = None, False
 
 
 async def supervised(name: str, job: Job, failing: set[str] | None = None, first_delay: float = 1.0) -> None:
@@ -336,11 +435,14 @@ async def _cancel(tasks: list[asyncio.Task]) -> None:
 
 async def serve(services: Services) -> None:
     """Run the gateway until SIGINT or SIGTERM."""
-    gateway = Gateway(services, *build_channels(services.config))
+    fleet = Fleet(services.db.url) if is_postgres(services.db) else None  # type: ignore[attr-defined]
+    gateway = Gateway(services, *build_channels(services.config), fleet=fleet)
     scheduler = Scheduler(services, gateway.targets, gateway.activity)
 
     async def schedule() -> None:  # routines and heartbeats deliver to channels: once they started
         await gateway.running.wait()
+        if fleet is not None:  # one scheduler in the fleet; a survivor takes it over
+            await fleet.hold("scheduler")
         await scheduler.run()
 
     gateway.add_task("scheduler", schedule)

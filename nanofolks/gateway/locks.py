@@ -12,9 +12,14 @@ from nanofolks.config import paths
 from nanofolks.config.schema import Config
 
 
+def channel_lock_name(spec: ChannelSpec, config: Config) -> str:
+    """Names the credential this channel's section holds (a token's lock, whatever its account), unrevealed."""
+    return f"{spec.platform}-{spec.lock_key(config)}"
+
+
 def channel_lock_path(spec: ChannelSpec, config: Config) -> Path:
-    """The lock of the credential this channel's section names (a token's lock, whatever its account)."""
-    return paths.home() / "locks" / f"{spec.platform}-{spec.lock_key(config)}.lock"
+    """The file lock of one gateway alone (on PostgreSQL, the fleet's advisory lock of the same name)."""
+    return paths.home() / "locks" / f"{channel_lock_name(spec, config)}.lock"
 
 
 class TokenLock:

@@ -1,6 +1,6 @@
 """What every channel is doing, for `nanofolks status` and `nanofolks channels list`, read from another
-process: the lock probe says whether a gateway runs it, the last heartbeat and the inbox/outbox tables say
-the rest."""
+process: the lock probe (on PostgreSQL, the live workers' locks) says whether a gateway runs it, the last
+heartbeat and the inbox/outbox tables say the rest."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from typing import Any
 from nanofolks.channels.base import ChannelError
 from nanofolks.channels.registry import CHANNELS
 from nanofolks.config.schema import Config
-from nanofolks.gateway.locks import channel_lock_path, lock_holder
+from nanofolks.gateway.locks import channel_lock_name, channel_lock_path, lock_holder
 from nanofolks.store.channel_state import ChannelStateRepo
 from nanofolks.store.db import Database
+from nanofolks.store.fleet import is_postgres, live_workers
 from nanofolks.store.inbox import InboxRepo
 from nanofolks.store.outbox import STATES as OUTBOX_STATES
 from nanofolks.store.outbox import OutboxRepo
@@ -21,9 +22,17 @@ from nanofolks.store.rejected import RejectedRepo
 INBOX_STATES = ("pending", "done", "denied")
 
 
-def channel_report(config: Config, db: Database) -> list[dict[str, Any]]:
+def worker_report(db: Database) -> list[dict[str, Any]] | None:
+    """The live workers of a fleet (PostgreSQL), with the locks each holds; None on SQLite (one gateway)."""
+    if not is_postgres(db):
+        return None
+    return [{"id": w.id, "host": w.host, "pid": w.pid, "started": w.started_at, "last_seen": w.seen_at,
+             "holds": w.holds} for w in live_workers(db)]
+
+
+def channel_report(config: Config, db: Database, workers: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Every platform, whether configured or not. Running is the lock probe (the lock dies with its
-    gateway, even by kill -9)."""
+    gateway, even by kill -9); in a fleet, `workers` (worker_report) says who holds the bot's lock."""
     beats = {key: json.loads(keys["status"][0]) for key, keys in ChannelStateRepo(db).all().items()
              if "status" in keys}
     inbox, outbox, rejected = InboxRepo(db).counts(), OutboxRepo(db).counts(), RejectedRepo(db).counts()
@@ -35,7 +44,11 @@ def channel_report(config: Config, db: Database) -> list[dict[str, Any]]:
             problem = ""
         except ChannelError as exc:
             problem = str(exc)
-        pid = lock_holder(channel_lock_path(spec, config))
+        if workers is None:
+            holder, pid = None, lock_holder(channel_lock_path(spec, config))
+        else:
+            holder = _holder(workers, channel_lock_name(spec, config))
+            pid = holder["pid"] if holder else None
         account, beat = max(((a, b) for (p, a), b in beats.items() if p == platform),
                             key=lambda ab: ab[1].get("at", 0), default=("", {}))
         if pid is None:
@@ -48,8 +61,13 @@ def channel_report(config: Config, db: Database) -> list[dict[str, Any]]:
             "username": beat.get("username", ""), "last_heartbeat": beat.get("at"),
             "inbox": _totals(inbox, platform, INBOX_STATES), "outbox": _totals(outbox, platform, OUTBOX_STATES),
             "rejected": rejected.get(platform, 0),  # updates that could not be read: recorded, confirmed, skipped
+            **({"worker": holder["id"] if holder else None} if workers is not None else {}),
         })
     return rows
+
+
+def _holder(workers: list[dict[str, Any]], lock: str) -> dict[str, Any] | None:
+    return next((w for w in workers if any(h["lock"] == lock for h in w["holds"])), None)
 
 
 def _totals(counts: dict[tuple[str, str], dict[str, int]], platform: str, states: tuple[str, ...]) -> dict[str, int]:

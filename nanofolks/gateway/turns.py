@@ -40,10 +40,11 @@ class Answerer:
         self._before_turn = before_turn  # what a turn waits for first (litellm imported at start)
         self.activity = activity  # rooms in conversation: background work waits for them
 
-    async def answer(self, channel: Channel, spec: ChannelSpec, inbox_id: int,
+    async def answer(self, channel: Channel | None, spec: ChannelSpec, inbox_id: int,
                      wake: Callable[[], None] = lambda: None) -> bool:
         """Answer the row if it is still pending; True when a reply was queued for the channel to send.
-        `wake` tells the channel's sender that a row was queued meanwhile (a "still working" notice)."""
+        `wake` tells the channel's sender that a row was queued meanwhile (a "still working" notice).
+        `channel` is None on a worker of a fleet that does not poll this bot: it cannot show typing."""
         row, room, scope = await self.db.quick(self._load, inbox_id)
         if row is None or row.status != "pending":
             return False
@@ -78,13 +79,14 @@ class Answerer:
     def _is_owner(self, row: InboxRow) -> bool:
         return is_owner(getattr(self.services.config.channels, row.platform).allow_from, row.sender_id)
 
-    async def _turn(self, channel: Channel, spec: ChannelSpec, row: InboxRow, room: Room,
+    async def _turn(self, channel: Channel | None, spec: ChannelSpec, row: InboxRow, room: Room,
                     scope: tuple[int, ...] | None, wake: Callable[[], None]) -> str | None:
         """Run the turn. Its replies are stored, the inbox row marked done and the outbox rows queued in
         one transaction (None returned); when the turn fails, the apology to send instead."""
         await self._before_turn()
-        # While the crew works the person sees it: "typing..." where the platform has it, else one short line.
-        waiting = asyncio.create_task(_typing(cast(ShowsTyping, channel), row.chat_id) if spec.typing
+        # While the crew works the person sees it: "typing..." where the platform has it (and this worker
+        # polls the bot), else one short line.
+        waiting = asyncio.create_task(_typing(cast(ShowsTyping, channel), row.chat_id) if spec.typing and channel
                                       else self._still_working(spec, row, wake))
         started = time.monotonic()
         try:

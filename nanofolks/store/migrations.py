@@ -491,6 +491,28 @@ def m010_house_outbox_rendered(conn: sqlite3.Connection) -> None:
                      [(convert[platform](text), row_id) for row_id, platform, text in rows if platform in convert])
 
 
+def m018_fleet_workers(conn: sqlite3.Connection) -> None:
+    # Gateway workers sharing a PostgreSQL database (store/fleet.py): the live ones, and the lease on a
+    # message one of them is answering. SQLite's single gateway leaves both empty.
+    run_script(
+        conn,
+        """
+        CREATE TABLE workers (
+            id INTEGER PRIMARY KEY,
+            lock_key INTEGER NOT NULL,
+            host TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            started_at REAL NOT NULL,
+            seen_at REAL NOT NULL,
+            holds TEXT NOT NULL DEFAULT '[]'
+        );
+        ALTER TABLE inbox ADD COLUMN claimed_by INTEGER;
+        ALTER TABLE inbox ADD COLUMN lease_until REAL;
+        CREATE INDEX inbox_pending_by_chat ON inbox (platform, account, chat_id, id) WHERE status = 'pending';
+        """,
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m001_core,
     m002_gateway,
@@ -506,6 +528,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m007_context_markers,
     m009_routines_worklog,
     m010_house_outbox_rendered,
+    m018_fleet_workers,
 ]
 
 
