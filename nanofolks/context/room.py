@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nanofolks.config.schema import Config
+from nanofolks.context.window import ChatWindows
 from nanofolks.crew.crew import Crew
 from nanofolks.crew.prompt import system_prompt
 from nanofolks.llm.client import LLM, LLMError, is_local
@@ -88,6 +89,10 @@ class RoomContext:
         self.crew = crew
         self.llm = llm
         self.repo = ContextRepo(db)
+        self.windows = ChatWindows(self.repo)
+        # The crew is loaded once per process (a changed card needs a restart, or a new RoomContext), so a
+        # room's persona tokens change only with its name, type, members and model: counted once each.
+        self._persona_counts: dict[tuple[str, str, tuple[str, ...], str], int] = {}
         self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)  # one compaction per room here
 
     # --- what is sent ---
@@ -95,7 +100,7 @@ class RoomContext:
     def history(self, room_id: int, limit: int) -> tuple[Message | None, list[Message]]:
         """The summary the context starts with (or None) and the newest `limit` chat messages after it."""
         state = self.repo.state(room_id)
-        return state.summary, self.repo.since(room_id, state.after_id, limit=limit)
+        return state.summary, self.windows.newest(state, limit)[0]
 
     @staticmethod
     def summary_chat(summary: Message) -> dict[str, str]:
@@ -108,8 +113,8 @@ class RoomContext:
         state = state or self.repo.state(room.id)
         limit = self.config.orchestrator.history_messages
         pending = [m for m in pending or [] if m.kind == "chat"]
-        live = self.repo.since(room.id, state.after_id, limit=limit) + pending
-        sent = live[-limit:] if limit else []
+        stored, count = self.windows.newest(state, limit)
+        sent = (stored + pending)[-limit:] if limit else []
         chats = [*([self.summary_chat(state.summary)] if state.summary else []),
                  *({"role": m.role, "content": m.content} for m in sent)]
         model, window = self._tightest(room)
@@ -120,17 +125,20 @@ class RoomContext:
             room=room.name, model=model, window=window, reserved=reserved,
             persona_tokens=self._persona_tokens(room, model),
             conversation_tokens=count_messages(chats, model) - count_messages([], model),
-            messages=self.repo.count_since(room.id, state.after_id) + len(pending), summaries=self.repo.summaries(room.id), mode=self.config.context.compaction)
+            messages=count + len(pending), summaries=self.repo.summaries(room.id), mode=self.config.context.compaction)
 
     def _tightest(self, room: Room) -> tuple[str, int]:
         models = {self.llm.model_for(h) for h in room.members if h in self.crew.bots} or {self.config.agents.defaults.model}
         return min(((m, context_window(m, self.config)) for m in sorted(models)), key=lambda mw: mw[1])
 
     def _persona_tokens(self, room: Room, model: str) -> int:
-        bots = [self.crew.bots[h] for h in room.members if h in self.crew.bots]
-        return max((count_text(system_prompt(b, self.crew, room.name, room.type, room.members,
-                                             compact=is_local(self.llm.model_for(b.handle))), model)
-                    for b in bots), default=0)
+        key = (room.name, room.type, tuple(room.members), model)
+        if key not in self._persona_counts:
+            bots = [self.crew.bots[h] for h in room.members if h in self.crew.bots]
+            self._persona_counts[key] = max((count_text(system_prompt(
+                b, self.crew, room.name, room.type, room.members, compact=is_local(self.llm.model_for(b.handle))),
+                model) for b in bots), default=0)
+        return self._persona_counts[key]
 
     def check_turn(self, room: Room, replies: list[Message]) -> TurnCheck:
         """After a turn, before its replies are stored: the notice its reply carries, and whether to compact."""

@@ -62,9 +62,10 @@ class ContextRepo:
             (room_id, after_id, *(() if through_id is None else (through_id,)), *kinds, limit))
         return [MessageRepo._message(r) for r in reversed(rows)]
 
-    def count_since(self, room_id: int, after_id: int) -> int:
-        row = self.db.query_one("SELECT COUNT(*) FROM messages WHERE room_id = ? AND id > ? AND kind = 'chat'",
-                                (room_id, after_id))
+    def count_since(self, room_id: int, after_id: int, through_id: int | None = None) -> int:
+        upper = "" if through_id is None else " AND id <= ?"
+        row = self.db.query_one(f"SELECT COUNT(*) FROM messages WHERE room_id = ? AND id > ?{upper} AND kind = 'chat'",
+                                (room_id, after_id, *(() if through_id is None else (through_id,))))
         return int(row[0]) if row else 0
 
     def summaries(self, room_id: int) -> int:

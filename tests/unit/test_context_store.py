@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from nanofolks.context.room import tool_safe_cut
+from nanofolks.context.window import ChatWindows
 from nanofolks.store.context import START, SUMMARY, ContextRepo
 from nanofolks.store.db import Database
 from nanofolks.store.messages import Message, MessageRepo
@@ -75,3 +76,33 @@ def test_a_tool_call_is_never_compacted_while_its_result_is_kept() -> None:
     messages = [tool("tool_call", "text_1", "a"), tool("tool_result", "text_1", "a"), chat("x", "b"),
                 tool("tool_result", "text_1", "b")]
     assert tool_safe_cut(messages, 2) == 2
+
+
+def test_the_chat_window_is_topped_up_and_read_again_when_the_start_moves(tmp_path: Path) -> None:
+    """Kept between turns, the window always equals a fresh read: messages added by another process
+    (another connection) are picked up, other kinds are not, and a new start marker rebuilds it."""
+    repo, messages, room_id = setup(tmp_path)
+    windows = ChatWindows(repo)
+    other = MessageRepo(Database(tmp_path / "n.db"))  # the CLI's `chat -m` beside the gateway
+
+    def fresh(limit: int) -> tuple[list[int | None], int]:
+        state = repo.state(room_id)
+        return [m.id for m in repo.since(room_id, state.after_id, limit=limit)], repo.count_since(room_id, state.after_id)
+
+    def kept(limit: int) -> tuple[list[int | None], int]:
+        found, count = windows.newest(repo.state(room_id), limit)
+        return [m.id for m in found], count
+
+    said = say(messages, room_id, 5)
+    assert kept(3) == fresh(3) and kept(3)[1] == 5
+    say(other, room_id, 2)
+    other.add(Message(room_id, "leader", "assistant", "{...}", kind="tool_call"))
+    assert kept(3) == fresh(3) and kept(3)[1] == 7
+    assert kept(2) == fresh(2)  # a shorter window is served from the same one
+    assert kept(6) == fresh(6)  # a longer one is read again
+    state = repo.state(room_id)
+    assert repo.move(state.version, Message(room_id, "nanofolks", "assistant", "gist", kind=SUMMARY,
+                                            meta={"through_id": said[3].id}))
+    say(messages, room_id, 1)
+    assert kept(6) == fresh(6) and kept(6)[1] == 4
+    assert windows.newest(repo.state(room_id), 0) == ([], 4)
