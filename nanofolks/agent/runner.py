@@ -17,7 +17,7 @@ from nanofolks.config.loader import workspace_path
 from nanofolks.config.schema import Config
 from nanofolks.context.fit import PromptParts, PromptTooLong, fit_prompt
 from nanofolks.context.room import RoomContext
-from nanofolks.crew.crew import Bot, Crew
+from nanofolks.crew.crew import LEADER, Bot, Crew
 from nanofolks.crew.prompt import system_prompt
 from nanofolks.llm.client import LLM, LLMError, is_local
 from nanofolks.llm.tokens import context_window, count_text
@@ -88,11 +88,13 @@ class BotRunner:
         if budget.remaining <= 0:
             return BotReply(handle, "", ok=False, error="the turn budget for this message is used up")
         bot = self.crew.bots[handle]
-        model, tier = self.llm.route_model(handle, turn.tier)
+        # with routing on, a bot's own tier (a hire's role template gives one) wins over the message's
+        model, tier = self.llm.route_model(handle, (self.config.routing.enabled and bot.tier) or turn.tier)
         if self.llm.spend is not None and self.config.spend.fallback_model and await self.llm.spend.reached(handle, model):
             model = self.config.spend.fallback_model  # past a spend limit: the prompt is built for the fallback
         mode = tool_mode(self.config, handle, model)
-        tools = self.tools.for_bot(bot, self.config, can_delegate=task is None) + self._skill_tools(bot)
+        tools = self.tools.for_bot(bot, self.config, can_delegate=task is None,  # a delegated task is not passed on
+                                   has_reports=bool(self.crew.reports(handle))) + self._skill_tools(bot)
         try:
             prompt, tools = await self._prompt(handle, turn, consulted, model, tools, mode, task, delegator)
         except PromptTooLong as exc:
@@ -199,6 +201,8 @@ class BotRunner:
                 "content": f"[Crew notes, not from the user] Your specialists answered first:\n\n{heard}\n\n"
                            "Give the user one clear final answer that uses their contributions and credits them.",
             })
+        if turn.desk_note and handle == LEADER and task is None:
+            newest.append({"role": "user", "content": turn.desk_note})
         if task is not None:
             boss = self.crew.bots[delegator]
             newest.append({

@@ -76,6 +76,8 @@ class _AnswerView:
                 continue
             console.print(f"[bold magenta]{answer.labels.get(part.bot, '@' + part.bot)}[/]", highlight=False)
             console.print(Markdown(part.text))
+        for card in answer.cards:
+            console.print(Markdown(card))
         for note in answer.notes:
             err_console.print(f"[yellow]{note}[/]", highlight=False, soft_wrap=True)
 

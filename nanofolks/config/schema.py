@@ -96,6 +96,9 @@ class AgentsConfig(Section):
 class CrewConfig(Section):
     team: str = "pirate_crew"
     single: bool = False
+    # Hiring (by conversation or `bot create`): the most active bots, and the most hires a day (local time).
+    max_size: int = Field(default=12, ge=1, le=100)
+    max_hires_per_day: int = Field(default=3, ge=0, le=100)
 
 
 class OrchestratorConfig(Section):

@@ -2,13 +2,16 @@
 
 Workspace layout (copied from workspace_templates/ by onboarding, then the user's to edit):
     crew/team.md                      the team's name, vibe and shared world
-    crew/roles/<handle>.md            role card: domain, takes, delivers, done, bans, escalation
+    crew/roles/<handle>.md            role card: domain, takes, delivers, done, bans, escalation; its
+                                      frontmatter also holds the org: supervisor, tier, status (retired)
     crew/bots/<handle>/IDENTITY.md    name, title, emoji, quirks, catchphrase, relationship
     crew/bots/<handle>/SOUL.md        personality, voice, greeting
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -17,8 +20,15 @@ from pathlib import Path
 from nanofolks.config.paths import templates_dir
 from nanofolks.crew.cards import read_card, set_field, split_list
 
-HANDLES = ("leader", "researcher", "coder", "social", "creative", "auditor")
+HANDLES = ("leader", "researcher", "coder", "social", "creative", "auditor")  # the template crew, in order
 LEADER = "leader"
+# A handle is a folder name and an @mention: ASCII only, so no path tricks and no look-alike letters.
+HANDLE = re.compile(r"^[a-z][a-z0-9_]{1,23}$")
+# Words that already mean something in a chat or in the message log (authors "user", "system"...).
+RESERVED = {"all", "crew", "everyone", "team", "nanofolks", "user", "system", "assistant", "tool", "intent", "me",
+            "you", "here", "channel"}
+
+log = logging.getLogger(__name__)
 TEAMS = ("pirate_crew", "space_crew", "rock_band", "executive_suite", "swat_team", "feral_clowder")
 
 
@@ -41,6 +51,9 @@ class Bot:
     tools: list[str] = field(default_factory=list)
     intents: list[str] = field(default_factory=list)
     skills: list[str] = field(default_factory=list)  # skill names from the role card, or ["*"]
+    supervisor: str = ""  # whom it reports to: the leader by default; the leader reports to nobody
+    tier: str = ""  # the routing tier its model comes from ("": the message's tier)
+    retired: bool = False  # kept with its history, but no longer answers or is dispatched
 
     @property
     def label(self) -> str:
@@ -62,22 +75,77 @@ class Crew:
     team_name: str
     team_vibe: str
     team_story: str
-    bots: dict[str, Bot]
+    bots: dict[str, Bot]  # the active crew: who answers, is dispatched and may be mentioned
+    retired: dict[str, Bot] = field(default_factory=dict)  # kept for their history's names
+    root: Path | None = None  # the workspace's crew/ folder it was loaded from
+    signature: tuple[tuple[str, int, int], ...] = ()  # the cards as loaded (see refresh)
+    problems: list[str] = field(default_factory=list)  # card mistakes worked around at load (doctor shows them)
 
     def get(self, handle: str) -> Bot | None:
         return self.bots.get(handle)
 
+    def member(self, handle: str) -> Bot | None:
+        """A bot of the crew, active or retired (for names in history)."""
+        return self.bots.get(handle) or self.retired.get(handle)
+
     def resolve(self, mention: str) -> Bot | None:
-        """The bot a mention names, by handle or by character name (case-insensitive)."""
-        wanted = re.sub(r"\W+", "", mention.lower())
-        for bot in self.bots.values():
-            if wanted in bot.aliases:
-                return bot
-        return None
+        """The active bot a mention names, by handle or by character name (case-insensitive)."""
+        return _find(self.bots, mention)
+
+    def resolve_retired(self, mention: str) -> Bot | None:
+        return _find(self.retired, mention)
 
     @property
     def handles(self) -> list[str]:
         return list(self.bots)
+
+    def reports(self, handle: str) -> list[str]:
+        """Everyone below `handle` in the org, nearest first (the leader's: the whole active crew)."""
+        below: list[str] = []
+        frontier = [handle]
+        while frontier:
+            frontier = [h for h, b in self.bots.items() if b.supervisor in frontier and h not in below]
+            below += frontier
+        return below
+
+    def refresh(self) -> bool:
+        """Reload in place when a card changed on disk (a hire, a retirement, a hand edit), so a running
+        gateway sees it at its next turn; every part holding this object sees the same crew. True if reloaded."""
+        if self.root is None or _signature(self.root) == self.signature:
+            return False
+        fresh = load_crew(self.root.parent)
+        self.__dict__.update(fresh.__dict__)  # one assignment per field: a concurrent turn sees old or new
+        return True
+
+
+def _find(bots: dict[str, Bot], mention: str) -> Bot | None:
+    wanted = re.sub(r"\W+", "", mention.lower())
+    return next((bot for bot in bots.values() if wanted in bot.aliases), None)
+
+
+def _signature(root: Path) -> tuple[tuple[str, int, int], ...]:
+    """(path, mtime, size) of every card: a few dozen stat calls, cheap enough for every turn."""
+    found = []
+    for folder in (root, root / "roles", root / "bots", *sorted((root / "bots").glob("*/"))):
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name.endswith(".md") and entry.is_file():
+                st = entry.stat()
+                found.append((entry.path, st.st_mtime_ns, st.st_size))
+    return tuple(sorted(found))
+
+
+def check_handle(handle: str) -> str:
+    """The handle if it can name a new bot, else CrewError saying why."""
+    if not HANDLE.fullmatch(handle):
+        raise CrewError(f"invalid handle {handle!r}: use 2-24 lower-case ASCII letters, digits or '_', "
+                        "starting with a letter")
+    if handle in RESERVED:
+        raise CrewError(f"@{handle} is a reserved word; choose another handle")
+    return handle
 
 
 def crew_dir(workspace: Path) -> Path:
@@ -88,16 +156,15 @@ def load_crew(workspace: Path) -> Crew:
     root = crew_dir(workspace)
     if not (root / "team.md").exists():
         raise CrewError(f"no crew in {root}: run `nanofolks onboard` first")
+    signature = _signature(root)
     team_fields, team_story = read_card(root / "team.md")
-    bots: dict[str, Bot] = {}
-    for handle in HANDLES:
+    everyone: dict[str, Bot] = {}
+    for handle in _bot_folders(root):
         bot_dir = root / "bots" / handle
-        if not bot_dir.exists():
-            continue  # single-bot mode keeps only the leader
         ident, _ = read_card(bot_dir / "IDENTITY.md")
         role, role_body = read_card(root / "roles" / f"{handle}.md")
         _, soul = read_card(bot_dir / "SOUL.md")
-        bots[handle] = Bot(
+        everyone[handle] = Bot(
             handle=handle,
             role=role.get("role", handle.title()),
             name=ident.get("name") or handle.title(),
@@ -111,16 +178,38 @@ def load_crew(workspace: Path) -> Crew:
             tools=split_list(role.get("tools", "")),
             intents=split_list(role.get("intents", "")),
             skills=split_list(role.get("skills", "")),
+            supervisor="" if handle == LEADER else role.get("supervisor", "").lstrip("@").lower() or LEADER,
+            tier=role.get("tier", ""),
+            retired=handle != LEADER and role.get("status", "").lower() == "retired",
         )
-    if LEADER not in bots:
+    if LEADER not in everyone:
         raise CrewError(f"the crew in {root} has no leader")
+    from nanofolks.crew.org import repair_supervisors  # org rules live in org.py, which imports this module
+
+    problems = repair_supervisors(everyone)
+    for problem in problems:
+        log.warning("crew: %s", problem)
     return Crew(
         team=team_fields.get("team", ""),
         team_name=team_fields.get("name", ""),
         team_vibe=team_fields.get("vibe", ""),
         team_story=team_story,
-        bots=bots,
+        bots={h: b for h, b in everyone.items() if not b.retired},
+        retired={h: b for h, b in everyone.items() if b.retired},
+        root=root,
+        signature=signature,
+        problems=problems,
     )
+
+
+def _bot_folders(root: Path) -> list[str]:
+    """The bots' folders: the template crew in its order, then hires by name. A folder whose name is no
+    valid handle is skipped (a stray folder must not become an @mention), and so is a hire without its role card."""
+    bots = root / "bots"
+    found = {p.name for p in bots.iterdir() if p.is_dir() and HANDLE.fullmatch(p.name)} if bots.exists() else set()
+    # a hire's role card is written last: until it is there, the hire is not complete
+    found = {h for h in found if h in HANDLES or (root / "roles" / f"{h}.md").exists()}
+    return [h for h in HANDLES if h in found] + sorted(found - set(HANDLES))
 
 
 def available_teams() -> list[str]:
@@ -140,8 +229,9 @@ def install_team(workspace: Path, team: str, single: bool = False) -> Crew:
         if not role_card.exists():  # role cards are the user's once copied
             shutil.copyfile(templates_dir() / "roles" / f"{handle}.md", role_card)
     bots_dir = root / "bots"
-    if bots_dir.exists():
-        shutil.rmtree(bots_dir)
+    for handle in HANDLES:  # hired bots keep their persona: they are the user's, not the template's
+        if (bots_dir / handle).exists():
+            shutil.rmtree(bots_dir / handle)
     for handle in (LEADER,) if single else HANDLES:
         shutil.copytree(source / handle, bots_dir / handle)
     shutil.copyfile(source / "team.md", root / "team.md")
@@ -154,7 +244,7 @@ def rename_bot(workspace: Path, handle: str, new_name: str) -> Bot:
     if not new_name or len(new_name) > 40 or "\n" in new_name:
         raise CrewError("a bot's name must be 1 to 40 characters on one line")
     path = crew_dir(workspace) / "bots" / handle / "IDENTITY.md"
-    if not path.exists():
+    if not HANDLE.fullmatch(handle) or not path.exists():
         raise CrewError(f"no bot @{handle} in this crew")
     crew = load_crew(workspace)
     clash = crew.resolve(new_name)

@@ -34,6 +34,7 @@ def system_prompt(
         lines += ["", "## Identity", *extras]
     if bot.role_card:
         lines += ["", "## Your role card", bot.role_card]
+    lines += ["", "## Where you stand in the crew", *_standing(bot, crew)]
     others = [crew.bots[h] for h in members if h in crew.bots and h != bot.handle]
     if others:
         lines += ["", f"## Who else is in room #{room_name} ({room_type})"]
@@ -46,6 +47,18 @@ def system_prompt(
         "- The conversation shows other bots' messages prefixed with their handle; the user is the person.",
     ]
     return "\n".join(lines)
+
+
+def _standing(bot: Bot, crew: Crew) -> list[str]:
+    """Whom the bot reports to and who reports to it: the org decides who may delegate to whom."""
+    boss = crew.bots.get(bot.supervisor)
+    lines = [f"You report to @{boss.handle} ({boss.name}): escalate to them and report your results to them."
+             if boss else "You lead the crew: you report to the user and may hand work to anyone in it."]
+    reports = [crew.bots[h] for h in crew.reports(bot.handle) if crew.bots[h].supervisor == bot.handle]
+    if reports:
+        lines.append("Your reports (you may delegate to them): "
+                     + ", ".join(f"@{r.handle} ({r.name}, {r.role})" for r in reports) + ".")
+    return lines
 
 
 def _first_paragraph(markdown: str, heading: str) -> str:

@@ -1,5 +1,6 @@
-"""Step 3, dispatch: who answers. Mentioned bots; everyone for @all/@crew; otherwise the leader,
-who first hears the specialists whose role cards claim the intent (bounded by the turn budget)."""
+"""Step 3, dispatch: who answers. Mentioned bots; everyone for @all/@crew; otherwise the room's coordinator
+(the leader when present), who first hears those below it in the org whose role cards claim the intent
+(bounded by the turn budget)."""
 
 from __future__ import annotations
 
@@ -24,10 +25,11 @@ def dispatch(tags: Tags, intent: Intent, room: Room, crew: Crew, turn_budget: in
         return Plan("leader", [_coordinator(members)], missing=missing)
     coordinator = _coordinator(members)
     consult: list[str] = []
-    if intent.kind not in _CHAT and coordinator == LEADER:
+    if intent.kind not in _CHAT:
+        below = set(crew.reports(coordinator))
         consult = [
             h for h in members
-            if h != LEADER and intent.kind in crew.bots[h].intents
+            if h in below and intent.kind in crew.bots[h].intents
         ][: min(MAX_CONSULTED, turn_budget - 1)]
     return Plan("leader", [coordinator], consult=consult)
 

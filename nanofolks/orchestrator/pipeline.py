@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from nanofolks.agent.budget import TurnBudget
 from nanofolks.agent.runner import BotRunner, TokenSink
+from nanofolks.agent.tools.hiring import hiring_tools
 from nanofolks.config.schema import Config
 from nanofolks.context.room import RoomContext
 from nanofolks.crew.crew import Crew
@@ -22,6 +23,7 @@ from nanofolks.llm.client import LLM
 from nanofolks.orchestrator.collect import collect
 from nanofolks.orchestrator.dispatch import dispatch
 from nanofolks.orchestrator.final import final
+from nanofolks.orchestrator.hiring import HiringDesk
 from nanofolks.orchestrator.intent import classifier_prompt, classify
 from nanofolks.orchestrator.tag import tag
 from nanofolks.orchestrator.turn import FinalAnswer, Turn
@@ -58,6 +60,9 @@ class Pipeline:
         self.context = RoomContext(config, crew, llm, messages.db)
         self.runner = BotRunner(config, crew, llm, messages, tasks=tasks, memory=memory, keeper=keeper,
                                 skills=skills, context=self.context)
+        self.desk = HiringDesk(config, crew, messages.db)
+        for tool in hiring_tools(self.desk):
+            self.runner.tools.register(tool)
         self._compactions: dict[int, asyncio.Future[None]] = {}
         self.router = Router(config, llm, RoutingRepo(messages.db))
         self._room_locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -84,6 +89,7 @@ class Pipeline:
                     chat=chat, scope=scope)
         db = self.messages.db
         # One turn per room in this process (the lock), then across processes (the lease: gateway and CLI).
+        self.crew.refresh()  # a bot hired or retired by another process (`bot create`, `chat -m`) counts now
         async with self._room_locks[room.id], self._slots, self.leases.hold(room.id):
             # The deadline starts once the room is ours: every model call and retry of the turn ends by it, so
             # the next message in the room waits no longer than this.
@@ -99,6 +105,7 @@ class Pipeline:
             if self.config.routing.enabled:
                 turn.route = await self.router.route(room.id, text[:self.config.orchestrator.max_message_chars])
             turn.plan = dispatch(turn.tags, turn.intent, room, self.crew, self.config.orchestrator.turn_budget)
+            await self.desk.prepare(turn)  # a hire asked for, or agreed to: done before the leader speaks
             budget = TurnBudget(self.config.orchestrator.turn_budget)
             turn.replies, consulted = await collect(turn, turn.plan, self.runner, budget, on_token)
             answer = final(turn, turn.tags, turn.plan, turn.replies, self.crew)

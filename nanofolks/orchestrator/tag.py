@@ -42,7 +42,10 @@ def tag(text: str, crew: Crew) -> Tags:
             tags.everyone = True
             continue
         bot = crew.resolve(lowered)
-        if bot is None:
+        if bot is None and (gone := crew.resolve_retired(lowered)) is not None:
+            if gone.handle not in tags.retired:
+                tags.retired.append(gone.handle)
+        elif bot is None:
             if lowered not in tags.unknown:
                 tags.unknown.append(lowered)
         elif bot.handle not in tags.bots:

@@ -14,6 +14,7 @@ class Tags:
     everyone: bool = False  # @all / @crew
     actions: list[str] = field(default_factory=list)  # action words found (build, research, ...)
     unknown: list[str] = field(default_factory=list)  # @names that are no bot of the crew
+    retired: list[str] = field(default_factory=list)  # @handles of retired bots
 
 
 @dataclass
@@ -56,6 +57,11 @@ class Turn:
     plan: Plan | None = None
     route: Decision | None = None  # the tier routing chose (None with routing off)
     replies: list[BotReply] = field(default_factory=list)
+    # The hiring desk's doing this turn (orchestrator/hiring.py): what it did, the card the user sees under
+    # the reply, and what the leader is told.
+    desk_action: str = ""
+    desk_card: str = ""
+    desk_note: str = ""
 
     @property
     def tier(self) -> str:
@@ -68,12 +74,14 @@ class FinalAnswer:
     parts: list[BotReply]
     notes: list[str] = field(default_factory=list)  # things the user should know (missing bots, failures)
     labels: dict[str, str] = field(default_factory=dict)  # handle -> "@coder (🔨 Ironhook)"
+    cards: list[str] = field(default_factory=list)  # Markdown blocks under the replies (a hiring proposal)
 
     def markdown(self) -> str:
         """The answer as one Markdown text for chat platforms: parts labelled when several bots spoke."""
         spoken = [p for p in self.parts if p.ok and p.text.strip()]
         if len(spoken) == 1 and not self.notes:
-            return spoken[0].text.strip()
+            return "\n\n".join([spoken[0].text.strip(), *self.cards])
         blocks = [f"**{self.labels.get(p.bot, '@' + p.bot)}**\n{p.text.strip()}" for p in spoken]
+        blocks += self.cards
         blocks += [f"_{note}_" for note in self.notes]
         return "\n\n".join(blocks)

@@ -513,6 +513,16 @@ def m018_fleet_workers(conn: sqlite3.Connection) -> None:
     )
 
 
+def m017_hiring_crew(conn: sqlite3.Connection) -> None:
+    # The crew's changes (hires, retirements, new supervisors): the org's history and the daily hiring cap.
+    conn.execute("CREATE TABLE crew_changes (id INTEGER PRIMARY KEY, handle TEXT NOT NULL, action TEXT NOT NULL,"
+                 " actor TEXT NOT NULL DEFAULT '', detail TEXT NOT NULL DEFAULT '', created_at REAL NOT NULL)")
+    conn.execute("CREATE INDEX crew_changes_time ON crew_changes (action, created_at)")
+    # A hire the leader proposed in a room, waiting for the user's yes there: one per room.
+    conn.execute("CREATE TABLE hire_proposals (room_id INTEGER PRIMARY KEY, sender TEXT NOT NULL,"
+                 " turn_id TEXT NOT NULL, proposal TEXT NOT NULL, created_at REAL NOT NULL)")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m001_core,
     m002_gateway,
@@ -529,6 +539,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m009_routines_worklog,
     m010_house_outbox_rendered,
     m018_fleet_workers,
+    m017_hiring_crew,
 ]
 
 

@@ -84,6 +84,12 @@ class RoomRepo:
             )
             return cur.rowcount > 0
 
+    def add_member_everywhere(self, bot: str) -> int:
+        """A new crew member joins every room (its handle works at once wherever the user talks)."""
+        with self.db.write() as conn:
+            return conn.execute("INSERT INTO room_members (room_id, bot, joined_at) SELECT id, ?, ? FROM rooms"
+                                " WHERE true ON CONFLICT DO NOTHING", (bot, time.time())).rowcount
+
     def remove_member(self, room_id: int, bot: str) -> bool:
         with self.db.write() as conn:
             cur = conn.execute("DELETE FROM room_members WHERE room_id = ? AND bot = ?", (room_id, bot))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from nanofolks.agent.tools.registry import Tool, ToolContext, ToolError, params
+from nanofolks.crew.org import may_delegate
 from nanofolks.rooms.tasks import TaskError
 from nanofolks.store.messages import Message
 
@@ -23,6 +24,9 @@ async def delegate(ctx: ToolContext, args: dict[str, Any]) -> str:
         raise ToolError(f"no bot named {args['bot']!r}; the crew: {', '.join('@' + h for h in ctx.crew.handles)}")
     if bot.handle == ctx.bot:
         raise ToolError("you cannot delegate to yourself; answer it yourself")
+    if not may_delegate(ctx.crew, ctx.bot, bot.handle):
+        below = ", ".join("@" + h for h in ctx.crew.reports(ctx.bot)) or "nobody"
+        raise ToolError(f"@{bot.handle} does not report to you; you may delegate to: {below}")
     text = args["task"].strip()
     if not text:
         raise ToolError("the task is empty; say what the specialist should do")

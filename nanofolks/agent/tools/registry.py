@@ -97,9 +97,12 @@ class ToolRegistry:
     def names(self) -> list[str]:
         return list(self._tools)
 
-    def for_bot(self, bot: Bot, config: Config, can_delegate: bool) -> list[Tool]:
-        """The tools a bot is offered: listed on its role card, registered, and turned on in config."""
-        tools = [self._tools[n] for n in bot.tools if n in self._tools and self._tools[n].enabled(config)]
+    def for_bot(self, bot: Bot, config: Config, can_delegate: bool, has_reports: bool = False) -> list[Tool]:
+        """The tools a bot is offered: listed on its role card, registered, and turned on in config. A bot
+        with reports gets `delegate` even when its card predates them (the leader's own card decides for it)."""
+        extra = ["delegate"] if has_reports and bot.supervisor and "delegate" not in bot.tools else []
+        names = [*bot.tools, *extra]
+        tools = [self._tools[n] for n in names if n in self._tools and self._tools[n].enabled(config)]
         return [t for t in tools if can_delegate or t.name != "delegate"]
 
     async def execute(self, name: str, arguments: dict[str, Any], allowed: list[Tool], ctx: ToolContext) -> Outcome:
