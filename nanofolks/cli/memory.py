@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from nanofolks.cli.common import UserError, console, open_services, print_json
+from nanofolks.cli.common import UserError, console, err_console, open_services, print_json
 
 if TYPE_CHECKING:
     from nanofolks.memory.service import MemoryService
@@ -21,6 +22,7 @@ app = typer.Typer(help="The crew's memory: search, add, import, entities, forget
 JsonOpt = typer.Option(False, "--json", help="Print JSON.")
 FileArg = typer.Argument(..., help="JSON Lines of {\"text\": ...}, or a Markdown/text file.")
 PASSAGE_CHARS = 1200
+LINE_EVERY = 10.0  # seconds between progress lines when stderr is no terminal
 
 
 def _memory() -> MemoryService:
@@ -29,7 +31,12 @@ def _memory() -> MemoryService:
 
 @contextmanager
 def _progress(label: str) -> Iterator[Callable[[int, int], None]]:
-    """A rich progress bar on stderr (stdout stays clean for --json)."""
+    """A rich progress bar on stderr (stdout stays clean for --json); plain lines when stderr is no terminal."""
+    import sys
+
+    if not sys.stderr.isatty():
+        yield ProgressLines(label)
+        return
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -37,6 +44,44 @@ def _progress(label: str) -> Iterator[Callable[[int, int], None]]:
                   console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(label, total=None)
         yield lambda done, total: bar.update(task, completed=done, total=max(total, done))
+
+
+class ProgressLines:
+    """Progress as a line on stderr at most every LINE_EVERY seconds, and at the end: a log, a pipe or a
+    service manager sees a long job move (a progress bar would be invisible there)."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self.meter = Meter()
+        self._last = -LINE_EVERY
+
+    def __call__(self, done: int, total: int) -> None:
+        self.meter.update(done)
+        now = time.monotonic()
+        if now - self._last >= LINE_EVERY or done >= total:
+            self._last = now
+            err_console.print(f"{self.label}: {done:,}/{total:,} ({done / max(total, 1):.0%})"
+                              f"{self.meter.describe(total - done)}", highlight=False, soft_wrap=True)
+
+
+class Meter:
+    """The rate of a job so far and the time its rest will take."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.done = 0
+
+    def update(self, done: int) -> None:
+        self.done = done
+
+    @property
+    def rate(self) -> float:
+        return self.done / max(time.monotonic() - self.started, 1e-9)
+
+    def describe(self, left: int) -> str:
+        if not self.done:
+            return ""
+        return f", {self.rate:.1f}/s, about {_duration(left / self.rate)} left" if left else f", {self.rate:.1f}/s"
 
 
 @app.command("status")
@@ -101,11 +146,34 @@ def add(text: str, room: str = typer.Option(None, "--room", "-r", help="Where it
 
 @app.command("import")
 def import_(file: Path = FileArg) -> None:
-    """Import passages: each JSON line's text, or a text file split into paragraphs/sections."""
+    """Import passages: each JSON line's text, or a text file split into paragraphs/sections. Stopping it is
+    safe (Ctrl-C, a crash): the same import again skips what was stored and goes on."""
     passages = read_passages(file)
     memory = _memory()
-    with _progress(f"importing {file.name}") as progress:
-        new, known = memory.import_passages(passages, f"import:{file.name}", progress)
+    plan = memory.plan_import(passages)
+    err_console.print(f"{file.name}: {plan.passages:,} passages ({_size(file.stat().st_size)})"
+                      + (f", {plan.known:,} already stored: going on from there" if plan.known else "")
+                      + f"; {plan.to_embed:,} to embed with {memory.embedder.name}", highlight=False, soft_wrap=True)
+    estimate = Meter()
+
+    def estimated(done: int, total: int) -> None:
+        """After the first batch, the time the whole import will take at the rate measured here."""
+        if not estimate.done and done:
+            estimate.update(done)
+            err_console.print(f"about {_duration((total - done) / estimate.rate)} at {estimate.rate:.1f} passages/s "
+                              "on this machine; stopping is safe: run the same import again to go on",
+                              highlight=False, soft_wrap=True)
+
+    try:
+        with _progress(f"importing {file.name}") as progress:
+            new, known = memory.import_passages(passages, f"import:{file.name}",
+                                                lambda done, total: (estimated(done, total), progress(done, total)))
+    except KeyboardInterrupt:
+        left = memory.plan_import(passages)
+        err_console.print(f"stopped: {left.passages - left.known:,} passages not stored yet, {left.to_embed:,} "
+                          f"not embedded yet; run `nanofolks memory import {file}` again to go on",
+                          highlight=False, soft_wrap=True)
+        raise typer.Exit(130) from None
     console.print(f"[green]✓[/] {new} passages imported" + (f", {known} already known" if known else ""),
                   highlight=False)
 
@@ -271,6 +339,13 @@ def consolidate(as_json: bool = JsonOpt) -> None:
 
 def _date(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
+
+
+def _duration(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    if minutes < 1:
+        return f"{max(1, round(seconds))} s"
+    return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
 
 
 def _size(n: int) -> str:

@@ -13,6 +13,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -140,23 +141,37 @@ class MemoryService:
             self.index_pending()
         return entry
 
+    def plan_import(self, passages: list[str]) -> ImportPlan:
+        """What importing these passages would do, asked before it starts (the estimate, a resumed run)."""
+        keys = list(dict.fromkeys(_import_key(p) for p in passages if p.strip()))
+        known = self.entries.known_keys(keys)
+        return ImportPlan(passages=len(keys), known=len(known), to_embed=self.vectors.pending_count()
+                          + len(keys) - len(known))
+
     def import_passages(self, passages: list[str], origin: str, progress: Progress | None = None) -> tuple[int, int]:
-        """Store passages as 'import' entries (unprotected: they fade when never used) and embed them.
-        Re-importing the same text adds nothing. Returns (new, already known)."""
-        new = known = 0
-        for start in range(0, len(passages), BATCH):
-            chunk = [p.strip() for p in passages[start:start + BATCH] if p.strip()]
-            results = self.entries.add_many([
-                Entry(text=p, kind="import", importance=0.5, origin=origin,
-                      origin_key="import:" + hashlib.sha1(p.encode()).hexdigest()) for p in chunk])
+        """Store passages as 'import' entries (unprotected: they fade when never used) and embed them, one
+        batch stored then one batch embedded, so that `progress(embedded, to embed)` starts at once.
+        Resumable: a passage is known by its text, so a re-run after a stop stores only the rest, and what
+        is stored but not embedded yet is embedded first. Returns (new, already known)."""
+        new = known = embedded = 0  # embedded: handled by the indexer (a too-short message is seen, not embedded)
+        total = self.plan_import(passages).to_embed if progress else 0
+        texts = list(dict.fromkeys(p.strip() for p in passages if p.strip()))
+        for start in range(0, len(texts), BATCH):
+            chunk = texts[start:start + BATCH]
+            results = self.entries.add_many([Entry(text=p, kind="import", importance=0.5, origin=origin,
+                                                   origin_key=_import_key(p)) for p in chunk])
             for text, (_, created) in zip(chunk, results, strict=True):
                 if created:
                     self._learn_entities(text, None, "user", time.time())
             new += sum(created for _, created in results)
             known += sum(not created for _, created in results)
-            self.index_pending()
+            embedded += self._index(limit=BATCH)[0]
             if progress:
-                progress(min(start + BATCH, len(passages)), len(passages))
+                progress(embedded, max(total, embedded))
+        while done := self._index(limit=BATCH)[0]:  # what is left: a resumed run's, or messages meanwhile
+            embedded += done
+            if progress:
+                progress(embedded, max(total, embedded))
         return new, known
 
     def forget(self, ref: str) -> str:
@@ -200,27 +215,32 @@ class MemoryService:
     def index_pending(self, progress: Progress | None = None) -> int:
         """Learn from and embed every event and entry not yet indexed; returns how many were embedded.
         Safe to run in several processes at once: a vector row is written once per item."""
+        return self._index(progress)[1]
+
+    def _index(self, progress: Progress | None = None, limit: int | None = None) -> tuple[int, int]:
+        """(handled, embedded) of the events and entries not yet indexed, at most `limit`; events first, so
+        that a long import never holds the conversation's messages back for more than a batch."""
         with self._index_lock:
             index = self.ensure_index()
-            total = 0
-            while True:
-                events = self.vectors.pending_messages(self._watermark, BATCH)
-                if not events:
-                    break
-                self._learn(events)
-                total += self._embed([("message", e.id, e.content if e.role != "system" else "") for e in events],
-                                     index)
-                self._watermark = events[-1].id
+            handled = embedded = 0
+            while limit is None or handled < limit:
+                size = BATCH if limit is None else min(BATCH, limit - handled)
+                events = self.vectors.pending_messages(self._watermark, size)
+                if events:
+                    self._learn(events)
+                    embedded += self._embed([("message", e.id, e.content if e.role != "system" else "")
+                                             for e in events], index)
+                    self._watermark = events[-1].id
+                    handled += len(events)
+                else:
+                    pending = self.vectors.pending_entries(size)
+                    if not pending:
+                        break
+                    embedded += self._embed([("entry", i, text) for i, text in pending], index)
+                    handled += len(pending)
                 if progress:
-                    progress(total, total)
-            while True:
-                pending = self.vectors.pending_entries(BATCH)
-                if not pending:
-                    break
-                total += self._embed([("entry", i, text) for i, text in pending], index)
-                if progress:
-                    progress(total, total)
-            return total
+                    progress(embedded, embedded)
+            return handled, embedded
 
     def _embed(self, items: list[tuple[str, int, str]], index: VectorIndex) -> int:
         keep = [it for it in items if len(it[2].strip()) >= (MIN_EVENT_CHARS if it[0] == "message" else 1)]
@@ -529,6 +549,17 @@ class MemoryService:
             "db_memory_bytes": table_bytes(self.db),
             "db_file_bytes": sum(f.stat().st_size for f in (self.db.path, Path(f"{self.db.path}-wal")) if f.exists()),
         }
+
+
+@dataclass
+class ImportPlan:
+    passages: int  # distinct passages in the file
+    known: int  # stored by an earlier import (this one stopped, or the same text elsewhere)
+    to_embed: int  # what the import will embed: its new passages and whatever was left pending
+
+
+def _import_key(text: str) -> str:
+    return "import:" + hashlib.sha1(text.strip().encode()).hexdigest()
 
 
 def _in_event_loop() -> bool:

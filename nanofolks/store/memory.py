@@ -111,6 +111,16 @@ class EntryRepo:
                 out.append((_insert_entry(conn, entry, now), True))
         return out
 
+    def known_keys(self, keys: list[str]) -> set[str]:
+        """Which of these origin keys are stored already (an import's passages, before it starts)."""
+        known: set[str] = set()
+        for start in range(0, len(keys), 500):
+            part = keys[start:start + 500]
+            rows = self.db.query(f"SELECT origin_key FROM memory_entries WHERE origin_key IN ({','.join('?' * len(part))})",
+                                 tuple(part))
+            known.update(r[0] for r in rows)
+        return known
+
     def get(self, entry_id: int) -> Entry | None:
         row = self.db.query_one("SELECT * FROM memory_entries WHERE id = ?", (entry_id,))
         return self._entry(row) if row else None

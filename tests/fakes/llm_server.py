@@ -8,7 +8,8 @@ The real ``litellm`` talks to this server over HTTP on loopback, e.g.::
         assert len(llm.requests) == 1
 
 Rules are checked in the order they were added; the first matching rule answers.
-A last user message containing ``[[delay:N]]`` is answered after N seconds (a slow model, whatever answers).
+A last user message containing ``[[delay:N]]`` is answered after N seconds (a slow model, whatever answers);
+so is an embeddings request with it in any input.
 When nothing matches, the server echoes ``[@{handle}] {last user message[:80]}``
 where ``handle`` comes from the system prompt (``You are X (@handle), ...``).
 
@@ -356,6 +357,9 @@ class _Handler(BaseHTTPRequestHandler):
         inputs = body.get("input", "")
         if isinstance(inputs, str) or (isinstance(inputs, list) and inputs and isinstance(inputs[0], int)):
             inputs = [inputs]
+        asked = [float(m.group(1)) for m in (DELAY_RE.search(str(x)) for x in inputs) if m]
+        if asked and not self._wait(max(asked)):  # a slow embedding model: once per request
+            return
         dim = int(body.get("dimensions") or EMBEDDING_DIM)
         as_base64 = body.get("encoding_format") == "base64"  # the openai SDK's default
         data = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from tests.conftest import run_cli
@@ -96,3 +97,42 @@ async def test_a_turn_remembers_and_primes_the_next_one(crew_home: Path, llm_ser
     assert memory["role"] == "system" and "## Memory" in memory["content"]
     assert "My locker code is 4521" in memory["content"] and "Keep answers short." in memory["content"]
     assert "## Memory" not in messages[0]["content"] and messages[-1]["content"] == "@coder which locker is mine?"
+
+
+def test_an_import_warns_shows_progress_lines_and_goes_on_after_ctrl_c(crew_home: Path, tmp_path: Path,
+                                                                        llm_server: ScriptedLLM) -> None:
+    """The embedding model answers each batch after 0.3 s; the import is stopped after its first batch and
+    run again: it goes on where it stopped, each passage stored and embedded once."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    assert run_cli("config", "set", "memory.embedder", "openai/fake-embed", home=crew_home).returncode == 0
+    notes = tmp_path / "notes.jsonl"
+    notes.write_text("".join(json.dumps({"text": f"Logbook entry {i}: the tide at pier {i} was {i % 7} feet "
+                                                 "[[delay:0.3]]"}) + "\n" for i in range(400)))
+    env = {**os.environ, "NANOFOLKS_HOME": str(crew_home), "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "nanofolks", "memory", "import", str(notes)], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = []
+    for line in proc.stderr:  # type: ignore[union-attr]
+        lines.append(line)
+        if "passages/s on this machine" in line:
+            proc.send_signal(signal.SIGINT)
+            break
+    err = "".join(lines) + proc.stderr.read()  # type: ignore[union-attr]
+    assert proc.wait(60) == 130, err
+    assert "notes.jsonl: 400 passages" in lines[0] and "400 to embed with openai/fake-embed" in lines[0], err
+    assert "stopped:" in err and "again to go on" in err and "Traceback" not in err
+
+    again = run_cli("memory", "import", str(notes), home=crew_home, timeout=180)
+    assert again.returncode == 0, again.stderr
+    assert "already stored: going on from there" in again.stderr
+    new, known = (int(n) for n in re.search(r"(\d+) passages imported, (\d+) already known", again.stdout).groups())
+    assert new + known == 400 and known >= 32  # the first run's batches were kept
+    assert f"importing notes.jsonl: {new}/{new} (100%)" in again.stderr  # progress lines: stderr is a pipe here
+    status = cli_json("memory", "status", home=crew_home)
+    assert status["entries"] == 400 and status["pending"] == 0
