@@ -488,3 +488,30 @@ async def test_a_tool_gets_the_secret_only_as_it_runs_and_its_output_is_screened
     assert missing.text.startswith("error: no secret named 'nope'")
     read = await registry.execute("read_file", {"path": "used.txt"}, allowed, ctx)
     assert "dep-7f3a9c2e51b8" not in read.text and "{{deploy_token}}" in read.text
+
+
+async def test_exec_gives_secrets_through_the_environment_never_the_command_line(
+        services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ps` (any local user) must not show a {{secret}} an exec command uses, wherever it is quoted."""
+    from nanofolks.secrets import keeper as keeper_module
+    from nanofolks.secrets.keeper import shared_keeper
+
+    monkeypatch.setenv("NANOFOLKS_VAULT_PASSPHRASE", "exec env test passphrase")
+    keeper_module._shared.clear()
+    keeper = shared_keeper()
+    keeper.put("deploy_token", "dep 7f3a 'q\"uoted' $HOME")  # spaces, quotes and a $: passed as they are
+    services.config.tools.exec_enabled = True
+    registry = builtin_registry()
+    allowed = registry.for_bot(services.crew.bots["coder"], services.config, can_delegate=False)
+    ctx = make_ctx(services)
+    ctx.keeper = keeper
+    # Each form waits a moment, so that the processes' command lines can be read while they run.
+    probe = "grep -l 7f3[a] /proc/[0-9]*/cmdline 2>/dev/null | wc -l"  # [a]: the probe does not find itself
+    command = (f"printf %s {{{{deploy_token}}}} > bare.txt; printf %s '{{{{deploy_token}}}}' > single.txt; "
+               f'printf %s "token={{{{deploy_token}}}}" > double.txt; sh -c \'sleep 0.2\' & {probe}; wait')
+    outcome = await registry.execute("exec", {"command": command}, allowed, ctx)
+    assert outcome.ok and outcome.text == "exit code 0\n0", outcome.text  # no command line shows it
+    value = "dep 7f3a 'q\"uoted' $HOME"
+    assert (services.workspace / "bare.txt").read_text() == value
+    assert (services.workspace / "single.txt").read_text() == value
+    assert (services.workspace / "double.txt").read_text() == f"token={value}"

@@ -19,6 +19,8 @@ import time
 from typing import Any
 
 from nanofolks.agent.tools.registry import Tool, ToolContext, ToolError, params
+from nanofolks.secrets.keeper import REF, Keeper, ref
+from nanofolks.secrets.vault import VaultError
 from nanofolks.store.db import Database
 
 HEAD_BYTES = TAIL_BYTES = 5_000  # what the model sees of a long output
@@ -58,21 +60,54 @@ async def run_exec(ctx: ToolContext, args: dict[str, Any]) -> str:
     command: str = args["command"]
     if not command.strip():
         raise ToolError("the command is empty")
+    line, env = secrets_to_env(command, ctx.keeper)
     runs = ExecRuns(ctx.db) if ctx.db is not None else None
     turn_id = ctx.turn.turn_id
     if runs is None:
-        return await run_in_workspace(ctx, command)
+        return await run_in_workspace(ctx, line, env)
     earlier = await ctx.db.run(runs.start, turn_id, command)  # type: ignore[union-attr]
     if earlier:
         raise ToolError(f"this exact command {earlier} earlier in this turn, so it was not run again; "
                         "try something quicker or with less output")
     try:  # a cancelled run (the crew stopping) stays `running`: the re-run turn is told, not repeating it
-        result = await run_in_workspace(ctx, command)
+        result = await run_in_workspace(ctx, line, env)
     except Stopped as exc:
         await ctx.db.run(runs.finish, turn_id, command, exc.status)  # type: ignore[union-attr]
         raise
     await ctx.db.run(runs.finish, turn_id, command, "done")  # type: ignore[union-attr]
     return result
+
+
+def secrets_to_env(command: str, keeper: Keeper | None) -> tuple[str, dict[str, str]]:
+    """The command with each `{{name}}` made a reference to an environment variable that holds the secret,
+    quoted for where it stands (bare, in '...' or in "..."), and those variables. The value never appears
+    on the command line, which any local user can read (ps, /proc/PID/cmdline)."""
+    if keeper is None or "{{" not in command:
+        return command, {}
+    env: dict[str, str] = {}
+    out, quote, i = [], "", 0
+    while i < len(command):
+        found = REF.match(command, i)
+        if found:
+            name = found.group(1)
+            var = f"NANOFOLKS_SECRET_{name.upper()}"
+            try:
+                env[var] = keeper.resolve(ref(name))
+            except VaultError as exc:
+                raise ToolError(str(exc)) from None
+            out.append({"": f'"${{{var}}}"', '"': f"${{{var}}}", "'": f"'\"${{{var}}}\"'"}[quote])
+            i = found.end()
+            continue
+        char = command[i]
+        if char == "\\" and quote != "'":  # an escaped character keeps its meaning: take both as they are
+            out.append(command[i:i + 2])
+            i += 2
+            continue
+        if char in "'\"" and quote in ("", char):
+            quote = "" if quote else char
+        out.append(char)
+        i += 1
+    return "".join(out), env
 
 
 class Stopped(ToolError):
@@ -185,7 +220,6 @@ EXEC_TOOL = Tool(
     "Run a shell command in the crew's workspace and get its exit code and output (stdout and stderr).",
     params({"command": {"type": "string", "description": "The shell command line."}}, ["command"]),
     run_exec,
-    enabled=lambda config: config.tools.exec_enabled,
-    uses_secrets=True,
+    enabled=lambda config: config.tools.exec_enabled,  # {{secrets}}: resolved into the environment, by run_exec
     disabled_reason="running commands is turned off for this crew (set tools.execEnabled to true to allow it)",
 )
