@@ -58,6 +58,7 @@ def run_checks() -> list[Check]:
     checks += secrets(raw)
     checks += database()
     checks.append(vector_index(config))
+    checks.append(crew(config))
     checks += asyncio.run(_probes(config))
     return checks
 
@@ -167,6 +168,21 @@ def vector_index(config: Config) -> Check:
     if missing:
         return warn("memory index", f"{missing} of {len(want)} vectors missing from the index", fix)
     return ok("memory index", f"{len(want)} vectors ({meta['model']}), matching the database")
+
+
+def crew(config: Config) -> Check:
+    """The crew's cards load, and their org holds together (a loop or unknown supervisor was worked around)."""
+    from nanofolks.config.loader import workspace_path
+    from nanofolks.crew.crew import CrewError, load_crew
+
+    try:
+        loaded = load_crew(workspace_path(config))
+    except CrewError as exc:
+        return failed("crew", str(exc), "`nanofolks onboard` installs a crew")
+    if loaded.problems:
+        return warn("crew", "; ".join(loaded.problems), "fix the supervisor with `nanofolks bot supervisor HANDLE BOSS`")
+    retired = f", {len(loaded.retired)} retired" if loaded.retired else ""
+    return ok("crew", f"{len(loaded.bots)} active bots{retired}, {loaded.team_name or loaded.team}")
 
 
 async def _probes(config: Config) -> list[Check]:

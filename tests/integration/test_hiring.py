@@ -172,3 +172,31 @@ def test_hire_by_conversation_in_a_running_gateway(gateway: Gateway, tg: FakeTel
     assert "@scout has retired from the crew" in send(tg, "@scout report again")
     listed = json.loads(run_cli("bot", "list", "--json", home=gateway.home).stdout)
     assert next(b for b in listed if b["handle"] == "scout")["retired"] is True
+
+
+async def test_a_bot_delegates_only_down_the_org(services: Services, llm_server: ScriptedLLM) -> None:
+    from nanofolks.crew.hiring import set_supervisor
+
+    set_supervisor(services.workspace, services.crew, "auditor", "coder")
+    llm_server.add(
+        Rule(handle="coder", has_tool_result=False, times=1, tool_calls=[
+            {"name": "delegate", "arguments": {"bot": "researcher", "task": "look it up"}},
+            {"name": "delegate", "arguments": {"bot": "auditor", "task": "review the patch"}}]),
+        Rule(handle="auditor", reply="Reviewed: fine."),
+        Rule(handle="coder", has_tool_result=True, reply="Done."),
+    )
+    await say(services, "@coder ship the patch")  # the pipeline reloads the crew: the new supervisor counts
+    coder_calls = [r for r in llm_server.requests if "(@coder)" in r["messages"][0]["content"]]
+    assert "delegate" in [t["function"]["name"] for t in coder_calls[0]["tools"]]  # its card lacks it
+    results = [m["content"] for m in coder_calls[-1]["messages"] if m["role"] == "tool"]
+    assert results[0].startswith("error: @researcher does not report to you; you may delegate to: @auditor")
+    assert "@auditor (Sharp-Eye Meg) finished task" in results[1]
+
+
+def test_bot_create_refuses_a_bad_file_in_one_line(crew_home: Path, tmp_path: Path) -> None:
+    card = tmp_path / "evil.md"
+    card.write_text("---\nhandle: ../evil\nname: Evil\n---\n", encoding="utf-8")
+    result = run_cli("bot", "create", "--from-md", str(card), home=crew_home)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1
+    assert "invalid handle '../evil'" in result.stderr
+    assert not (tmp_path / "evil").exists() and not list((crew_home / "workspace").rglob("*evil*"))

@@ -296,3 +296,13 @@ def test_team_switch_keeps_hired_bots(workspace: Path) -> None:
     handle = hire(workspace, "designer")
     crew = install_team(workspace, "space_crew")
     assert handle in crew.bots and crew.bots["leader"].name == "Vega Orion"
+
+
+def test_doctor_reports_a_repaired_org(workspace: Path) -> None:
+    from nanofolks.doctor import crew as crew_check
+
+    config = Config(workspace=str(workspace))
+    assert crew_check(config).status == "OK"
+    set_field(workspace / "crew" / "roles" / "coder.md", "supervisor", "ghost")
+    check = crew_check(config)
+    assert check.status == "WARN" and "@coder's supervisor @ghost is not an active bot" in check.detail
