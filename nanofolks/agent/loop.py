@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nanofolks.agent.budget import TurnBudget
+from nanofolks.agent.presence import PRESENCE
 from nanofolks.agent.textcalls import StreamGuard, correction, parse, result_message, strip_calls
 from nanofolks.agent.tools.registry import Tool, ToolContext, ToolRegistry, dump_arguments
 from nanofolks.llm.client import LLM, ToolCall
@@ -61,8 +62,9 @@ class AgentLoop:
             if not budget.take():
                 return LoopResult(last_text, "budget", step - 1, contributions=contributions)
             guard.start()
-            result = await self.llm.chat(convo, model=model, tier=tier, bot=ctx.bot, room_id=ctx.turn.room.id, tools=schemas,
-                                         on_token=guard.feed if guard.sink else None)
+            with PRESENCE.doing(ctx.bot, "thinking"):
+                result = await self.llm.chat(convo, model=model, tier=tier, bot=ctx.bot, room_id=ctx.turn.room.id,
+                                             tools=schemas, on_token=guard.feed if guard.sink else None)
             calls = result.tool_calls if mode == "native" else []
             if mode == "text" and tools:
                 parsed = parse(result.text)
@@ -100,7 +102,8 @@ class AgentLoop:
         await record("tool_call", "assistant", json.dumps({"tool": call.name, "arguments": call.arguments},
                                                           ensure_ascii=False),
                      {"call_id": call.id, "mode": mode, "step": step})
-        outcome = await self.registry.execute(call.name, call.arguments, tools, ctx)
+        with PRESENCE.doing(ctx.bot, "working"):
+            outcome = await self.registry.execute(call.name, call.arguments, tools, ctx)
         # The room keeps the whole output (large ones as a blob); the model sees a bounded cut of it.
         await record("tool_result", "tool", outcome.text, {"call_id": call.id, "tool": call.name, "ok": outcome.ok})
         return truncate_middle(outcome.text, self.result_chars), outcome.ok

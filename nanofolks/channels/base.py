@@ -10,7 +10,7 @@ getUpdates offset) only after `on_message` has returned, because that is when it
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from nanofolks.channels.messages import InboundMessage, OutboundMessage, Rejected
 
@@ -78,3 +78,18 @@ class CommandMenu(Protocol):
 
     async def register_commands(self, commands: list[tuple[str, str]]) -> None:
         """Show these (name, description) pairs in the app's command menu."""
+
+
+class Streams(Protocol):
+    """A channel whose registry entry says `streams`."""
+
+    def stream(self, chat_id: str, turn: str, bot: str, piece: str) -> None:
+        """A piece of `bot`'s reply to the message `turn` as it is written (called on the event loop; must
+        not block). The stored reply still arrives through `send`, as on every other channel."""
+
+
+class ServesPages(Protocol):
+    """A channel whose registry entry says `serves_pages` (the dashboard)."""
+
+    def attach(self, services: Any) -> None:
+        """Given the gateway's services (store, crew, memory) before `start`."""

@@ -14,22 +14,27 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from nanofolks.channels.base import Channel
-    from nanofolks.config.schema import ChannelsConfig, Config
+    from nanofolks.config.schema import Config
 
 
 @dataclass(frozen=True)
 class ChannelSpec:
-    platform: str  # "telegram": its config section is channels.<platform>, its rows carry this name
+    platform: str  # "telegram": its rows carry this name
     adapter: str  # "module:Class", imported when a channel is built
     renderer: str  # "module:function": Markdown -> the chunks to send, converted and within the limit
-    section_of: Callable[[ChannelsConfig], Any]  # its config section
+    key: str  # its config section's dotted key: channels.telegram, dashboard
     credential: Callable[[Any], str]  # what one gateway at a time may use (a bot token, a bridge...)
     typing: bool = False  # shows "typing..." while the crew works (the adapter is a ShowsTyping)
     command_menu: bool = False  # lists the chat commands in the app's menu (the adapter has a CommandMenu)
     threads_direct_replies: bool = False  # answers in direct chats go in a thread too (Slack DMs have them)
+    streams: bool = False  # shows a reply as it is written (the adapter is a Streams)
+    serves_pages: bool = False  # serves the dashboard and needs the gateway's services (a ServesPages)
 
     def section(self, config: Config) -> Any:
-        return self.section_of(config.channels)
+        section: Any = config
+        for name in self.key.split("."):
+            section = getattr(section, name)
+        return section
 
     def lock_key(self, config: Config) -> str:
         """Names the credential for the one-gateway-per-credential lock, without revealing it."""
@@ -61,19 +66,22 @@ def _whatsapp_target(section: Any) -> str:
 CHANNELS: dict[str, ChannelSpec] = {spec.platform: spec for spec in (
     ChannelSpec("telegram", adapter="nanofolks.channels.telegram:TelegramChannel",
                 renderer="nanofolks.channels.formatting:split_for_telegram",
-                section_of=lambda c: c.telegram, credential=lambda s: s.token, typing=True, command_menu=True),
+                key="channels.telegram", credential=lambda s: s.token, typing=True, command_menu=True),
     ChannelSpec("discord", adapter="nanofolks.channels.discord:DiscordChannel",
                 renderer="nanofolks.channels.formatting:split_for_discord",
-                section_of=lambda c: c.discord, credential=lambda s: s.token, typing=True),
+                key="channels.discord", credential=lambda s: s.token, typing=True),
     # Socket Mode spreads events over every connection of an app token: one gateway per app token.
     # No typing: bots on Socket Mode have no indicator (only the legacy RTM API had one).
     ChannelSpec("slack", adapter="nanofolks.channels.slack:SlackChannel",
                 renderer="nanofolks.channels.formatting:split_for_slack",
-                section_of=lambda c: c.slack, credential=lambda s: s.app_token, threads_direct_replies=True),
+                key="channels.slack", credential=lambda s: s.app_token, threads_direct_replies=True),
     # No typing: the bridge protocol has no typing frame.
     ChannelSpec("whatsapp", adapter="nanofolks.channels.whatsapp:WhatsAppChannel",
                 renderer="nanofolks.channels.formatting:split_for_whatsapp",
-                section_of=lambda c: c.whatsapp, credential=_whatsapp_target),
+                key="channels.whatsapp", credential=_whatsapp_target),
+    # The dashboard's chat: one web server per address; the page streams replies as they are written.
+    ChannelSpec("web", adapter="nanofolks.web.channel:WebChannel", renderer="nanofolks.web.channel:render",
+                key="dashboard", credential=lambda s: f"{s.host}:{s.port}", streams=True, serves_pages=True),
 )}
 
 

@@ -8,6 +8,7 @@ import typer
 
 from nanofolks.cli import backup, chat, config_cmd, configure, doctor, onboard, pairing, room, team
 from nanofolks.cli import channels as channels_cmd
+from nanofolks.cli import dashboard as dashboard_cmd
 from nanofolks.cli import gateway as gateway_cmd
 from nanofolks.cli import memory as memory_cmd
 from nanofolks.cli import metrics as metrics_cmd
@@ -43,6 +44,7 @@ app.add_typer(team.team_app, name="team")
 app.add_typer(team.bot_app, name="bot")
 app.command("gateway")(gateway_cmd.gateway)
 app.command("status")(gateway_cmd.status)
+app.add_typer(dashboard_cmd.app, name="dashboard")
 app.add_typer(pairing.app, name="pairing")
 app.add_typer(memory_cmd.app, name="memory")
 app.add_typer(channels_cmd.app, name="channels")

@@ -65,30 +65,12 @@ def get(key: str) -> None:
 def set_(key: str, value: str) -> None:
     """Set one setting; VALUE is parsed as JSON when it parses ('["111"]', true, 3), else taken as text.
     A secret field's value goes to the vault and the config gets its {{name}}."""
-    from nanofolks.config.loader import canonical_key, set_value
-    from nanofolks.config.secret_fields import MASK, field_at, is_secret, reference_name
-    from nanofolks.secrets.keeper import REF, ref, shared_keeper
-    from nanofolks.secrets.sanitize import sanitize
-    from nanofolks.secrets.vault import VaultError
+    from nanofolks.config.setting import apply_setting
 
-    keys = canonical_key(key)
-    field = field_at(keys)
-    if field is None or not is_secret(field) or not value or REF.fullmatch(value.strip()):
-        set_value(key, value)
-        shown = sanitize(json.dumps(_parsed(value), ensure_ascii=False))
-        console.print(f"[green]set[/] {key} = {shown}", highlight=False)
-        return
-    name = reference_name(".".join(keys))
-    try:
-        shared_keeper().put(name, value, source=f"config {'.'.join(keys)}")
-    except VaultError as exc:
-        set_value(key, value)
-        console.print(f"[green]set[/] {key} = {MASK}", highlight=False)
-        err_console.print(f"hint: stored in plain text in config.json, the vault is unavailable ({exc}); "
-                          "`nanofolks secrets migrate` moves it later", highlight=False, soft_wrap=True)
-        return
-    set_value(key, ref(name))
-    console.print(f"[green]set[/] {key} = {ref(name)} (the value is in the vault)", highlight=False)
+    applied = apply_setting(key, value)
+    console.print(f"[green]set[/] {key} = {applied.shown}", highlight=False)
+    if applied.hint:
+        err_console.print(f"hint: {applied.hint}", highlight=False, soft_wrap=True)
 
 
 @app.command("path")
@@ -98,9 +80,3 @@ def path() -> None:
 
     typer.echo(str(config_path()))
 
-
-def _parsed(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text

@@ -329,6 +329,26 @@ class RoutinesConfig(Section):
         return value
 
 
+class DashboardConfig(Section):
+    """The web dashboard (nanofolks/web/), served by `nanofolks gateway`; `nanofolks dashboard` prints the link
+    to sign in. It is also the web chat's channel section: the person signed in is the owner."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"  # beyond loopback there is no TLS: put a TLS proxy in front (the gateway warns)
+    port: int = Field(default=18790, ge=0, le=65535)  # 0: any free port (the gateway records which)
+    session_hours: float = Field(default=168.0, gt=0)  # a browser stays signed in this long
+    login_minutes: float = Field(default=15.0, gt=0)  # a printed login link works once, within this time
+
+    # What the gateway's access policy reads on every channel section: only the signed-in owner talks here.
+    @property
+    def allow_from(self) -> list[str]:
+        return ["owner"]
+
+    @property
+    def open_groups(self) -> list[str]:
+        return []
+
+
 class Config(Section):
     workspace: str = ""
     providers: ProvidersConfig = Field(default_factory=ProvidersConfig)
@@ -342,3 +362,4 @@ class Config(Section):
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     spend: SpendConfig = Field(default_factory=SpendConfig)
     routines: RoutinesConfig = Field(default_factory=RoutinesConfig)
+    dashboard: DashboardConfig = Field(default_factory=DashboardConfig)

@@ -33,19 +33,21 @@ from typing import Any, cast
 from nanofolks.bus.inbox import Ingress
 from nanofolks.bus.outbox import SendWorker
 from nanofolks.channels.access import AccessPolicy
-from nanofolks.channels.base import Channel, ChannelError, CommandMenu
+from nanofolks.channels.base import Channel, ChannelError, CommandMenu, ServesPages
 from nanofolks.channels.messages import InboundMessage
 from nanofolks.channels.registry import CHANNELS, ChannelSpec
 from nanofolks.config.schema import Config
 from nanofolks.gateway.commands import menu
 from nanofolks.gateway.fleet import RETRY_FAILED, Fleet
 from nanofolks.gateway.locks import TokenLock, channel_lock_name, channel_lock_path
+from nanofolks.gateway.logs import ErrorsToActivity
 from nanofolks.gateway.turns import Answerer
 from nanofolks.routines.activity import Activity
 from nanofolks.routines.delivery import Target
 from nanofolks.routines.schedule import parse_duration
 from nanofolks.routines.scheduler import Scheduler
 from nanofolks.services import Services
+from nanofolks.store.activity import ActivityRepo
 from nanofolks.store.channel_state import ChannelStateRepo
 from nanofolks.store.fleet import is_postgres
 from nanofolks.store.inbox import InboxRepo
@@ -69,8 +71,8 @@ def build_channels(config: Config) -> tuple[list[Channel], dict[str, str]]:
     """The enabled channels, and why each enabled one that cannot be built was left out."""
     enabled = [spec for spec in CHANNELS.values() if spec.section(config).enabled]
     if not enabled:
-        raise ChannelError(f"no channel is enabled: set channels.<{'|'.join(CHANNELS)}>.enabled "
-                           "and its credentials in the config")
+        keys = " or ".join(f"{spec.key}.enabled" for spec in CHANNELS.values())
+        raise ChannelError(f"no channel is enabled: set {keys} (and the channel's credentials) in the config")
     channels: list[Channel] = []
     failures: dict[str, str] = {}
     for spec in enabled:
@@ -126,6 +128,8 @@ class Gateway:
     def _link(self, channel: Channel) -> _Link:
         spec = CHANNELS[channel.platform]
         section = spec.section(self.config)
+        if spec.serves_pages:
+            cast(ServesPages, channel).attach(self.services)
         access = AccessPolicy(channel.platform, section.allow_from, section.open_groups, self.pairing)
         return _Link(channel, spec, Ingress(access, self.inbox, self.db, spec.render, self.services.keeper))
 
@@ -446,10 +450,16 @@ async def serve(services: Services) -> None:
         await scheduler.run()
 
     gateway.add_task("scheduler", schedule)
+    errors = ErrorsToActivity()  # errors join the dashboard's activity timeline
+    logging.getLogger("nanofolks").addHandler(errors)
+    gateway.add_task("errors", lambda: errors.flush_into(ActivityRepo(services.db)))
     if services.config.memory.enabled:  # consolidation, like heartbeats, waits for a live conversation
         services.memory.defer_while(gateway.activity.live, gateway.activity.max_wait)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await gateway.run(stop)
+    try:
+        await gateway.run(stop)
+    finally:
+        logging.getLogger("nanofolks").removeHandler(errors)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import deque
 from pathlib import Path
 
 from nanofolks.config import paths
 from nanofolks.config.schema import Config
 from nanofolks.config.secret_fields import secret_values
 from nanofolks.secrets.sanitize import SanitizeFilter, remember
+from nanofolks.store.activity import ActivityRepo
 
 
 def remember_config_secrets(config: Config) -> None:
@@ -33,3 +36,23 @@ def configure_logging(config: Config) -> Path:
     for noisy in ("httpx", "httpcore", "telegram", "LiteLLM", "litellm"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return logs / "gateway.log"
+
+
+class ErrorsToActivity(logging.Handler):
+    """Errors the gateway logs, kept for the activity timeline. A log call may come from any thread, even
+    from inside a database transaction, so records only wait here; `flush` writes them (a gateway job)."""
+
+    def __init__(self, keep: int = 200):
+        super().__init__(logging.ERROR)
+        self.addFilter(SanitizeFilter())
+        self._waiting: deque[str] = deque(maxlen=keep)  # a storm of errors keeps only the newest
+
+    def emit(self, record: logging.LogRecord) -> None:
+        first = record.getMessage().splitlines()[0] if record.getMessage() else record.levelname
+        self._waiting.append(f"{record.name.removeprefix('nanofolks.')}: {first}")
+
+    async def flush_into(self, repo: ActivityRepo, every: float = 1.0) -> None:
+        while True:
+            while self._waiting:
+                await repo.db.run(repo.add, "error", self._waiting.popleft(), None, "", False)
+            await asyncio.sleep(every)

@@ -11,8 +11,8 @@ from collections.abc import Awaitable, Callable
 from typing import cast
 
 from nanofolks.channels.access import is_owner
-from nanofolks.channels.base import Channel, ShowsTyping
-from nanofolks.channels.registry import ChannelSpec
+from nanofolks.channels.base import Channel, ShowsTyping, Streams
+from nanofolks.channels.registry import CHANNELS, ChannelSpec
 from nanofolks.gateway.commands import HELP, OWNER_ONLY, parse_command
 from nanofolks.routines.activity import Activity
 from nanofolks.services import Services
@@ -77,7 +77,7 @@ class Answerer:
         return row, room, None if owner else repo.rooms_of(person)
 
     def _is_owner(self, row: InboxRow) -> bool:
-        return is_owner(getattr(self.services.config.channels, row.platform).allow_from, row.sender_id)
+        return is_owner(CHANNELS[row.platform].section(self.services.config).allow_from, row.sender_id)
 
     async def _turn(self, channel: Channel | None, spec: ChannelSpec, row: InboxRow, room: Room,
                     scope: tuple[int, ...] | None, wake: Callable[[], None]) -> str | None:
@@ -88,11 +88,14 @@ class Answerer:
         # polls the bot), else one short line.
         waiting = asyncio.create_task(_typing(cast(ShowsTyping, channel), row.chat_id) if spec.typing and channel
                                       else self._still_working(spec, row, wake))
+        streaming = cast(Streams, channel) if spec.streams and channel else None
         started = time.monotonic()
         try:
             await self.services.pipeline.handle(
                 room, row.text, sender=row.sender_name or row.sender_id, platform=row.platform,
                 turn_id=f"{row.platform}-inbox-{row.id}", chat=f"{row.platform}:{row.chat_id}", scope=scope,
+                on_token=(lambda bot, piece: streaming.stream(row.chat_id, row.message_id, bot, piece))
+                if streaming else None,
                 commit=lambda answer: self._reply(spec, row, answer.markdown()),
             )
             reply = None

@@ -22,6 +22,7 @@ from nanofolks.memory import preferences as preference_rules
 from nanofolks.memory.index import OpenReport, Progress, VectorIndex
 from nanofolks.memory.search import Hit, hybrid_search
 from nanofolks.routing.tiers import cheapest_model
+from nanofolks.store.activity import ActivityRepo
 from nanofolks.store.memory import (
     ArchiveRepo,
     EntityRepo,
@@ -504,6 +505,8 @@ class MemoryService:
             self.state.set("merged_at", str(now))
         if forget and cfg.forgetting.enabled:
             report["forgetting"] = forgetting.forget(self, cfg.forgetting, now)
+        ActivityRepo(self.db).add("consolidation", f"memory consolidated: {len(events)} events, {created} new entries"
+                                  + (f", {report['merged']} merged" if merge else ""))
         return report
 
     def _distil_llm(self, events: list[Event]) -> list[Entry]:

@@ -666,6 +666,9 @@ class PreferenceRepo:
                 conn.execute("INSERT OR IGNORE INTO memory_preference_evidence (preference_id, message_id)"
                              " VALUES (?, ?)", (pref_id, message_id))
 
+    def senders(self) -> list[str]:
+        return [r[0] for r in self.db.query("SELECT DISTINCT sender FROM memory_preferences ORDER BY sender")]
+
     def of(self, sender: str, rooms: tuple[int, ...] | None = None) -> list[Preference]:
         """A sender's preferences stated within `rooms` (None: anywhere): a name alone proves nobody's identity."""
         seen, params = _learnt_in("memory_preference_evidence", "preference_id", "memory_preferences.id", rooms)

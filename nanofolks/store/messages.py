@@ -69,6 +69,13 @@ class MessageRepo:
         )
         return [self._message(r) for r in reversed(rows)]
 
+    def after(self, room_id: int, after_id: int, limit: int = 200, kinds: tuple[str, ...] = ("chat",)) -> list[Message]:
+        """The room's messages stored after message `after_id`, oldest first (a page following the room)."""
+        marks = ",".join("?" * len(kinds))
+        rows = self.db.query(f"SELECT * FROM messages WHERE room_id = ? AND kind IN ({marks}) AND id > ? ORDER BY id LIMIT ?",
+                             (room_id, *kinds, after_id, limit))
+        return [self._message(r) for r in rows]
+
     def count(self, room_id: int) -> int:
         row = self.db.query_one("SELECT COUNT(*) FROM messages WHERE room_id = ?", (room_id,))
         return int(row[0]) if row else 0

@@ -523,6 +523,36 @@ def m017_hiring_crew(conn: sqlite3.Connection) -> None:
                  " turn_id TEXT NOT NULL, proposal TEXT NOT NULL, created_at REAL NOT NULL)")
 
 
+def m019_dashboard_sessions_activity(conn: sqlite3.Connection) -> None:
+    """The dashboard's one-time login links and signed-in browsers (only hashes of both), and the
+    activity events nothing else records (memory consolidation, errors)."""
+    run_script(
+        conn,
+        """
+        CREATE TABLE dashboard_logins (
+            token_hash TEXT PRIMARY KEY,
+            expires_at REAL NOT NULL,
+            used_at REAL
+        );
+        CREATE TABLE dashboard_sessions (
+            id_hash TEXT PRIMARY KEY,
+            csrf TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            expires_at REAL NOT NULL
+        );
+        CREATE TABLE activity (
+            id INTEGER PRIMARY KEY,
+            at REAL NOT NULL,
+            kind TEXT NOT NULL,
+            room_id INTEGER REFERENCES rooms(id) ON DELETE CASCADE,
+            bot TEXT NOT NULL DEFAULT '',
+            summary TEXT NOT NULL,
+            ok INTEGER NOT NULL DEFAULT 1
+        );
+        """
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m001_core,
     m002_gateway,
@@ -540,6 +570,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m010_house_outbox_rendered,
     m018_fleet_workers,
     m017_hiring_crew,
+    m019_dashboard_sessions_activity,
 ]
 
 

@@ -137,6 +137,10 @@ class RoomRepo:
             conn.execute("INSERT OR IGNORE INTO room_people (room_id, person, joined_at) VALUES (?, ?, ?)",
                          (room_id, person, time.time()))
 
+    def people(self, room_id: int) -> list[str]:
+        """Who talks in the room ("telegram:12345"), in the order they came."""
+        return [r[0] for r in self.db.query("SELECT person FROM room_people WHERE room_id = ? ORDER BY joined_at, person", (room_id,))]
+
     def rooms_of(self, person: str) -> tuple[int, ...]:
         rows = self.db.query("SELECT room_id FROM room_people WHERE person = ? ORDER BY room_id", (person,))
         return tuple(int(r[0]) for r in rows)

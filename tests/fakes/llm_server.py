@@ -68,6 +68,7 @@ class Rule:
     has_tool_result: bool | None = None  # conversation has / lacks a tool result
     times: int | None = None  # max number of firings (None = unlimited)
     delay: float = 0.0  # seconds to sleep before answering
+    chunk_delay: float = 0.0  # streamed answers: seconds between pieces (a reply seen being written)
     status: int = 200  # non-200 -> OpenAI-style error body
     hang: bool = False  # never answer (until server stop / client disconnect)
     fired: int = field(default=0, init=False, compare=False)  # times this rule answered
@@ -434,7 +435,8 @@ class _Handler(BaseHTTPRequestHandler):
 
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            self._stream(base, content, tool_calls, finish, usage if include_usage else None)
+            self._stream(base, content, tool_calls, finish, usage if include_usage else None,
+                         rule.chunk_delay if rule is not None else 0.0)
             return
 
         message: dict[str, Any] = {"role": "assistant", "content": content}
@@ -457,7 +459,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_json(rule.status, {"error": {"message": message, "type": err_type, "code": code}}, headers)
 
     def _stream(
-        self, base: dict, content: str | None, tool_calls: list[dict], finish: str, usage: dict | None
+        self, base: dict, content: str | None, tool_calls: list[dict], finish: str, usage: dict | None,
+        chunk_delay: float = 0.0,
     ) -> None:
         def chunk(delta: dict, finish_reason: str | None = None) -> dict:
             return {
@@ -491,6 +494,8 @@ class _Handler(BaseHTTPRequestHandler):
             for event in events:
                 self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
                 self.wfile.flush()
+                if chunk_delay and event["choices"] and event["choices"][0]["delta"].get("content"):
+                    self.server_owner._stopping.wait(chunk_delay)
             self.wfile.write(b"data: [DONE]\n\n")
             self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):

@@ -66,7 +66,9 @@ def test_each_entry_says_what_its_adapter_can_do() -> None:
         assert adapter.platform == entry.platform
         assert hasattr(adapter, "typing") == entry.typing, entry.platform
         assert hasattr(adapter, "register_commands") == entry.command_menu, entry.platform
-    with pytest.raises(ValueError, match="telegram, discord, slack, whatsapp"):
+        assert hasattr(adapter, "stream") == entry.streams, entry.platform
+        assert hasattr(adapter, "attach") == entry.serves_pages, entry.platform
+    with pytest.raises(ValueError, match="telegram, discord, slack, whatsapp, web"):
         spec("irc")
     assert list(CHANNEL_PROBES) == list(CHANNELS)  # `nanofolks doctor` probes every registered channel
 
@@ -94,19 +96,23 @@ def test_chat_commands_come_from_one_list() -> None:
 
 def test_build_channels_builds_each_enabled_platform_and_names_what_it_could_not() -> None:
     channels, failures = build_channels(full_config())
-    assert [c.platform for c in channels] == list(CHANNELS) == ["telegram", "discord", "slack", "whatsapp"]
+    assert [c.platform for c in channels] == list(CHANNELS) == ["telegram", "discord", "slack", "whatsapp", "web"]
     assert failures == {}
 
     config = full_config()
     config.channels.slack.app_token = ""
     config.channels.discord.enabled = False
+    config.dashboard.enabled = False
     channels, failures = build_channels(config)
     assert [c.platform for c in channels] == ["telegram", "whatsapp"]
     assert list(failures) == ["slack"] and "appToken" in failures["slack"]
 
+    assert [c.platform for c in build_channels(Config())[0]] == ["web"]  # the dashboard is on by default
+    nothing = Config()
+    nothing.dashboard.enabled = False
     with pytest.raises(ChannelError) as info:
-        build_channels(Config())
-    assert all(name in str(info.value) for name in CHANNELS)
+        build_channels(nothing)
+    assert all(spec.key + ".enabled" in str(info.value) for spec in CHANNELS.values())
 
 
 def test_the_report_covers_every_platform_with_the_lock_probe_heartbeat_and_counts(home: Path) -> None:

@@ -1,0 +1,192 @@
+"""The dashboard's aiohttp application: sign-in, the guard every request passes, page rendering, and the
+pages themselves (nanofolks/web/pages/, one module each)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import jinja2
+from aiohttp import web
+
+from nanofolks.store.dashboard import DashboardAuthRepo
+from nanofolks.web.auth import COOKIE, CSRF_FIELD, CSRF_HEADER, Auth, Session, csrf_ok, origin_ok
+
+if TYPE_CHECKING:
+    from nanofolks.services import Services
+    from nanofolks.web.channel import WebChannel
+
+HERE = Path(__file__).parent
+NAV = (("chat", "Chat"), ("board", "Board"), ("tasks", "Tasks"), ("activity", "Activity"), ("memory", "Memory"),
+       ("settings", "Settings"), ("org", "Org chart"))
+# No inline script, nothing from elsewhere; htmx's own indicator styles are off (see base.html), so inline
+# styles are not needed either. The login link's token never leaves in a Referer.
+HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none';"
+                               " form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+OPEN_PATHS = ("/login", "/static/")  # everything else needs a session
+
+
+@dataclass
+class Dashboard:
+    """What every page works with; `request.app[DASHBOARD]`."""
+
+    services: Services
+    channel: WebChannel
+    auth: Auth
+    templates: jinja2.Environment
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """A store call off the event loop (the database thread)."""
+        return await self.services.db.run(fn, *args)
+
+    def render(self, request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
+        session: Session | None = request.get(SESSION)
+        text = self.templates.get_template(template).render(
+            nav=NAV, page=context.pop("page", ""), csrf=session.csrf if session else "",
+            csrf_headers=json.dumps({CSRF_HEADER: session.csrf}) if session else "{}",
+            team=self.services.crew.team_name or "Your crew", **context)
+        return web.Response(text=text, status=status, content_type="text/html")
+
+    def fragment(self, template: str, **context: Any) -> str:
+        return self.templates.get_template(template).render(**context)
+
+
+DASHBOARD = web.AppKey("dashboard", Dashboard)
+# The signed-in session, set by the guard (aiohttp before 3.12 has no typed request keys: a plain name then).
+SESSION: Any = web.RequestKey("session", Session) if hasattr(web, "RequestKey") else "session"
+
+
+def build_app(services: Services, channel: WebChannel) -> web.Application:
+    from nanofolks.web.pages import activity, board, chat, memory, org, settings, tasks
+
+    config = services.config.dashboard
+    auth = Auth(DashboardAuthRepo(services.db), config.login_minutes, config.session_hours)
+    templates = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
+                                   trim_blocks=True, lstrip_blocks=True)
+    templates.filters["when"] = _when
+    app = web.Application(middlewares=[_guard], client_max_size=1024 ** 2)
+    app[DASHBOARD] = Dashboard(services, channel, auth, templates)
+    app.router.add_get("/login", login)
+    app.router.add_post("/logout", logout)
+    app.router.add_get("/", home)
+    app.router.add_static("/static/", HERE / "static")
+    for page in (chat, board, tasks, activity, memory, settings, org):
+        page.setup(app)
+    app.on_response_prepare.append(_headers)
+    return app
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every route but the login link and static files needs a live session; every state-changing request
+    also needs our Origin and the session's CSRF token (header or form field)."""
+    if request.path == "/login" or request.path.startswith("/static/"):
+        return await handler(request)
+    dash = request.app[DASHBOARD]
+    session = await dash.run(dash.auth.session, request.cookies.get(COOKIE))
+    if session is None:
+        return dash.render(request, "login.html", status=401, problem="")
+    if request.method not in ("GET", "HEAD"):
+        if not origin_ok(request.headers.get("Origin"), request.scheme, request.host):
+            return web.Response(status=403, text="refused: this request did not come from the dashboard's own page")
+        sent = request.headers.get(CSRF_HEADER)
+        if sent is None and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            sent = str((await request.post()).get(CSRF_FIELD, ""))
+        if not csrf_ok(session, sent):
+            return web.Response(status=403, text="refused: missing or wrong CSRF token; reload the page")
+    request[SESSION] = session
+    return await handler(request)
+
+
+async def _headers(request: web.Request, response: web.StreamResponse) -> None:
+    for name, value in HEADERS.items():
+        response.headers.setdefault(name, value)
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    """The printed link: spends its one-time token for a session cookie, then drops the token from the URL."""
+    dash = request.app[DASHBOARD]
+    token = request.query.get("token", "")
+    session = await dash.run(dash.auth.sign_in, token) if token else None
+    if session is None:
+        problem = ("this login link is used, expired or wrong: run `nanofolks dashboard` for a new one" if token
+                   else "")
+        return dash.render(request, "login.html", status=401 if token else 200, problem=problem)
+    response = _redirect("/chat/general")
+    response.set_cookie(COOKIE, session.id, httponly=True, samesite="Strict", path="/",
+                        max_age=int(dash.auth.session_seconds), secure=request.secure)
+    return response
+
+
+async def home(request: web.Request) -> web.StreamResponse:
+    return _redirect("/chat/general")
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    dash = request.app[DASHBOARD]
+    await dash.run(dash.auth.sign_out, request[SESSION])
+    response = dash.render(request, "login.html", problem="signed out")
+    response.del_cookie(COOKIE, path="/")
+    return response
+
+
+def _redirect(location: str) -> web.Response:
+    return web.Response(status=303, headers={"Location": location})
+
+
+def _when(at: float) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(at).strftime("%Y-%m-%d %H:%M:%S")
+
+
+# --- server-sent events ------------------------------------------------------------------------------------
+
+async def open_events(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
+                                           "X-Accel-Buffering": "no"})
+    await response.prepare(request)
+    return response
+
+
+async def send_event(response: web.StreamResponse, event: str, html: str, event_id: str = "") -> None:
+    lines = [f"event: {event}"] + ([f"id: {event_id}"] if event_id else [])
+    lines += [f"data: {line}" for line in html.splitlines() or [""]]
+    await response.write(("\n".join(lines) + "\n\n").encode())
+
+
+async def wait_news(queue: asyncio.Queue[Any], timeout: float) -> list[Any]:
+    """What the hub published, waiting up to `timeout` for the first item (an empty list when nothing came)."""
+    try:
+        items = [await asyncio.wait_for(queue.get(), timeout)]
+    except TimeoutError:
+        return []
+    while not queue.empty():
+        items.append(queue.get_nowait())
+    return items
+
+
+async def keepalive(response: web.StreamResponse) -> None:
+    """A comment on a quiet stream: writing is how a closed tab is noticed."""
+    await response.write(b":\n\n")
+
+
+@contextlib.contextmanager
+def closed_quietly() -> Iterator[None]:
+    """A page that went away ends its stream; nothing to report."""
+    with contextlib.suppress(ConnectionResetError, ConnectionError):
+        yield
