@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from nanofolks.config import paths
 from nanofolks.config.loader import load_config, workspace_path
 from nanofolks.config.schema import Config
 from nanofolks.crew.crew import Crew, load_crew
@@ -14,22 +14,27 @@ from nanofolks.llm.client import LLM
 from nanofolks.llm.spend import SpendGuard
 from nanofolks.rooms.rooms import Rooms
 from nanofolks.rooms.tasks import Tasks
-from nanofolks.store.db import Database
+from nanofolks.store.db import Database, open_database, storage_url
 from nanofolks.store.messages import MessageRepo
 from nanofolks.store.rooms import RoomRepo
 from nanofolks.store.tasks import TaskRepo
 from nanofolks.store.usage import UsageRepo
 
+if TYPE_CHECKING:
+    from nanofolks.store.postgres import PgDatabase
+
 
 @dataclass
 class Services:
     config: Config
-    db: Database
+    db: Database | PgDatabase
 
     @classmethod
     def open(cls, config: Config | None = None, db_file: Path | None = None) -> Services:
+        """`db_file`: this SQLite file rather than the configured storage (tests, tools on a copy)."""
         config = config or load_config()
-        return cls(config=config, db=Database(db_file or paths.db_path()))
+        db = Database(db_file) if db_file else open_database(storage_url(config.storage.url))
+        return cls(config=config, db=db)
 
     @property
     def workspace(self) -> Path:

@@ -1,12 +1,15 @@
-"""Shared fixtures: a fresh $NANOFOLKS_HOME with an onboarded crew, the scripted LLM server, the CLI."""
+"""Shared fixtures: a fresh $NANOFOLKS_HOME with an onboarded crew, the scripted LLM server, the CLI, and the
+store on each backend (SQLite always; PostgreSQL when NANOFOLKS_TEST_POSTGRES names a server)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,6 +18,42 @@ from tests.fakes.llm_server import ScriptedLLM
 
 prepare_offline_env()
 ROOT = Path(__file__).resolve().parents[1]
+# A PostgreSQL server the tests may create schemas on (e.g. postgresql://postgres@127.0.0.1:5432/test);
+# read at import, as the `home` fixture clears NANOFOLKS_* variables.
+TEST_POSTGRES = os.environ.get("NANOFOLKS_TEST_POSTGRES", "")
+NO_POSTGRES = "PostgreSQL tests need NANOFOLKS_TEST_POSTGRES=postgresql://user@host:port/db (a server to create schemas on)"
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A URL of an empty schema of its own on the test server, dropped afterwards: runs never meet."""
+    if not TEST_POSTGRES:
+        pytest.skip(NO_POSTGRES)
+    import psycopg
+
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(TEST_POSTGRES, autocommit=True) as admin:
+        admin.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{TEST_POSTGRES}{'&' if '?' in TEST_POSTGRES else '?'}options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(TEST_POSTGRES, autocommit=True) as admin:
+            admin.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """The store, once on each backend: repository tests take this and run on both."""
+    from nanofolks.store.db import Database
+
+    if request.param == "sqlite":
+        database: Any = Database(tmp_path / "nf.db")
+    else:
+        from nanofolks.store.postgres import PgDatabase
+
+        database = PgDatabase(request.getfixturevalue("pg_url"), local_dir=tmp_path)
+    yield database
+    database.close()
 
 
 @pytest.fixture

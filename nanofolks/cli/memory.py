@@ -102,8 +102,8 @@ def status(as_json: bool = JsonOpt) -> None:
     console.print(f"index        {idx['live']} vectors, {idx['deleted_slots']} free slots, capacity {idx['capacity']}, "
                   f"{_size(idx['file_bytes'])}  ({info['index_health']})", highlight=False)
     console.print(f"pending      {info['pending']} to embed  (embedder {info['embedder']})", highlight=False)
-    console.print(f"database     {_size(info['db_file_bytes'])} in all, memory tables "
-                  f"{_size(info['db_memory_bytes'] or 0)}", highlight=False)
+    whole = f"{_size(info['db_file_bytes'])} in all, " if info["db_file_bytes"] is not None else ""
+    console.print(f"database     {whole}memory tables {_size(info['db_memory_bytes'] or 0)}", highlight=False)
 
 
 @app.command("search")

@@ -349,6 +349,21 @@ class DashboardConfig(Section):
         return []
 
 
+class StorageConfig(Section):
+    """Where the crew's state lives (docs/storage.md). NANOFOLKS_STORAGE_URL overrides it."""
+
+    # Empty: the home's SQLite file ($NANOFOLKS_HOME/nanofolks.db). sqlite:///path/to/file.db, or
+    # postgresql://user:password@host:5432/db for several gateway workers sharing one state.
+    url: str = Field(default="", json_schema_extra=SECRET)
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, value: str) -> str:
+        if value and not re.match(r"^(sqlite://.|postgres(ql)?://|\{\{\w+\}\}$)", value):
+            raise ValueError("storage.url must be sqlite:///path/to/file.db or postgresql://user@host/db")
+        return value
+
+
 class Config(Section):
     workspace: str = ""
     providers: ProvidersConfig = Field(default_factory=ProvidersConfig)
@@ -363,3 +378,4 @@ class Config(Section):
     spend: SpendConfig = Field(default_factory=SpendConfig)
     routines: RoutinesConfig = Field(default_factory=RoutinesConfig)
     dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)

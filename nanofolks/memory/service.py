@@ -69,7 +69,7 @@ class MemoryService:
                  embedder: Embedder | None = None, llm: LLM | None = None):
         self.config = config
         self.db = db
-        self.index_path = index_path or db.path.parent / "memory.hnsw"
+        self.index_path = index_path or db.local_dir / "memory.hnsw"  # derived: each worker its own
         self.llm = llm
         self._embedder = embedder
         self.entries = EntryRepo(db)
@@ -550,7 +550,7 @@ class MemoryService:
                 f"topped up {report.added}, removed {report.removed}" if report and (report.added or report.removed)
                 else "ok"),
             "db_memory_bytes": table_bytes(self.db),
-            "db_file_bytes": sum(f.stat().st_size for f in (self.db.path, Path(f"{self.db.path}-wal")) if f.exists()),
+            "db_file_bytes": self.db.file_bytes(),  # None on PostgreSQL: no file of ours
         }
 
 

@@ -53,13 +53,15 @@ class ContextRepo:
 
     def since(self, room_id: int, after_id: int, kinds: tuple[str, ...] = ("chat",), limit: int = -1,
               through_id: int | None = None) -> list[Message]:
-        """The room's messages of `kinds` after `after_id` (up to `through_id`), the newest `limit`, oldest first."""
+        """The room's messages of `kinds` after `after_id` (up to `through_id`), the newest `limit` (all when
+        negative), oldest first."""
         marks = ",".join("?" * len(kinds))
         upper = "" if through_id is None else " AND id <= ?"
         rows = self.db.query(
             f"SELECT * FROM messages WHERE room_id = ? AND id > ?{upper} AND kind IN ({marks})"
-            " ORDER BY id DESC LIMIT ?",
-            (room_id, after_id, *(() if through_id is None else (through_id,)), *kinds, limit))
+            f" ORDER BY id DESC{' LIMIT ?' if limit >= 0 else ''}",
+            (room_id, after_id, *(() if through_id is None else (through_id,)), *kinds,
+             *((limit,) if limit >= 0 else ())))
         return [MessageRepo._message(r) for r in reversed(rows)]
 
     def count_since(self, room_id: int, after_id: int, through_id: int | None = None) -> int:

@@ -1,8 +1,10 @@
-"""The one SQLite database: WAL mode, one writer connection per process, numbered migrations."""
+"""The one SQLite database: WAL mode, one writer connection per process, numbered migrations. The
+PostgreSQL store (postgres.py) offers the same interface; `open_database` picks one from storage.url."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import threading
 import time
@@ -10,10 +12,14 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from nanofolks.config import paths
+from nanofolks.store.dialect import SQLITE
 from nanofolks.store.migrations import migrate
+
+if TYPE_CHECKING:
+    from nanofolks.store.postgres import PgDatabase
 
 T = TypeVar("T")
 
@@ -29,6 +35,8 @@ class _Busy(Exception):
 class Database:
     """A connection shared by the threads of one process; writes are serialised by a lock and by
     `BEGIN IMMEDIATE`, so several processes (gateway, CLI) can write the same file safely."""
+
+    dialect = SQLITE
 
     def __init__(self, path: Path | str, busy_timeout_ms: int = 10_000):
         self.path = Path(path)
@@ -55,6 +63,18 @@ class Database:
         self._unwritten_inline = False  # `quick` runs a call on the event loop that has not written yet
         with self.write() as conn:
             migrate(conn)
+
+    @property
+    def location(self) -> str:
+        return str(self.path)
+
+    @property
+    def local_dir(self) -> Path:
+        """Where files derived from this database live (the vector index): beside it."""
+        return self.path.parent
+
+    def file_bytes(self) -> int:
+        return sum(f.stat().st_size for f in (self.path, Path(f"{self.path}-wal")) if f.exists())
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
@@ -140,3 +160,21 @@ class Database:
             self._executor = None
         with self._lock:
             self._conn.close()
+
+
+def storage_url(configured: str = "") -> str:
+    """NANOFOLKS_STORAGE_URL, else the configured storage.url, else the home's SQLite file."""
+    return os.environ.get("NANOFOLKS_STORAGE_URL") or configured or f"sqlite://{paths.db_path()}"
+
+
+def open_database(url: str) -> Database | PgDatabase:
+    """The store a storage URL names: every command and the gateway open theirs here."""
+    scheme, sep, rest = url.partition("://")
+    if scheme == "sqlite" and rest:
+        return Database(Path(rest).expanduser())
+    if scheme in ("postgresql", "postgres") and sep:
+        from nanofolks.store.postgres import PgDatabase
+
+        return PgDatabase(url)
+    shown = url if scheme == "sqlite" else f"{scheme}{sep}..."  # never echo a password
+    raise StoreError(f"storage URL {shown!r} is not sqlite:///path/to/file.db or postgresql://user@host/db")

@@ -41,15 +41,15 @@ class InboxRepo:
         row.received_at = row.received_at or time.time()
         row.text = sanitize(row.text)  # the last line; the ingress has already kept what it found in the vault
         with self.db.write() as conn:
-            cur = conn.execute(
-                "INSERT OR IGNORE INTO inbox (platform, account, chat_id, message_id, chat_type, sender_id,"
-                " sender_name, text, status, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            added = conn.execute(
+                "INSERT INTO inbox (platform, account, chat_id, message_id, chat_type, sender_id, sender_name, text,"
+                " status, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
                 (row.platform, row.account, row.chat_id, row.message_id, row.chat_type, row.sender_id,
                  row.sender_name, row.text, row.status, row.received_at),
-            )
-            if not cur.rowcount:
+            ).fetchone()
+            if added is None:
                 return None
-            row.id = cur.lastrowid
+            row.id = added[0]
             insert_rows(conn, [_with_inbox(r, row.id) for r in replies])
         return row.id
 

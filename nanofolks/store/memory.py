@@ -127,7 +127,7 @@ class EntryRepo:
 
     def count(self) -> dict[str, int]:
         row = self.db.query_one(
-            "SELECT COUNT(*), SUM(protected), SUM(marked_at IS NOT NULL) FROM memory_entries")
+            "SELECT COUNT(*), SUM(protected), COUNT(marked_at) FROM memory_entries")
         return {"entries": int(row[0] or 0), "protected": int(row[1] or 0), "marked": int(row[2] or 0)} if row else {}
 
     def touch(self, entry_ids: Iterable[int], now: float | None = None) -> None:
@@ -177,11 +177,12 @@ class EntryRepo:
         """Fold `gone` into `keep_id` (sources, uses, importance), then archive `gone`: one transaction."""
         with self.db.write() as conn:
             conn.execute(
-                "INSERT OR IGNORE INTO memory_sources (entry_id, message_id)"
-                " SELECT ?, message_id FROM memory_sources WHERE entry_id = ?", (keep_id, gone.id))
+                "INSERT INTO memory_sources (entry_id, message_id)"
+                " SELECT ?, message_id FROM memory_sources WHERE entry_id = ? ON CONFLICT DO NOTHING", (keep_id, gone.id))
             conn.execute(
-                "UPDATE memory_entries SET access_count = access_count + ?, importance = MAX(importance, ?),"
-                " updated_at = ? WHERE id = ?", (gone.access_count, gone.importance, now, keep_id))
+                "UPDATE memory_entries SET access_count = access_count + ?,"
+                f" importance = {self.db.dialect.greatest('importance', '?')}, updated_at = ? WHERE id = ?",
+                (gone.access_count, gone.importance, now, keep_id))
             _archive(conn, gone, self._sources(conn, gone.id), reason, now)
 
     def archive(self, entry: Entry, reason: str, now: float) -> None:
@@ -217,16 +218,15 @@ def _insert_entry(conn: sqlite3.Connection, entry: Entry, now: float) -> int:
     entry.created_at = entry.created_at or now
     entry.updated_at = entry.updated_at or entry.created_at
     entry.text = sanitize(entry.text)  # the last line: an imported file's secrets are not kept
-    cur = conn.execute(
+    entry.id = int(conn.execute(
         "INSERT INTO memory_entries (kind, text, room_id, bot, sender, importance, protected,"
         " access_count, last_used, marked_at, origin, origin_key, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (entry.kind, entry.text, entry.room_id, entry.bot, entry.sender, entry.importance,
          int(entry.protected), entry.access_count, entry.last_used, entry.marked_at, entry.origin,
          entry.origin_key, entry.created_at, entry.updated_at),
-    )
-    entry.id = int(cur.lastrowid or 0)
-    conn.executemany("INSERT OR IGNORE INTO memory_sources (entry_id, message_id) VALUES (?, ?)",
+    ).fetchone()[0])
+    conn.executemany("INSERT INTO memory_sources (entry_id, message_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
                      [(entry.id, m) for m in entry.sources])
     return entry.id
 
@@ -302,10 +302,10 @@ class VectorRepo:
         now = time.time()
         with self.db.write() as conn:
             for source, ref_id, model, vector in rows:
-                cur = conn.execute(
-                    "INSERT OR IGNORE INTO memory_vectors (source, ref_id, model, vector, created_at)"
-                    " VALUES (?, ?, ?, ?, ?)", (source, ref_id, model, vector, now))
-                labels.append(int(cur.lastrowid) if cur.rowcount else 0)
+                stored = conn.execute(
+                    "INSERT INTO memory_vectors (source, ref_id, model, vector, created_at) VALUES (?, ?, ?, ?, ?)"
+                    " ON CONFLICT DO NOTHING RETURNING label", (source, ref_id, model, vector, now)).fetchone()
+                labels.append(int(stored[0]) if stored else 0)
         return labels
 
     def iter_vectors(self, model: str, after_label: int = 0, batch: int = 5000) -> Iterator[list[tuple[int, bytes]]]:
@@ -346,13 +346,14 @@ class VectorRepo:
         if not labels:
             return {}
         marks = ",".join("?" * len(labels))
-        rows = self.db.query(f"SELECT label, source, ref_id FROM memory_vectors WHERE label IN ({marks})",
-                             tuple(labels))
+        # Only labels still holding a vector: another process may have dropped one this index still has.
+        rows = self.db.query(f"SELECT label, source, ref_id FROM memory_vectors WHERE label IN ({marks})"
+                             " AND vector IS NOT NULL", tuple(labels))
         return {int(r[0]): (r[1], int(r[2])) for r in rows}
 
     def counts(self) -> dict[str, Any]:
         rows = self.db.query(
-            "SELECT source, model, COUNT(*), SUM(vector IS NOT NULL), SUM(LENGTH(vector)) FROM memory_vectors"
+            "SELECT source, model, COUNT(*), COUNT(vector), SUM(LENGTH(vector)) FROM memory_vectors"
             " GROUP BY source, model")
         return {f"{r[0]}:{r[1]}": {"rows": r[2], "vectors": int(r[3] or 0), "bytes": int(r[4] or 0)} for r in rows}
 
@@ -363,15 +364,16 @@ class VectorRepo:
             "SELECT v.label FROM memory_vectors v JOIN messages m ON m.id = v.ref_id"
             " WHERE v.source = 'message' AND v.vector IS NOT NULL {cond}"
             " AND NOT EXISTS (SELECT 1 FROM memory_sources s JOIN memory_entries e ON e.id = s.entry_id"
-            "                 WHERE s.message_id = m.id AND e.protected = 1) ORDER BY v.label LIMIT ?"
+            "                 WHERE s.message_id = m.id AND e.protected = 1) ORDER BY v.label{limit}"
         )
         with self.db.write() as conn:
-            labels = {int(r[0]) for r in conn.execute(candidates.format(cond="AND m.created_at < ?"),
-                                                      (older_than, -1))}
+            labels = {int(r[0]) for r in conn.execute(candidates.format(cond="AND m.created_at < ?", limit=""),
+                                                      (older_than,))}
             total = int(conn.execute("SELECT COUNT(*) FROM memory_vectors WHERE vector IS NOT NULL").fetchone()[0])
             excess = total - len(labels) - keep
             if excess > 0:
-                labels |= {int(r[0]) for r in conn.execute(candidates.format(cond="AND m.created_at >= ?"),
+                labels |= {int(r[0]) for r in conn.execute(candidates.format(cond="AND m.created_at >= ?",
+                                                                             limit=" LIMIT ?"),
                                                            (older_than, excess))}
         self.unindex(sorted(labels))
         return sorted(labels)
@@ -398,11 +400,12 @@ class SearchRepo:
         self.db = db
 
     def fts_entries(self, match: str, limit: int, f: Filters) -> list[tuple[int, float]]:
-        """(id, bm25) best first; bm25 is negative, lower is better."""
+        """(id, score) best first; the score is negative, lower is better (bm25, or -ts_rank)."""
         where, params = _filters(f, "e", "e.bot")
+        hits = self.db.dialect.text_matches("memory_entries", ("text",))
         rows = self.db.query(
-            "SELECT e.id, bm25(memory_entries_fts) FROM memory_entries_fts JOIN memory_entries e ON e.id = memory_entries_fts.rowid"
-            f" WHERE memory_entries_fts MATCH ? {where} ORDER BY bm25(memory_entries_fts) LIMIT ?",
+            f"SELECT e.id, hit.score FROM ({hits}) AS hit JOIN memory_entries e ON e.id = hit.id"
+            f" WHERE 1 = 1 {where} ORDER BY hit.score LIMIT ?",
             (match, *params, limit))
         return [(int(r[0]), float(r[1])) for r in rows]
 
@@ -412,10 +415,10 @@ class SearchRepo:
                   f" AND v.ref_id = m.id AND v.model = '{FORGOTTEN}')")
         marks = ",".join("?" * len(EVENT_KINDS))
         skip = f" AND m.id NOT IN ({','.join('?' * len(exclude))})" if exclude else ""
+        hits = self.db.dialect.text_matches("messages", ("content",))
         rows = self.db.query(
-            "SELECT m.id, bm25(messages_fts) FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid"
-            f" WHERE messages_fts MATCH ? AND m.kind IN ({marks}) {where}{skip}"
-            " ORDER BY bm25(messages_fts) LIMIT ?",
+            f"SELECT m.id, hit.score FROM ({hits}) AS hit JOIN messages m ON m.id = hit.id"
+            f" WHERE m.kind IN ({marks}) {where}{skip} ORDER BY hit.score LIMIT ?",
             (match, *EVENT_KINDS, *params, *exclude, limit))
         return [(int(r[0]), float(r[1])) for r in rows]
 
@@ -541,30 +544,30 @@ class EntityRepo:
                         break
             if row is None:
                 entity_id = int(conn.execute(
-                    "INSERT INTO memory_entities (name, type, first_seen, last_seen) VALUES (?, ?, ?, ?)",
-                    (name, type_, now, now)).lastrowid or 0)
+                    "INSERT INTO memory_entities (name, type, first_seen, last_seen) VALUES (?, ?, ?, ?) RETURNING id",
+                    (name, type_, now, now)).fetchone()[0])
             else:
                 entity_id = int(row[0])
-                conn.execute("UPDATE memory_entities SET last_seen = MAX(last_seen, ?),"
+                conn.execute(f"UPDATE memory_entities SET last_seen = {self.db.dialect.greatest('last_seen', '?')},"
                              " type = CASE WHEN type = 'concept' THEN ? ELSE type END WHERE id = ?",
                              (now, type_, entity_id))
-            conn.executemany("INSERT OR IGNORE INTO memory_aliases (alias, entity_id) VALUES (?, ?)",
+            conn.executemany("INSERT INTO memory_aliases (alias, entity_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
                              [(a, entity_id) for a in (name, *aliases)])
             if message_id is None or conn.execute(
-                    "INSERT OR IGNORE INTO memory_entity_events (entity_id, message_id) VALUES (?, ?)",
+                    "INSERT INTO memory_entity_events (entity_id, message_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
                     (entity_id, message_id)).rowcount:
                 conn.execute("UPDATE memory_entities SET mentions = mentions + 1 WHERE id = ?", (entity_id,))
         return entity_id
 
     def relate(self, subject_id: int, predicate: str, object_id: int, message_id: int | None, now: float) -> int:
         with self.db.write() as conn:
-            conn.execute("INSERT OR IGNORE INTO memory_relations (subject_id, predicate, object_id, created_at)"
-                         " VALUES (?, ?, ?, ?)", (subject_id, predicate, object_id, now))
+            conn.execute("INSERT INTO memory_relations (subject_id, predicate, object_id, created_at)"
+                         " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", (subject_id, predicate, object_id, now))
             rel_id = int(conn.execute("SELECT id FROM memory_relations WHERE subject_id = ? AND predicate = ?"
                                       " AND object_id = ?", (subject_id, predicate, object_id)).fetchone()[0])
             if message_id is not None:
-                conn.execute("INSERT OR IGNORE INTO memory_relation_events (relation_id, message_id) VALUES (?, ?)",
-                             (rel_id, message_id))
+                conn.execute("INSERT INTO memory_relation_events (relation_id, message_id) VALUES (?, ?)"
+                             " ON CONFLICT DO NOTHING", (rel_id, message_id))
         return rel_id
 
     def find(self, name: str) -> Entity | None:
@@ -627,8 +630,9 @@ class EntityRepo:
                 " (SELECT subject_id FROM memory_relations UNION SELECT object_id FROM memory_relations)",
                 (seen_before,)).rowcount
             conn.execute(
-                "DELETE FROM memory_entity_events WHERE rowid IN (SELECT rowid FROM (SELECT rowid, ROW_NUMBER()"
-                " OVER (PARTITION BY entity_id ORDER BY message_id DESC) AS n FROM memory_entity_events) WHERE n > ?)",
+                "DELETE FROM memory_entity_events WHERE (entity_id, message_id) IN (SELECT entity_id, message_id FROM"
+                " (SELECT entity_id, message_id, ROW_NUMBER() OVER (PARTITION BY entity_id ORDER BY message_id DESC)"
+                " AS n FROM memory_entity_events) AS ranked WHERE n > ?)",
                 (keep_events,))
         return gone
 
@@ -663,8 +667,8 @@ class PreferenceRepo:
             if message_id is not None:
                 pref_id = conn.execute("SELECT id FROM memory_preferences WHERE sender = ? AND key = ?",
                                        (sender, key)).fetchone()[0]
-                conn.execute("INSERT OR IGNORE INTO memory_preference_evidence (preference_id, message_id)"
-                             " VALUES (?, ?)", (pref_id, message_id))
+                conn.execute("INSERT INTO memory_preference_evidence (preference_id, message_id)"
+                             " VALUES (?, ?) ON CONFLICT DO NOTHING", (pref_id, message_id))
 
     def senders(self) -> list[str]:
         return [r[0] for r in self.db.query("SELECT DISTINCT sender FROM memory_preferences ORDER BY sender")]
@@ -710,8 +714,8 @@ def store_large_output(db: Database, text: str, limit: int = LARGE_OUTPUT_BYTES,
         return text
     digest = hashlib.sha256(data).hexdigest()
     with db.write() as conn:
-        conn.execute("INSERT OR IGNORE INTO memory_blobs (sha256, size, content, created_at) VALUES (?, ?, ?, ?)",
-                     (digest, len(data), text, time.time()))
+        conn.execute("INSERT INTO memory_blobs (sha256, size, content, created_at) VALUES (?, ?, ?, ?)"
+                     " ON CONFLICT DO NOTHING", (digest, len(data), text, time.time()))
         blob_id = conn.execute("SELECT id FROM memory_blobs WHERE sha256 = ?", (digest,)).fetchone()[0]
     return f"{text[:head_chars]}\n… [output truncated: {len(data):,} bytes in full as blob:{blob_id}]"
 
@@ -722,9 +726,9 @@ def load_blob(db: Database, blob_id: int) -> str | None:
 
 
 def table_bytes(db: Database) -> int | None:
-    """Bytes the memory tables take in the file (dbstat is compiled into most SQLite builds)."""
+    """Bytes the memory tables and full-text indexes take (SQLite's dbstat is in most builds, not all)."""
     try:
-        row = db.query_one("SELECT SUM(pgsize) FROM dbstat WHERE name LIKE 'memory%' OR name LIKE 'messages_fts%'")
+        row = db.query_one(db.dialect.table_bytes(("memory", "messages_fts")))
     except Exception:  # noqa: BLE001 - dbstat missing: the figure is optional
         return None
     return int(row[0] or 0) if row else None

@@ -96,10 +96,9 @@ class MessageRepo:
 def _insert(conn: sqlite3.Connection, msg: Message) -> None:
     msg.created_at = msg.created_at or time.time()
     msg.content = sanitize(msg.content)  # the last line: no secret is ever stored in a room
-    cur = conn.execute(
+    msg.id = conn.execute(
         "INSERT INTO messages (room_id, author, role, kind, content, platform, sender, turn_id, meta, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (msg.room_id, msg.author, msg.role, msg.kind, msg.content, msg.platform, msg.sender, msg.turn_id,
          json.dumps(msg.meta), msg.created_at),
-    )
-    msg.id = cur.lastrowid
+    ).fetchone()[0]

@@ -553,6 +553,15 @@ def m019_dashboard_sessions_activity(conn: sqlite3.Connection) -> None:
     )
 
 
+def m020_pgstore_member_order(conn: sqlite3.Connection) -> None:
+    # A room's members in the order they were added (the first answers when the leader is not a member):
+    # SQLite's rowid said so before, and PostgreSQL has none. A PostgreSQL database is created by these
+    # migrations, empty; only a SQLite one has rows from before this one.
+    conn.execute("ALTER TABLE room_members ADD COLUMN position INTEGER NOT NULL DEFAULT 0")
+    if isinstance(conn, sqlite3.Connection):
+        conn.execute("UPDATE room_members SET position = rowid")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m001_core,
     m002_gateway,
@@ -571,6 +580,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m018_fleet_workers,
     m017_hiring_crew,
     m019_dashboard_sessions_activity,
+    m020_pgstore_member_order,
 ]
 
 

@@ -45,8 +45,8 @@ def insert_rows(conn: sqlite3.Connection, rows: Iterable[OutboxRow]) -> None:
     """Queue rows inside the caller's transaction; a key queued before is left as it is."""
     now = time.time()
     conn.executemany(
-        "INSERT OR IGNORE INTO outbox (key, inbox_id, platform, account, chat_id, reply_to, text, created_at,"
-        " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO outbox (key, inbox_id, platform, account, chat_id, reply_to, text, created_at,"
+        " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         [(r.key, r.inbox_id, r.platform, r.account, r.chat_id, r.reply_to, sanitize(r.text), now, now) for r in rows],
     )
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -73,22 +72,19 @@ class PairingRepo:
             if made >= limits.codes_per_hour:
                 raise PairingRefused(f"sender {user_id} asked for {made} pairing codes within the hour")
             conn.execute(  # full: the oldest live codes make room
-                "UPDATE pairing_requests SET status = 'rejected' WHERE rowid IN (SELECT rowid FROM pairing_requests"
-                " WHERE platform = ? AND status = 'pending' AND expires_at > ? ORDER BY created_at DESC"
-                " LIMIT -1 OFFSET ?)",
-                (platform, now, limits.max_pending - 1),
+                "UPDATE pairing_requests SET status = 'rejected' WHERE platform = ? AND code IN (SELECT code FROM"
+                " (SELECT code, ROW_NUMBER() OVER (ORDER BY created_at DESC) AS n FROM pairing_requests"
+                " WHERE platform = ? AND status = 'pending' AND expires_at > ?) AS live WHERE n >= ?)",
+                (platform, platform, now, limits.max_pending),
             )
             for _ in range(10):  # a code collision is astronomically rare; try another
                 code = make_code()
-                try:
-                    conn.execute(
-                        "INSERT INTO pairing_requests (platform, code, user_id, username, chat_id, created_at,"
-                        " expires_at, answered_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (platform, code, user_id, username, chat_id, now, now + ttl, now),
-                    )
-                except sqlite3.IntegrityError:
-                    continue
-                return PairingRequest(platform, code, user_id, username, chat_id, "pending", now, now + ttl)
+                if conn.execute(
+                    "INSERT INTO pairing_requests (platform, code, user_id, username, chat_id, created_at,"
+                    " expires_at, answered_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    (platform, code, user_id, username, chat_id, now, now + ttl, now),
+                ).rowcount:
+                    return PairingRequest(platform, code, user_id, username, chat_id, "pending", now, now + ttl)
         raise RuntimeError("could not find a free pairing code")
 
     def approve(self, platform: str, code: str, now: float | None = None) -> PairingRequest | None:

@@ -15,11 +15,11 @@ class RejectedRepo:
 
     def add(self, update: Rejected) -> int:
         with self.db.write() as conn:
-            cur = conn.execute(
-                "INSERT INTO rejected_updates (platform, account, ref, reason, raw, at) VALUES (?, ?, ?, ?, ?, ?)",
+            return int(conn.execute(
+                "INSERT INTO rejected_updates (platform, account, ref, reason, raw, at) VALUES (?, ?, ?, ?, ?, ?)"
+                " RETURNING id",
                 (update.platform, update.account, update.ref, update.reason, update.raw, time.time()),
-            )
-            return int(cur.lastrowid or 0)
+            ).fetchone()[0])
 
     def recent(self, limit: int = 20) -> list[dict]:
         rows = self.db.query("SELECT * FROM rejected_updates ORDER BY id DESC LIMIT ?", (limit,))

@@ -33,14 +33,10 @@ class RoomRepo:
     def create(self, name: str, type_: str, members: list[str]) -> Room:
         now = time.time()
         with self.db.write() as conn:
-            cur = conn.execute(
-                "INSERT INTO rooms (name, type, created_at) VALUES (?, ?, ?)", (name, type_, now)
-            )
-            room_id = cur.lastrowid
-            conn.executemany(
-                "INSERT INTO room_members (room_id, bot, joined_at) VALUES (?, ?, ?)",
-                [(room_id, bot, now) for bot in members],
-            )
+            room_id = conn.execute(
+                "INSERT INTO rooms (name, type, created_at) VALUES (?, ?, ?) RETURNING id", (name, type_, now)
+            ).fetchone()[0]
+            _add_members(conn, room_id, members, now)
         room = self.get(name)
         assert room is not None
         return room
@@ -49,14 +45,12 @@ class RoomRepo:
         """Create the room unless it exists (safe when several processes race to create it)."""
         now = time.time()
         with self.db.write() as conn:
-            cur = conn.execute(
-                "INSERT OR IGNORE INTO rooms (name, type, created_at) VALUES (?, ?, ?)", (name, type_, now)
-            )
-            if cur.rowcount:
-                conn.executemany(
-                    "INSERT INTO room_members (room_id, bot, joined_at) VALUES (?, ?, ?)",
-                    [(cur.lastrowid, bot, now) for bot in members],
-                )
+            created = conn.execute(
+                "INSERT INTO rooms (name, type, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
+                (name, type_, now),
+            ).fetchone()
+            if created:
+                _add_members(conn, created[0], members, now)
         room = self.get(name)
         assert room is not None
         return room
@@ -79,8 +73,9 @@ class RoomRepo:
     def add_member(self, room_id: int, bot: str) -> bool:
         with self.db.write() as conn:
             cur = conn.execute(
-                "INSERT OR IGNORE INTO room_members (room_id, bot, joined_at) VALUES (?, ?, ?)",
-                (room_id, bot, time.time()),
+                "INSERT INTO room_members (room_id, bot, joined_at, position) SELECT ?, ?, ?, COALESCE(MAX(position), -1)"
+                " + 1 FROM room_members WHERE room_id = ? ON CONFLICT DO NOTHING",
+                (room_id, bot, time.time(), room_id),
             )
             return cur.rowcount > 0
 
@@ -134,7 +129,7 @@ class RoomRepo:
     def add_person(self, room_id: int, person: str) -> None:
         """`person` ("telegram:12345") talks in this room: from now on their memory may see it."""
         with self.db.write() as conn:
-            conn.execute("INSERT OR IGNORE INTO room_people (room_id, person, joined_at) VALUES (?, ?, ?)",
+            conn.execute("INSERT INTO room_people (room_id, person, joined_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                          (room_id, person, time.time()))
 
     def people(self, room_id: int) -> list[str]:
@@ -160,7 +155,7 @@ class RoomRepo:
 
     def _room(self, row: Any) -> Room:
         members = [
-            r[0] for r in self.db.query("SELECT bot FROM room_members WHERE room_id = ? ORDER BY joined_at, rowid", (row["id"],))
+            r[0] for r in self.db.query("SELECT bot FROM room_members WHERE room_id = ? ORDER BY position", (row["id"],))
         ]
         return Room(
             id=row["id"],
@@ -171,3 +166,9 @@ class RoomRepo:
             created_at=row["created_at"],
             members=members,
         )
+
+
+def _add_members(conn: Any, room_id: int, members: list[str], now: float) -> None:
+    """A new room's members, in the order given: the first is who answers when the leader is not there."""
+    conn.executemany("INSERT INTO room_members (room_id, bot, joined_at, position) VALUES (?, ?, ?, ?)",
+                     [(room_id, bot, now, n) for n, bot in enumerate(members)])

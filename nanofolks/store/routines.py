@@ -63,13 +63,12 @@ class RoutineRepo:
         now = time.time()
         routine.created_at = routine.created_at or now
         with self.db.write() as conn:
-            cur = conn.execute(
+            routine.id = conn.execute(
                 "INSERT INTO routines (name, message, schedule, tz, room_id, bot, quiet, enabled, created_by,"
-                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (routine.name, routine.message, routine.schedule, routine.tz, routine.room_id, routine.bot,
                  int(routine.quiet), int(routine.enabled), routine.created_by, routine.created_at, now),
-            )
-            routine.id = cur.lastrowid
+            ).fetchone()[0]
         return routine
 
     def get(self, routine_id: int) -> Routine | None:
@@ -103,19 +102,21 @@ class RoutineRepo:
         """Start the run of one slot; None when that slot was claimed before (it runs once)."""
         now = time.time()
         with self.db.write() as conn:
-            cur = conn.execute(
-                "INSERT OR IGNORE INTO routine_runs (routine_id, due_at, trigger, status, started_at)"
-                " VALUES (?, ?, ?, 'running', ?)", (routine_id, due_at, trigger, now))
-            if not cur.rowcount:
+            claimed = conn.execute(
+                "INSERT INTO routine_runs (routine_id, due_at, trigger, status, started_at)"
+                " VALUES (?, ?, ?, 'running', ?) ON CONFLICT DO NOTHING RETURNING id",
+                (routine_id, due_at, trigger, now)).fetchone()
+            if claimed is None:
                 return None
-            return Run(routine_id, due_at, trigger, started_at=now, id=cur.lastrowid)
+            return Run(routine_id, due_at, trigger, started_at=now, id=claimed[0])
 
     def skip(self, routine_id: int, due_at: float, reason: str) -> bool:
         now = time.time()
         with self.db.write() as conn:
             cur = conn.execute(
-                "INSERT OR IGNORE INTO routine_runs (routine_id, due_at, trigger, status, error, started_at,"
-                " finished_at) VALUES (?, ?, 'schedule', 'skipped', ?, ?, ?)", (routine_id, due_at, reason, now, now))
+                "INSERT INTO routine_runs (routine_id, due_at, trigger, status, error, started_at, finished_at)"
+                " VALUES (?, ?, 'schedule', 'skipped', ?, ?, ?) ON CONFLICT DO NOTHING",
+                (routine_id, due_at, reason, now, now))
             return cur.rowcount > 0
 
     def run(self, run_id: int) -> Run | None:
@@ -192,7 +193,7 @@ class HeartbeatRepo:
     def remember(self, bot: str, findings: list[str]) -> None:
         now = time.time()
         with self.db.write() as conn:
-            conn.executemany("INSERT OR IGNORE INTO heartbeat_seen (bot, finding, seen_at) VALUES (?, ?, ?)",
+            conn.executemany("INSERT INTO heartbeat_seen (bot, finding, seen_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                              [(bot, f, now) for f in findings])
 
 

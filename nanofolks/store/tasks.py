@@ -49,12 +49,12 @@ class TaskRepo:
             number = conn.execute(
                 "SELECT COALESCE(MAX(number), 0) + 1 FROM tasks WHERE room_id = ?", (room_id,)
             ).fetchone()[0]
-            cur = conn.execute(
+            task_id = conn.execute(
                 "INSERT INTO tasks (room_id, number, title, owner, priority, due, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (room_id, number, title, owner, priority, due, now, now),
-            )
-            self._event(conn, cur.lastrowid, actor, "created", None, owner, title)
+            ).fetchone()[0]
+            self._event(conn, task_id, actor, "created", None, owner, title)
         task = self.get(room_id, number)
         assert task is not None
         return task

@@ -52,7 +52,7 @@ class UsageRepo:
         """True the first time a spend notice (day, scope, level) is claimed, by any process."""
         with self.db.write() as conn:
             return conn.execute(
-                "INSERT OR IGNORE INTO spend_notices (day, scope, level, told_at) VALUES (?, ?, ?, ?)",
+                "INSERT INTO spend_notices (day, scope, level, told_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (day, scope, level, time.time()),
             ).rowcount == 1
 
@@ -60,10 +60,10 @@ class UsageRepo:
         """Calls, tokens and cost per local day, tier and model since `since`; `unpriced` counts the
         successful calls litellm could put no price on."""
         rows = self.db.query(
-            "SELECT date(at, 'unixepoch', 'localtime') AS day, tier, model, COUNT(*) AS calls,"
+            f"SELECT {self.db.dialect.local_day('at')} AS day, tier, model, COUNT(*) AS calls,"
             " SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens,"
-            " COALESCE(SUM(cost), 0) AS cost, SUM(ok AND cost IS NULL) AS unpriced, SUM(1 - ok) AS failed"
-            " FROM usage WHERE at >= ? GROUP BY day, tier, model ORDER BY day, tier, model",
+            " COALESCE(SUM(cost), 0) AS cost, COUNT(CASE WHEN ok = 1 AND cost IS NULL THEN 1 END) AS unpriced,"
+            " SUM(1 - ok) AS failed FROM usage WHERE at >= ? GROUP BY 1, tier, model ORDER BY 1, tier, model",
             (since,),
         )
         return [dict(row) for row in rows]

@@ -40,12 +40,11 @@ def insert(conn: sqlite3.Connection, entry: WorkEntry) -> None:
         raise ValueError(f"unknown work log kind {entry.kind!r}")
     entry.created_at = entry.created_at or time.time()
     entry.summary, entry.detail = sanitize(entry.summary), sanitize(entry.detail)  # no secret is ever stored
-    cur = conn.execute(
+    entry.id = conn.execute(
         "INSERT INTO worklog (room_id, bot, kind, summary, detail, ok, artifacts, turn_id, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (entry.room_id, entry.bot, entry.kind, entry.summary[:SUMMARY_CHARS], entry.detail[:DETAIL_CHARS],
-         int(entry.ok), json.dumps(entry.artifacts), entry.turn_id, entry.created_at))
-    entry.id = cur.lastrowid
+         int(entry.ok), json.dumps(entry.artifacts), entry.turn_id, entry.created_at)).fetchone()[0]
 
 
 class WorkLogRepo:
@@ -67,12 +66,12 @@ class WorkLogRepo:
 
     def search(self, match: str, limit: int, room_id: int | None = None, bot: str | None = None,
                since: float | None = None) -> list[WorkEntry]:
-        """Entries matching an FTS5 query, best first."""
+        """Entries matching a full-text query (memory search's syntax), best first."""
         where, params = _filters(room_id, bot, since)
-        where = (where + " AND" if where else "WHERE") + " worklog_fts MATCH ?"
+        hits = self.db.dialect.text_matches("worklog", ("summary", "detail"))
         rows = self.db.query(
-            f"{_SELECT} JOIN worklog_fts ON worklog_fts.rowid = w.id {where} ORDER BY bm25(worklog_fts) LIMIT ?",
-            (*params, match, limit))
+            f"{_SELECT} JOIN ({hits}) AS hit ON hit.id = w.id {where} ORDER BY hit.score LIMIT ?",
+            (match, *params, limit))
         return [_entry(r) for r in rows]
 
 

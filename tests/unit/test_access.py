@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -23,10 +21,8 @@ LIMITS = PairingLimits(max_pending=3, codes_per_hour=3, repeat_after=60.0)
 
 
 @pytest.fixture
-def pairing(tmp_path: Path) -> Iterator[PairingRepo]:
-    db = Database(tmp_path / "t.db")
-    yield PairingRepo(db)
-    db.close()
+def pairing(db: Database) -> PairingRepo:  # on each backend (tests/conftest.py)
+    return PairingRepo(db)
 
 
 def dm(user: str, username: str = "", text: str = "hi") -> InboundMessage:

@@ -3,8 +3,6 @@ tool call never compacted apart from its result."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from nanofolks.context.room import tool_safe_cut
 from nanofolks.context.window import ChatWindows
 from nanofolks.store.context import START, SUMMARY, ContextRepo
@@ -13,8 +11,7 @@ from nanofolks.store.messages import Message, MessageRepo
 from nanofolks.store.rooms import RoomRepo
 
 
-def setup(tmp_path: Path) -> tuple[ContextRepo, MessageRepo, int]:
-    db = Database(tmp_path / "n.db")
+def setup(db: Database) -> tuple[ContextRepo, MessageRepo, int]:
     room = RoomRepo(db).create("general", "open", ["leader"])
     return ContextRepo(db), MessageRepo(db), room.id
 
@@ -24,16 +21,16 @@ def say(messages: MessageRepo, room_id: int, n: int) -> list[Message]:
                                  f"message {i}")) for i in range(n)]
 
 
-def test_a_new_room_starts_at_the_beginning(tmp_path: Path) -> None:
-    repo, messages, room_id = setup(tmp_path)
+def test_a_new_room_starts_at_the_beginning(db: Database) -> None:
+    repo, messages, room_id = setup(db)
     said = say(messages, room_id, 3)
     state = repo.state(room_id)
     assert (state.after_id, state.marker_id, state.summary, state.noticed) == (0, 0, None, False)
     assert [m.content for m in repo.since(room_id, 0)] == [m.content for m in said]
 
 
-def test_a_summary_moves_the_start_and_later_messages_stay(tmp_path: Path) -> None:
-    repo, messages, room_id = setup(tmp_path)
+def test_a_summary_moves_the_start_and_later_messages_stay(db: Database) -> None:
+    repo, messages, room_id = setup(db)
     said = say(messages, room_id, 6)
     state = repo.state(room_id)
     later = say(messages, room_id, 2)  # appended while the summary was being written
@@ -45,8 +42,8 @@ def test_a_summary_moves_the_start_and_later_messages_stay(tmp_path: Path) -> No
     assert messages.count(room_id) == 9  # every message kept, and the summary beside them
 
 
-def test_a_stale_version_writes_nothing(tmp_path: Path) -> None:
-    repo, messages, room_id = setup(tmp_path)
+def test_a_stale_version_writes_nothing(db: Database) -> None:
+    repo, messages, room_id = setup(db)
     said = say(messages, room_id, 4)
     state = repo.state(room_id)
     assert repo.move(state.version, Message(room_id, "nanofolks", "system", "reset", kind=START,

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from nanofolks.bus.outbox import SendWorker
 from nanofolks.channels.base import SendError
@@ -15,13 +12,6 @@ from nanofolks.channels.messages import OutboundMessage
 from nanofolks.store.db import Database
 from nanofolks.store.inbox import InboxRepo, InboxRow, mark_done
 from nanofolks.store.outbox import OutboxRepo, OutboxRow
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(tmp_path / "t.db")
-    yield database
-    database.close()
 
 
 def row(key: str, text: str = "hi", chat: str = "1") -> OutboxRow:

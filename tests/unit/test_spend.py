@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 
@@ -16,8 +15,8 @@ from nanofolks.store.usage import Usage, UsageRepo
 
 
 @pytest.fixture
-def usage(tmp_path: Path) -> UsageRepo:
-    return UsageRepo(Database(tmp_path / "spend.db"))
+def usage(db: Database) -> UsageRepo:  # on each backend (tests/conftest.py)
+    return UsageRepo(db)
 
 
 def guard(usage: UsageRepo, limit: float | None = 1.0, **bots: float) -> SpendGuard:

@@ -23,11 +23,6 @@ from nanofolks.store.tasks import TaskRepo
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Database:
-    return Database(tmp_path / "nf.db")
-
-
-@pytest.fixture
 def rooms(db: Database, tmp_path: Path) -> Rooms:
     return Rooms(RoomRepo(db), install_team(tmp_path / "ws", "space_crew"))
 
