@@ -75,12 +75,13 @@ def test_a_tool_call_is_never_compacted_while_its_result_is_kept() -> None:
     assert tool_safe_cut(messages, 2) == 2
 
 
-def test_the_chat_window_is_topped_up_and_read_again_when_the_start_moves(tmp_path: Path) -> None:
+def test_the_chat_window_is_topped_up_and_read_again_when_the_start_moves(db: Database) -> None:
     """Kept between turns, the window always equals a fresh read: messages added by another process
     (another connection) are picked up, other kinds are not, and a new start marker rebuilds it."""
-    repo, messages, room_id = setup(tmp_path)
+    repo, messages, room_id = setup(db)
     windows = ChatWindows(repo)
-    other = MessageRepo(Database(tmp_path / "n.db"))  # the CLI's `chat -m` beside the gateway
+    other_db = Database(db.path) if isinstance(db, Database) else type(db)(db.url)
+    other = MessageRepo(other_db)  # the CLI's `chat -m` beside the gateway
 
     def fresh(limit: int) -> tuple[list[int | None], int]:
         state = repo.state(room_id)
@@ -103,3 +104,4 @@ def test_the_chat_window_is_topped_up_and_read_again_when_the_start_moves(tmp_pa
     say(messages, room_id, 1)
     assert kept(6) == fresh(6) and kept(6)[1] == 4
     assert windows.newest(repo.state(room_id), 0) == ([], 4)
+    other_db.close()
