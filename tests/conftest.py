@@ -4,8 +4,10 @@ store on each backend (SQLite always; PostgreSQL when NANOFOLKS_TEST_POSTGRES na
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -112,3 +114,15 @@ def run_cli(*args: str, home: Path, timeout: float = 60, input: str | None = Non
         [sys.executable, "-m", "nanofolks", *args], capture_output=True, text=True, timeout=timeout,
         input=input, env=full_env, cwd=ROOT,
     )
+
+
+def database_before(path: Path, migration: str) -> sqlite3.Connection:
+    """A database as a version that knew only the migrations before `migration` left it (an upgrade test)."""
+    from nanofolks.store.migrations import MIGRATIONS
+
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
+    for fn in MIGRATIONS[:[f.__name__ for f in MIGRATIONS].index(migration)]:
+        fn(conn)
+        conn.execute("INSERT INTO _migrations VALUES (?, ?)", (fn.__name__, time.time()))
+    return conn

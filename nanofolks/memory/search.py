@@ -79,6 +79,20 @@ def specific_query(text: str) -> str:
     return " OR ".join(f'"{p}"' for p in phrases[:8])
 
 
+_CJK_RUN = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]+")  # as CJK_GLOB (m021)
+
+
+def cjk_query(text: str) -> str:
+    """The query's Japanese, Chinese and Korean runs as trigram phrases for the trigram index, any of them
+    may match (a text sharing more of them ranks higher). Runs shorter than three characters cannot match."""
+    grams: list[str] = []
+    for run in _CJK_RUN.findall(text):
+        for i in range(len(run) - 2):
+            if run[i:i + 3] not in grams:
+                grams.append(run[i:i + 3])
+    return " OR ".join(f'"{g}"' for g in grams[:32])
+
+
 @dataclass
 class KeywordMatch:
     rank: int  # 1-based, within its list (entries, messages)
@@ -92,16 +106,20 @@ def keyword_ranking(repo: SearchRepo, text: str, depth: int, filters: Filters,
     measured against its own best."""
     found: dict[Ref, KeywordMatch] = {}
 
-    def lists(match: str) -> list[tuple[str, list[tuple[int, float]]]]:
-        return [("entry", repo.fts_entries(match, depth, filters)),
-                ("message", repo.fts_messages(match, depth, filters, exclude))]
+    def lists(match: str, cjk: bool = False) -> list[tuple[str, list[tuple[int, float]]]]:
+        return [("entry", repo.fts_entries(match, depth, filters, cjk=cjk)),
+                ("message", repo.fts_messages(match, depth, filters, exclude, cjk=cjk))]
 
-    match = fts_query(text)
-    if not match:
-        return found
-    for source, rows in lists(match):
-        for n, (i, bm25) in enumerate(rows, 1):
-            found[(source, i)] = KeywordMatch(n, bm25 / rows[0][1] if rows[0][1] else 1.0)
+    # Words from the word index; Japanese, Chinese and Korean also from the trigram index: a text found by
+    # both keeps its better rank and strength.
+    for match, cjk in ((fts_query(text), False), (cjk_query(text), True)):
+        if not match:
+            continue
+        for source, rows in lists(match, cjk):
+            for n, (i, bm25) in enumerate(rows, 1):
+                strength = bm25 / rows[0][1] if rows[0][1] else 1.0
+                hit = found.setdefault((source, i), KeywordMatch(n, strength))
+                hit.rank, hit.strength = min(hit.rank, n), max(hit.strength, strength)
     specific = specific_query(text)
     if specific:
         for source, rows in lists(specific):

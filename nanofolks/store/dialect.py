@@ -18,11 +18,12 @@ class SqliteDialect:
         return f"date({seconds}, 'unixepoch', 'localtime')"
 
     @staticmethod
-    def text_matches(table: str, columns: tuple[str, ...]) -> str:
+    def text_matches(table: str, columns: tuple[str, ...], cjk: bool = False) -> str:
         """A subquery of (id, score) for the rows of `table` whose `columns` match the one `?` parameter,
         a query in memory search's syntax (`"word" OR "two words"`); a lower score is a better match.
-        SQLite: the table's FTS5 index `<table>_fts`, ranked by bm25 (negative)."""
-        fts = f"{table}_fts"
+        SQLite: the table's FTS5 index `<table>_fts`, ranked by bm25 (negative); with `cjk`, its trigram
+        index `<table>_cjk` of the texts in Japanese, Chinese or Korean (m021), the phrases trigrams."""
+        fts = f"{table}_{'cjk' if cjk else 'fts'}"
         return f"SELECT rowid AS id, bm25({fts}) AS score FROM {fts} WHERE {fts} MATCH ?"
 
     @staticmethod
@@ -45,9 +46,11 @@ class PostgresDialect:
         return f"to_char(to_timestamp({seconds}), 'YYYY-MM-DD')"
 
     @staticmethod
-    def text_matches(table: str, columns: tuple[str, ...]) -> str:
+    def text_matches(table: str, columns: tuple[str, ...], cjk: bool = False) -> str:
         """PostgreSQL: a GIN index on nanofolks_fts(<columns>) (see pg_schema), ranked by ts_rank (negated,
-        so that lower is better as with bm25). websearch_to_tsquery reads the same `"phrase" OR` syntax."""
+        so that lower is better as with bm25). websearch_to_tsquery reads the same `"phrase" OR` syntax.
+        There is no trigram index here yet (m021 is SQLite's): `cjk` phrases go to the word index, which
+        finds a CJK run only whole."""
         doc = document(columns)
         return (f"SELECT id, -ts_rank(nanofolks_fts({doc}), q) AS score FROM {table}, nanofolks_tsquery(?) AS q"
                 f" WHERE nanofolks_fts({doc}) @@ q")

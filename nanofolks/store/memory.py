@@ -399,23 +399,25 @@ class SearchRepo:
     def __init__(self, db: Database):
         self.db = db
 
-    def fts_entries(self, match: str, limit: int, f: Filters) -> list[tuple[int, float]]:
-        """(id, score) best first; the score is negative, lower is better (bm25, or -ts_rank)."""
+    def fts_entries(self, match: str, limit: int, f: Filters, cjk: bool = False) -> list[tuple[int, float]]:
+        """(id, score) best first; the score is negative, lower is better (bm25, or -ts_rank). `cjk`: the
+        trigram index of texts in Japanese, Chinese or Korean (m021), matched with trigram phrases."""
         where, params = _filters(f, "e", "e.bot")
-        hits = self.db.dialect.text_matches("memory_entries", ("text",))
+        hits = self.db.dialect.text_matches("memory_entries", ("text",), cjk)
         rows = self.db.query(
             f"SELECT e.id, hit.score FROM ({hits}) AS hit JOIN memory_entries e ON e.id = hit.id"
             f" WHERE 1 = 1 {where} ORDER BY hit.score LIMIT ?",
             (match, *params, limit))
         return [(int(r[0]), float(r[1])) for r in rows]
 
-    def fts_messages(self, match: str, limit: int, f: Filters, exclude: tuple[int, ...] = ()) -> list[tuple[int, float]]:
+    def fts_messages(self, match: str, limit: int, f: Filters, exclude: tuple[int, ...] = (),
+                     cjk: bool = False) -> list[tuple[int, float]]:
         where, params = _filters(f, "m", "m.author")
         where += (" AND NOT EXISTS (SELECT 1 FROM memory_vectors v WHERE v.source = 'message'"
                   f" AND v.ref_id = m.id AND v.model = '{FORGOTTEN}')")
         marks = ",".join("?" * len(EVENT_KINDS))
         skip = f" AND m.id NOT IN ({','.join('?' * len(exclude))})" if exclude else ""
-        hits = self.db.dialect.text_matches("messages", ("content",))
+        hits = self.db.dialect.text_matches("messages", ("content",), cjk)
         rows = self.db.query(
             f"SELECT m.id, hit.score FROM ({hits}) AS hit JOIN messages m ON m.id = hit.id"
             f" WHERE m.kind IN ({marks}) {where}{skip} ORDER BY hit.score LIMIT ?",

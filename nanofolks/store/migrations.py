@@ -480,6 +480,8 @@ def m010_house_outbox_rendered(conn: sqlite3.Connection) -> None:
         markdown_to_whatsapp,
     )
 
+    if not isinstance(conn, sqlite3.Connection):
+        return  # a PostgreSQL database is created by these migrations, empty: no row from before
     convert = {"telegram": markdown_to_telegram_html, "slack": markdown_to_slack_mrkdwn,
                "whatsapp": markdown_to_whatsapp}  # Discord renders Markdown itself
     [renderer_since] = conn.execute(
@@ -562,6 +564,38 @@ def m020_pgstore_member_order(conn: sqlite3.Connection) -> None:
         conn.execute("UPDATE room_members SET position = rowid")
 
 
+# Text holding Japanese kana, CJK ideographs or Hangul (SQLite's GLOB compares code points).
+CJK_GLOB = "*[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]*"
+
+
+def m021_house_memory_cjk(conn: sqlite3.Connection) -> None:
+    """Keyword search for Japanese, Chinese and Korean. The word tokenizer (unicode61) takes a run of CJK
+    text without spaces as one token, so no word inside it can match; a trigram index can. It holds only
+    the texts that contain such characters (its own copy: few rows), beside the word index. SQLite only:
+    PostgreSQL's text search has no trigram index without an extension (see store/dialect.py)."""
+    if not isinstance(conn, sqlite3.Connection):
+        return
+    for source, table, column in (("memory_entries_cjk", "memory_entries", "text"),
+                                  ("messages_cjk", "messages", "content")):
+        run_script(
+            conn,
+            f"""
+            CREATE VIRTUAL TABLE {source} USING fts5({column}, tokenize='trigram');
+            INSERT INTO {source} (rowid, {column}) SELECT id, {column} FROM {table} WHERE {column} GLOB '{CJK_GLOB}';
+            CREATE TRIGGER {source}_ai AFTER INSERT ON {table} WHEN new.{column} GLOB '{CJK_GLOB}' BEGIN
+                INSERT INTO {source} (rowid, {column}) VALUES (new.id, new.{column});
+            END;
+            CREATE TRIGGER {source}_ad AFTER DELETE ON {table} BEGIN
+                DELETE FROM {source} WHERE rowid = old.id;
+            END;
+            CREATE TRIGGER {source}_au AFTER UPDATE OF {column} ON {table} BEGIN
+                DELETE FROM {source} WHERE rowid = old.id;
+                INSERT INTO {source} (rowid, {column}) SELECT new.id, new.{column} WHERE new.{column} GLOB '{CJK_GLOB}';
+            END;
+            """,
+        )
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m001_core,
     m002_gateway,
@@ -581,6 +615,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m017_hiring_crew,
     m019_dashboard_sessions_activity,
     m020_pgstore_member_order,
+    m021_house_memory_cjk,
 ]
 
 

@@ -13,12 +13,14 @@ import pytest
 
 from nanofolks.config.schema import Config
 from nanofolks.llm.tokens import count_text
+from nanofolks.memory.search import keyword_ranking
 from nanofolks.memory.service import MemoryError_, MemoryService
 from nanofolks.orchestrator.turn import Turn
 from nanofolks.store.db import Database
-from nanofolks.store.memory import load_blob, store_large_output
+from nanofolks.store.memory import Filters, load_blob, store_large_output
 from nanofolks.store.messages import Message, MessageRepo
 from nanofolks.store.rooms import RoomRepo
+from tests.conftest import database_before
 from tests.fakes.embedder import HashEmbedder
 
 DAY = 86400.0
@@ -399,3 +401,33 @@ async def test_priming_tells_nobody_what_was_learnt_in_another_persons_rooms(mem
     assert "brother" in await mem.prime(owner, "gpt-4o")  # the owner (no scope) sees every room
     in_her_room = Turn(room=alice_dm, text="how is Lucas doing?", sender="alice", turn_id="t-her", scope=(alice_dm.id,))
     assert "brother" in await mem.prime(in_her_room, "gpt-4o")  # and alice in her own room
+
+
+def test_keywords_find_words_inside_japanese_and_chinese_text(mem: MemoryService) -> None:
+    """Japanese and Chinese write no spaces between words: the word index sees a whole sentence as one
+    token, the trigram index finds a word inside it, for entries and messages, and forgets with them."""
+    general = room(mem)
+    ramen = say(mem, general, "駅前のラーメン屋は火曜日が定休日です。")
+    say(mem, general, "新しいプロジェクトの締め切りは3月末です。")
+    tea = mem.add("我最喜欢的茶是龙井茶，每天早上喝一杯。", kind="note")
+    mem.add("The ramen place near the station is closed on Tuesdays.", kind="note")
+
+    def keyword_hits(query: str) -> list[tuple[str, int]]:
+        found = keyword_ranking(mem.search_repo, query, 10, Filters())
+        return sorted(found, key=lambda ref: found[ref].rank)
+
+    assert keyword_hits("ラーメン屋はいつ休み？")[:1] == [("message", ramen)]
+    assert keyword_hits("龙井茶")[:1] == [("entry", tea.id)]
+    assert keyword_hits("休み") == []  # two characters: too short for a trigram, and no guess
+    mem.forget(f"entry:{tea.id}")
+    assert keyword_hits("龙井茶") == []
+
+
+def test_japanese_stored_before_the_trigram_index_existed_is_found(tmp_path: Path) -> None:
+    conn = database_before(tmp_path / "nanofolks.db", "m021_house_memory_cjk")
+    conn.execute("INSERT INTO memory_entries (text, created_at, updated_at) VALUES (?, 0, 0)",
+                 ("姉の美咲は大阪で看護師をしています。",))
+    conn.close()
+    mem = service(tmp_path)
+    assert list(keyword_ranking(mem.search_repo, "大阪の看護師", 10, Filters())) == [("entry", 1)]
+    mem.close()

@@ -12,6 +12,7 @@ from nanofolks.channels.messages import OutboundMessage
 from nanofolks.store.db import Database
 from nanofolks.store.inbox import InboxRepo, InboxRow, mark_done
 from nanofolks.store.outbox import OutboxRepo, OutboxRow
+from tests.conftest import database_before
 
 
 def row(key: str, text: str = "hi", chat: str = "1") -> OutboxRow:
@@ -128,18 +129,6 @@ async def test_worker_backs_off_on_server_errors(db: Database) -> None:
     assert outbox.get("a").next_attempt_at > 0 and "Bad Gateway" in outbox.get("a").error
 
 
-def old_database(path: Path, upto: str) -> sqlite3.Connection:
-    """A database as a version that knew the migrations before `upto` left it."""
-    from nanofolks.store.migrations import MIGRATIONS
-
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
-    for fn in MIGRATIONS[:[f.__name__ for f in MIGRATIONS].index(upto)]:
-        fn(conn)
-        conn.execute("INSERT INTO _migrations VALUES (?, ?)", (fn.__name__, time.time()))
-    return conn
-
-
 def queue_raw(conn: sqlite3.Connection, key: str, platform: str, text: str, status: str = "pending",
               later: float = 0.0) -> None:
     at = time.time() + later
@@ -153,7 +142,7 @@ def texts(db: Database) -> dict[str, str]:
 
 def test_rows_queued_as_markdown_before_the_upgrade_are_sent_rendered(tmp_path: Path) -> None:
     # The version before replies were rendered at queue time stored Markdown; its adapters converted at send.
-    conn = old_database(tmp_path / "old.db", "m008_routing_tiers_spend")
+    conn = database_before(tmp_path / "old.db", "m008_routing_tiers_spend")
     for platform in ("telegram", "slack", "whatsapp", "discord"):
         queue_raw(conn, platform, platform, "**Lunch** at [Rosa](https://rosa.example) <3")
     queue_raw(conn, "sent", "telegram", "**already** delivered", status="delivered")
@@ -170,7 +159,7 @@ def test_rows_queued_as_markdown_before_the_upgrade_are_sent_rendered(tmp_path: 
 
 
 def test_rows_the_renderer_queued_are_not_rendered_twice(tmp_path: Path) -> None:
-    conn = old_database(tmp_path / "new.db", "m010_house_outbox_rendered")  # the renderer's own version
+    conn = database_before(tmp_path / "new.db", "m010_house_outbox_rendered")  # the renderer's own version
     queue_raw(conn, "html", "telegram", "<b>Lunch</b> &lt;3", later=1.0)  # queued after its migrations ran
     conn.close()
 
