@@ -120,6 +120,7 @@ def spawn(mode: str, home: Path, threads: int, reply: str | None = None) -> dict
 async def run(runs: int, max_tokens: int, threads: int | None) -> dict[str, Any]:
     from nanofolks.llm.local import load_model, resolve_model_path
 
+    load_before = os.getloadavg()
     path = resolve_model_path(MODEL)
     model = load_model(path, threads)  # measures the thread count here unless given
     threads = model.threads
@@ -173,6 +174,8 @@ async def run(runs: int, max_tokens: int, threads: int | None) -> dict[str, Any]
         "raw_decode_tokens_per_s": p50(decode_raw, "tokens_per_s"),
         "decode_tokens_p50": p50(decode, "tokens"),
         "runs": runs,
+        "loadavg_1m_before": round(load_before[0], 2),
+        "loadavg_1m_after": round(os.getloadavg()[0], 2),
     }
     result["warm_vs_raw_ratio"] = round(result["warm_first_token_ms_p50"] / result["raw_warm_first_token_ms_p50"], 3)
     result["cold_vs_raw_ratio"] = round(result["cold_first_token_ms_p50"] / result["raw_cold_first_token_ms_p50"], 3)

@@ -16,7 +16,7 @@ from nanofolks.agent.tools import Tool, ToolContext, ToolRegistry, builtin_regis
 from nanofolks.config.loader import workspace_path
 from nanofolks.config.schema import Config
 from nanofolks.context.fit import PromptParts, PromptTooLong, fit_prompt
-from nanofolks.context.room import RoomContext
+from nanofolks.context.room import RoomContext, window_step
 from nanofolks.crew.crew import LEADER, Bot, Crew
 from nanofolks.crew.prompt import system_prompt
 from nanofolks.llm.client import LLM, LLMError, is_local
@@ -188,11 +188,10 @@ class BotRunner:
         if self.memory is not None:  # what the crew remembers that bears on this message, within its token budget
             memory = await self.memory.prime(turn, model)
         limit = self.config.orchestrator.history_messages
-        summary, stored = await self.messages.db.quick(self.context.history, room.id, limit + 1)
-        # This turn's own message is the newest part, sent whatever else must go.
-        older = [m for m in stored if not (m.turn_id == turn.turn_id and m.role == "user")]
+        # This turn's own message is left out of the history: it is the newest part, sent whatever else must go.
+        summary, older = await self.messages.db.quick(self.context.history, room.id, limit, turn.turn_id)
         cut = self.config.orchestrator.max_message_chars
-        history = [self._as_chat(m, handle, cut) for m in older[max(0, len(older) - limit):]]
+        history = [self._as_chat(m, handle, cut) for m in older]
         newest = [{"role": "user", "content": truncate_middle(turn.text, cut)}]
         if consulted:
             heard = "\n\n".join(f"@{r.bot} ({self.crew.bots[r.bot].name}) answered:\n{r.text}" for r in consulted)
@@ -215,7 +214,8 @@ class BotRunner:
         if tools and mode == "native":  # the tool schemas travel with every call
             reserved += count_text(json.dumps([t.schema() for t in tools]), model)
         parts = PromptParts(personas=personas, memory=memory, history=history, newest=newest, fixed=fixed,
-                            summary=[self.context.summary_chat(summary)] if summary else [])
+                            summary=[self.context.summary_chat(summary)] if summary else [],
+                            history_step=window_step(limit))
         return fit_prompt(parts, window - reserved, model, assemble, window)
 
     def _skill_tools(self, bot: Bot) -> list[Tool]:

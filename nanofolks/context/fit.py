@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from itertools import accumulate
 from typing import Any
 
 from nanofolks.llm.client import LLMError
@@ -30,6 +31,7 @@ class PromptParts:
     summary: list[Chat] = field(default_factory=list)  # the summary of what came before the history
     newest: list[Chat] = field(default_factory=list)  # the user's message and this turn's notes: never cut
     fixed: str = ""  # instructions never cut (how to call tools)
+    history_step: int = 1  # history is cut where its index is a multiple of this, if such a cut fits
 
 
 Assemble = Callable[[PromptParts], list[Chat]]
@@ -54,20 +56,30 @@ def _cost(parts: PromptParts, model: str, assemble: Assemble) -> int:
 
 def _trim_history(parts: PromptParts, budget: int, model: str, assemble: Assemble) -> PromptParts | None:
     """Keep the newest history that fits, whole tool exchanges only, and the summary while it fits with
-    them all; None when even no history is too much."""
+    them all; None when even no history is too much.
+
+    The cut is moved on to the next multiple of `history_step` (unless that leaves no history): while
+    the conversation grows, the history then starts at the same message for several turns, so the
+    prompt keeps the previous turn's as its prefix (context/room.py:window_start)."""
     used = _cost(replace(parts, history=[]), model, assemble)
     if used > budget:
         if parts.summary:
             return _trim_history(replace(parts, summary=[]), budget, model, assemble)
         return None
-    kept: list[Chat] = []
-    for group in reversed(_exchanges(parts.history)):
-        cost = count_messages(group, model) - count_messages([], model)
+    groups = _exchanges(parts.history)
+    starts = list(accumulate((len(g) for g in groups[:-1]), initial=0))  # each group's index in history
+    first = len(groups)  # the oldest group kept
+    for i in range(len(groups) - 1, -1, -1):
+        cost = count_messages(groups[i], model) - count_messages([], model)
         if used + cost > budget:
             break
-        kept[:0] = group
         used += cost
-    return replace(parts, history=kept)
+        first = i
+    if first < len(groups):
+        step = max(1, parts.history_step)
+        aligned = -(-starts[first] // step) * step
+        first = next((i for i in range(first, len(groups)) if starts[i] >= aligned), first)
+    return replace(parts, history=[m for g in groups[first:] for m in g])
 
 
 def _exchanges(history: list[Chat]) -> list[list[Chat]]:

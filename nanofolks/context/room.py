@@ -97,10 +97,15 @@ class RoomContext:
 
     # --- what is sent ---
 
-    def history(self, room_id: int, limit: int) -> tuple[Message | None, list[Message]]:
-        """The summary the context starts with (or None) and the newest `limit` chat messages after it."""
+    def history(self, room_id: int, limit: int, own_turn: str = "") -> tuple[Message | None, list[Message]]:
+        """The summary the context starts with (or None) and the chat messages after it that models read:
+        at most `limit` (see `window_start`), without the user's message of turn `own_turn` (a prompt
+        sends it last, as its newest part)."""
         state = self.repo.state(room_id)
-        return state.summary, self.windows.newest(state, limit)[0]
+        newest, total = self.windows.newest(state, limit + 1)
+        older = [m for m in newest if not (own_turn and m.turn_id == own_turn and m.role == "user")]
+        total -= len(newest) - len(older)
+        return state.summary, older[len(older) - (total - window_start(total, limit)):]
 
     @staticmethod
     def summary_chat(summary: Message) -> dict[str, str]:
@@ -114,7 +119,9 @@ class RoomContext:
         limit = self.config.orchestrator.history_messages
         pending = [m for m in pending or [] if m.kind == "chat"]
         stored, count = self.windows.newest(state, limit)
-        sent = (stored + pending)[-limit:] if limit else []
+        total = count + len(pending)
+        live = stored + pending
+        sent = live[len(live) - (total - window_start(total, limit)):]
         chats = [*([self.summary_chat(state.summary)] if state.summary else []),
                  *({"role": m.role, "content": m.content} for m in sent)]
         model, window = self._tightest(room)
@@ -125,7 +132,7 @@ class RoomContext:
             room=room.name, model=model, window=window, reserved=reserved,
             persona_tokens=self._persona_tokens(room, model),
             conversation_tokens=count_messages(chats, model) - count_messages([], model),
-            messages=count + len(pending), summaries=self.repo.summaries(room.id), mode=self.config.context.compaction)
+            messages=total, summaries=self.repo.summaries(room.id), mode=self.config.context.compaction)
 
     def _tightest(self, room: Room) -> tuple[str, int]:
         models = {self.llm.model_for(h) for h in room.members if h in self.crew.bots} or {self.config.agents.defaults.model}
@@ -259,6 +266,22 @@ class RoomContext:
             if self.repo.move(state.version, marker):
                 return
         raise ConflictError(f"room #{room.name} changed too often to reset; try again")
+
+
+def window_step(limit: int) -> int:
+    """How far the window of sent messages moves at a time: half of `orchestrator.historyMessages`."""
+    return max(1, limit // 2)
+
+
+def window_start(total: int, limit: int) -> int:
+    """Of a context's `total` chat messages (oldest first), the index of the first one sent when at most
+    `limit` are. Past `limit`, the start moves `window_step` messages at a time, not one per turn: what a
+    bot was sent stays the start of what it is sent next for several turns in a row, a prefix that the
+    local model's saved KV state (llm/kvstate.py) and providers' prompt caches reuse."""
+    if total <= limit:
+        return 0
+    step = window_step(limit)
+    return -(-(total - limit) // step) * step  # the first multiple of step that leaves at most limit
 
 
 def tool_safe_cut(messages: list[Message], keep_from: int) -> int:

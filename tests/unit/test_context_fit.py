@@ -114,3 +114,27 @@ def test_a_summary_outlives_the_history_and_goes_before_the_memory_block() -> No
     assert sent[1:] == [*summary, p.history[-1], {"role": "system", "content": MEMORY}, QUESTION]
     sent = fit_prompt(p, cost(replace(p, history=[], summary=[])), MODEL, assemble, 8000)
     assert sent[1:] == [{"role": "system", "content": MEMORY}, QUESTION]  # the memory block whole
+
+
+def test_history_cut_for_tokens_starts_at_the_same_message_while_the_conversation_grows() -> None:
+    """With history_step, the oldest history kept moves in steps, so most turns resend the previous
+    turn's prompt as their prefix; without it, every turn past the budget starts one exchange later."""
+    budget = cost(parts(history=6, memory=""))  # room for six history messages
+
+    def first_sent(history: int, step: int) -> str:
+        p = replace(parts(history=history, memory=""), history_step=step)
+        sent = fit_prompt(p, budget, MODEL, assemble, 8000)
+        assert count_messages(sent, MODEL) <= budget and sent[-1] == QUESTION
+        return sent[1]["content"]
+
+    growing = range(8, 21, 2)  # a turn adds the user's message and the reply
+    assert len({first_sent(n, 1) for n in growing}) == len(growing)  # it moved at every turn
+    starts = [first_sent(n, 4).split(":")[0] for n in growing]
+    assert starts == ["message 4", "message 4", "message 8", "message 8", "message 12", "message 12", "message 16"]
+
+
+def test_an_aligned_cut_that_would_leave_no_history_keeps_what_fits() -> None:
+    p = replace(parts(history=6, memory=""), history_step=10)
+    budget = cost(replace(p, history=p.history[3:]))
+    sent = fit_prompt(p, budget, MODEL, assemble, 8000)
+    assert sent[1:-1] == p.history[3:]

@@ -105,3 +105,13 @@ def test_the_chat_window_is_topped_up_and_read_again_when_the_start_moves(db: Da
     assert kept(6) == fresh(6) and kept(6)[1] == 4
     assert windows.newest(repo.state(room_id), 0) == ([], 4)
     other_db.close()
+
+
+def test_the_window_of_sent_messages_moves_half_the_limit_at_a_time() -> None:
+    from nanofolks.context.room import window_start
+
+    assert [window_start(n, 10) for n in (0, 10)] == [0, 0]
+    starts = [window_start(n, 10) for n in range(11, 31)]
+    assert sorted(set(starts)) == [5, 10, 15, 20]  # four moves over twenty new messages, not twenty
+    assert all(5 < n - s <= 10 for n, s in zip(range(11, 31), starts, strict=True))  # 6 to 10 sent
+    assert window_start(7, 0) == 7  # historyMessages 0: nothing sent
