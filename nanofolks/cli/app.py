@@ -17,6 +17,7 @@ from nanofolks.cli import routing as routing_cmd
 from nanofolks.cli import secrets as secrets_cmd
 from nanofolks.cli import session as session_cmd
 from nanofolks.cli import skills as skills_cmd
+from nanofolks.cli import storage as storage_cmd
 from nanofolks.cli import worklog as worklog_cmd
 
 app = typer.Typer(
@@ -59,6 +60,7 @@ app.add_typer(session_cmd.app, name="session")
 app.add_typer(skills_cmd.app, name="skills")
 app.add_typer(routines_cmd.app, name="routines")
 app.add_typer(worklog_cmd.app, name="worklog")
+app.add_typer(storage_cmd.app, name="storage")
 
 
 @app.command("version")

@@ -224,7 +224,8 @@ def describe(url: str) -> str:
         return "postgresql://?"
     user = f"{info['user']}@" if info.get("user") else ""
     port = f":{info['port']}" if info.get("port") else ""
-    return f"postgresql://{user}{info.get('host', '')}{port}/{info.get('dbname', '')}"
+    options = f"?options={info['options']}" if info.get("options") else ""  # e.g. a schema of its own
+    return f"postgresql://{user}{info.get('host', '')}{port}/{info.get('dbname', '')}{options}"
 
 
 def _import_driver() -> tuple[Any, Any]:
