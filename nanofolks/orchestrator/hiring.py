@@ -37,12 +37,20 @@ _NO = re.compile(r"^\W*(?:no|nope|nah|cancel|never ?mind|don'?t|do not|forget it
                  re.IGNORECASE)
 _BUT = re.compile(r"\b(?:but|not|don'?t|wait|instead|however|change|rather)\b", re.IGNORECASE)
 _MENTIONS = re.compile(r"^\s*(?:@[\w-]+[\s,:]*)+")
+_RENAME = re.compile(r"\b(?:call|name)\s+(?:her|him|them|it|the new \w+)\s+[\"“']?(?P<name>[^\"”'.!?,;\n]{1,40})",
+                     re.IGNORECASE)
 
 
 def hire_request(text: str) -> str:
     """What the user wants hired ("researcher who watches trends"), or '' when the message is no hire request."""
     match = _HIRE.match(_MENTIONS.sub("", text))
     return match.group("what").strip() if match else ""
+
+
+def new_name(text: str) -> str:
+    """The name in "call her Sandy" / "name him Captain Hook", or ''."""
+    match = _RENAME.search(text)
+    return " ".join(match.group("name").split()) if match else ""
 
 
 def reply_to_proposal(text: str) -> str:
@@ -69,6 +77,12 @@ class DeskResult:
         return f"{self.note}\n\n{self.card}"
 
 
+def _renamed(candidate: Candidate, name: str) -> dict[str, Any]:
+    """The request that redrafts a candidate under another name (and the handle that name gives)."""
+    return {"role": candidate.role, "focus": "", "template": candidate.template, "name": name,
+            "supervisor": candidate.supervisor, "tier": candidate.tier}
+
+
 class HiringDesk:
     def __init__(self, config: Config, crew: Crew, db: Database):
         self.config = config
@@ -91,6 +105,8 @@ class HiringDesk:
                 await self.db.quick(self.repo.drop, turn.room.id)
                 result = DeskResult("declined", "_Hiring proposal dropped: nobody was hired._",
                                     "The user declined your hiring proposal; it is dropped. Acknowledge briefly.")
+            elif len(pending.proposal) == 1 and (name := new_name(turn.text)):
+                result = await self.propose(turn, [_renamed(Candidate.from_dict(pending.proposal[0]), name)])
         if result is None and (wanted := hire_request(turn.text)):
             result = await self.propose(turn, [{"role": noun, "focus": focus} for noun, focus in split_request(wanted)])
         if result is not None:

@@ -89,7 +89,7 @@ class Pipeline:
                     chat=chat, scope=scope)
         db = self.messages.db
         # One turn per room in this process (the lock), then across processes (the lease: gateway and CLI).
-        self.crew.refresh()  # a bot hired or retired by another process (`bot create`, `chat -m`) counts now
+        self.crew.refresh(max_age=1.0)  # a bot hired or retired by another process (`bot create`, `chat -m`)
         async with self._room_locks[room.id], self._slots, self.leases.hold(room.id):
             # The deadline starts once the room is ours: every model call and retry of the turn ends by it, so
             # the next message in the room waits no longer than this.

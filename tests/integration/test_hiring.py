@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from nanofolks.config.paths import config_path
+from nanofolks.crew.hiring import retire_bot
 from nanofolks.services import Services
 from nanofolks.store.crew import CrewRepo
 from tests.conftest import run_cli
@@ -60,6 +61,13 @@ async def test_propose_then_agree_hires_into_every_room(services: Services, llm_
     again = await say(services, "yes")  # the proposal is used up: a plain yes is just a message
     assert "Hired" not in again.markdown()
 
+    retire_bot(services.workspace, services.crew, "bess")
+    assert services.crew.refresh()  # what the pipeline does at a turn once its last look is a second old
+    gone = await say(services, "@bess still there?", room="ops")
+    assert gone.parts[0].bot == "leader" and "@bess has retired from the crew" in gone.markdown()
+    ops = services.rooms.get("ops")
+    assert [m.author for m in services.messages.recent(ops.id, 10)].count("bess") == 1  # its history is kept
+
 
 async def test_decline_and_a_new_request_replaces_the_draft(services: Services) -> None:
     await say(services, ASK)
@@ -71,6 +79,17 @@ async def test_decline_and_a_new_request_replaces_the_draft(services: Services) 
     assert "proposal dropped" in dropped.markdown()
     after = await say(services, "yes")
     assert "Hired" not in after.markdown() and not (bots_dir(services) / "bess").exists()
+
+
+async def test_renaming_the_candidate_redrafts_the_proposal(services: Services) -> None:
+    await say(services, ASK)
+    renamed = await say(services, "yes but call her Sandy Shores")
+    assert "Sandy Shores** (@shores), Scout" in renamed.markdown() and "Hired" not in renamed.markdown()
+    clash = await say(services, "hmm, name her Ironhook")  # the coder's name: refused, the draft stays
+    assert "already taken" in clash.markdown()
+    done = await say(services, "yes")
+    assert "✓ Hired **🔭 Sandy Shores** (@shores)" in done.markdown()
+    assert services.crew.bots["shores"].role == "Researcher who watches industry trends"
 
 
 async def test_only_the_owner_who_asked_agrees_in_that_room(services: Services) -> None:
