@@ -14,7 +14,8 @@ from nanofolks.llm.client import LLM
 from nanofolks.llm.spend import SpendGuard
 from nanofolks.rooms.rooms import Rooms
 from nanofolks.rooms.tasks import Tasks
-from nanofolks.store.db import Database, open_database, storage_url
+from nanofolks.store.backend import open_database, storage_url
+from nanofolks.store.db import Database
 from nanofolks.store.messages import MessageRepo
 from nanofolks.store.rooms import RoomRepo
 from nanofolks.store.tasks import TaskRepo

@@ -19,7 +19,7 @@ FromOpt = typer.Option(None, "--from", help="The SQLite file to copy (default: t
 def status(as_json: bool = JsonOpt) -> None:
     """Which backend this home uses (storage.url or NANOFOLKS_STORAGE_URL), where, and its migrations."""
     from nanofolks.config.loader import load_config
-    from nanofolks.store.db import open_database, storage_url
+    from nanofolks.store.backend import open_database, storage_url
     from nanofolks.store.storage import status as store_status
 
     db = open_database(storage_url(load_config().storage.url))

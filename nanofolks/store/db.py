@@ -1,10 +1,9 @@
 """The one SQLite database: WAL mode, one writer connection per process, numbered migrations. The
-PostgreSQL store (postgres.py) offers the same interface; `open_database` picks one from storage.url."""
+PostgreSQL store (postgres.py) offers the same interface; backend.py picks one from storage.url."""
 
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
 import threading
 import time
@@ -12,14 +11,11 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from nanofolks.config import paths
 from nanofolks.store.dialect import SQLITE
 from nanofolks.store.migrations import migrate
-
-if TYPE_CHECKING:
-    from nanofolks.store.postgres import PgDatabase
 
 T = TypeVar("T")
 
@@ -160,21 +156,3 @@ class Database:
             self._executor = None
         with self._lock:
             self._conn.close()
-
-
-def storage_url(configured: str = "") -> str:
-    """NANOFOLKS_STORAGE_URL, else the configured storage.url, else the home's SQLite file."""
-    return os.environ.get("NANOFOLKS_STORAGE_URL") or configured or f"sqlite://{paths.db_path()}"
-
-
-def open_database(url: str) -> Database | PgDatabase:
-    """The store a storage URL names: every command and the gateway open theirs here."""
-    scheme, sep, rest = url.partition("://")
-    if scheme == "sqlite" and rest:
-        return Database(Path(rest).expanduser())
-    if scheme in ("postgresql", "postgres") and sep:
-        from nanofolks.store.postgres import PgDatabase
-
-        return PgDatabase(url)
-    shown = url if scheme == "sqlite" else f"{scheme}{sep}..."  # never echo a password
-    raise StoreError(f"storage URL {shown!r} is not sqlite:///path/to/file.db or postgresql://user@host/db")

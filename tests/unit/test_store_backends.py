@@ -12,7 +12,8 @@ import pytest
 
 from nanofolks.config.loader import ConfigError, validate
 from nanofolks.memory.search import fts_query, specific_query
-from nanofolks.store.db import Database, StoreError, open_database, storage_url
+from nanofolks.store.backend import open_database, storage_url
+from nanofolks.store.db import Database, StoreError
 from nanofolks.store.memory import EntityRepo, Entry, EntryRepo, Filters, SearchRepo, VectorRepo
 from nanofolks.store.messages import Message, MessageRepo
 from nanofolks.store.migrations import MIGRATIONS
