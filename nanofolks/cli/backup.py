@@ -26,6 +26,7 @@ def export(
     from nanofolks.config import paths
     from nanofolks.store import backup
 
+    _sqlite_home()
     if not paths.db_path().is_file():
         fail(f"nothing to export: no database at {paths.db_path()}")
     if out.exists() and any(out.iterdir()):
@@ -50,6 +51,7 @@ def import_(source: Path = SOURCE) -> None:
     from nanofolks.store import backup
     from nanofolks.store.db import Database
 
+    _sqlite_home()
     if not source.is_dir():
         fail(f"{source} is not a folder written by `nanofolks export`")
     backup.read_manifest(source)
@@ -64,6 +66,15 @@ def import_(source: Path = SOURCE) -> None:
     console.print(f"imported {sum(counts.values())} rows from {len(counts)} tables into {paths.home()}",
                   highlight=False)
     _say_missing_secrets(paths.config_path())
+
+
+def _sqlite_home() -> None:
+    """Export and import read and write the home's SQLite file: a home on PostgreSQL has other tools."""
+    from nanofolks.config.loader import load_config
+    from nanofolks.store.backend import storage_url
+
+    if not storage_url(load_config(resolve_secrets=False).storage.url).startswith("sqlite://"):
+        fail("this home keeps its state in PostgreSQL (storage.url): back it up with pg_dump, see docs/storage.md")
 
 
 def _export_config(config: Path, target: Path) -> list[str]:

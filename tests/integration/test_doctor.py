@@ -91,3 +91,22 @@ def test_unreachable_model_and_damaged_database(crew_home: Path, platforms: tupl
     assert code == 1
     assert checks["model"]["status"] == "FAIL"
     assert checks["database"]["status"] == "FAIL" and "backup" in checks["database"]["fix"]
+
+
+def test_a_postgres_home_is_checked_on_its_server(crew_home: Path, pg_url: str) -> None:
+    from nanofolks.store.postgres import PgDatabase
+
+    config = json.loads((crew_home / "config.json").read_text())
+    config["storage"] = {"url": pg_url}
+    (crew_home / "config.json").write_text(json.dumps(config))
+    _, checks = doctor(crew_home)
+    assert checks["database"]["status"] == "OK" and "PostgreSQL 15" in checks["database"]["detail"]
+    assert checks["migrations"]["status"] == "WARN"  # an empty schema: doctor looks, never migrates
+    PgDatabase(pg_url).close()
+    _, checks = doctor(crew_home)
+    assert checks["migrations"]["status"] == "OK"
+    config["storage"] = {"url": "postgresql://nobody:hunter2@127.0.0.1:1/none"}
+    (crew_home / "config.json").write_text(json.dumps(config))
+    code, checks = doctor(crew_home)
+    assert code == 1 and checks["database"]["status"] == "FAIL" and "storage.url" in checks["database"]["fix"]
+    assert "hunter2" not in json.dumps(checks)

@@ -120,3 +120,11 @@ def test_status_of_a_default_home_is_its_sqlite_file(home: Path) -> None:
     info = json.loads(done.stdout)
     assert info["backend"] == "sqlite" and info["location"] == str(home / "nanofolks.db")
     assert info["migrations"] == len(MIGRATIONS) and info["unknown_migrations"] == []
+
+
+def test_export_and_import_refuse_a_home_on_postgres(home: Path, tmp_path: Path) -> None:
+    env = {"NANOFOLKS_STORAGE_URL": "postgresql://nanofolks@db.example/nanofolks"}
+    for args in (("export", "--out", str(tmp_path / "out")), ("import", str(tmp_path))):
+        done = run_cli(*args, home=home, env=env)
+        assert done.returncode == 1 and "back it up with pg_dump" in done.stderr, done.stderr
+    assert not (tmp_path / "out").exists() and not (home / "nanofolks.db").exists()
