@@ -87,7 +87,7 @@ class BotRunner:
         and it cannot delegate in turn."""
         if budget.remaining <= 0:
             return BotReply(handle, "", ok=False, error="the turn budget for this message is used up")
-        bot = self.crew.bots[handle]
+        bot = self.crew.bot(handle)
         # with routing on, a bot's own tier (a hire's role template gives one) wins over the message's
         model, tier = self.llm.route_model(handle, (self.config.routing.enabled and bot.tier) or turn.tier)
         if self.llm.spend is not None and self.config.spend.fallback_model and await self.llm.spend.reached(handle, model):
@@ -172,7 +172,7 @@ class BotRunner:
         task: str | None = None,
         delegator: str = "",
     ) -> list[dict[str, Any]]:
-        bot = self.crew.bots[handle]
+        bot = self.crew.bot(handle)
         room = turn.room
         personas = [system_prompt(bot, self.crew, room.name, room.type, room.members, compact=compact)
                     for compact in ((True,) if is_local(model) else (False, True))]
@@ -194,7 +194,7 @@ class BotRunner:
         history = [self._as_chat(m, handle, cut) for m in older]
         newest = [{"role": "user", "content": truncate_middle(turn.text, cut)}]
         if consulted:
-            heard = "\n\n".join(f"@{r.bot} ({self.crew.bots[r.bot].name}) answered:\n{r.text}" for r in consulted)
+            heard = "\n\n".join(f"@{r.bot} ({self.crew.bot(r.bot).name}) answered:\n{r.text}" for r in consulted)
             newest.append({
                 "role": "user",
                 "content": f"[Crew notes, not from the user] Your specialists answered first:\n\n{heard}\n\n"
@@ -203,7 +203,7 @@ class BotRunner:
         if turn.desk_note and handle == LEADER and task is None:
             newest.append({"role": "user", "content": turn.desk_note})
         if task is not None:
-            boss = self.crew.bots[delegator]
+            boss = self.crew.bot(delegator)
             newest.append({
                 "role": "user",
                 "content": f"[Task from @{delegator} ({boss.name}), not from the user] {task}\n\n"

@@ -90,6 +90,13 @@ class Crew:
         """A bot of the crew, active or retired (for names in history)."""
         return self.bots.get(handle) or self.retired.get(handle)
 
+    def bot(self, handle: str) -> Bot:
+        """A bot a turn already chose: still found if it retired meanwhile (another process, mid-turn)."""
+        found = self.member(handle)
+        if found is None:
+            raise KeyError(handle)
+        return found
+
     def resolve(self, mention: str) -> Bot | None:
         """The active bot a mention names, by handle or by character name (case-insensitive)."""
         return _find(self.bots, mention)

@@ -105,6 +105,19 @@ async def test_only_the_owner_who_asked_agrees_in_that_room(services: Services) 
     assert "✓ Hired" in done.markdown()
 
 
+async def test_one_request_hires_several(services: Services) -> None:
+    services.config.crew.max_hires_per_day = 2
+    both = await say(services, "I'd like to hire a researcher who monitors industry trends, and an engineer who "
+                               "manages our infrastructure.")
+    text = both.markdown()
+    assert "Barnacle Bess** (@bess), Scout" in text and "Salty Jonah** (@jonah), Carpenter" in text
+    hired = (await say(services, "hire them both")).markdown()
+    assert "(@bess)" in hired and "(@jonah)" in hired and services.crew.bots["jonah"].tier == "coding"
+    assert "exec" in services.crew.bots["jonah"].tools  # the coder template's tools
+    refused = await say(services, "hire a designer")
+    assert "That would be hire 3 today" in refused.markdown()
+
+
 async def test_caps_refuse_in_plain_words(services: Services) -> None:
     services.config.crew.max_hires_per_day = 1
     await say(services, ASK)
