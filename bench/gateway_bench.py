@@ -109,15 +109,16 @@ def run_echo(messages: int, burst_n: int, chats: list[int]) -> dict:
     return {"p50_ms": statistics.median(lat), "p99_ms": percentile(lat, 0.99), "updates_per_s": rate}
 
 
-def sequential_model_ms(home: Path, messages: int) -> list[float]:
-    """How long the model calls of the sequential messages took (the last `messages` calls so far)."""
-    from nanofolks.store.db import Database
+def sequential_model_ms(messages: int) -> list[float]:
+    """How long the model calls of the sequential messages took (the last `messages` calls so far), read
+    from the store the home in NANOFOLKS_HOME names."""
+    from nanofolks.services import Services
 
-    db = Database(home / "nanofolks.db")
+    services = Services.open()
     try:
-        rows = db.query("SELECT latency_ms FROM usage WHERE ok = 1 ORDER BY id DESC LIMIT ?", (messages,))
+        rows = services.db.query("SELECT latency_ms FROM usage WHERE ok = 1 ORDER BY id DESC LIMIT ?", (messages,))
     finally:
-        db.close()
+        services.close()
     return [r[0] for r in rows]
 
 
@@ -136,34 +137,47 @@ def model_http_floor(base_url: str, calls: int = 50) -> float:
     return statistics.median(times)
 
 
+def prepare_home(home: Path, tg: FakeTelegram, llm: ScriptedLLM, chats: list[int], memory: bool,
+                 storage_url: str = "") -> None:
+    """An onboarded home polling `tg`, each chat but the first mapped to a room of its own, and
+    NANOFOLKS_HOME set to it (for this process and the gateways it starts)."""
+    os.environ["NANOFOLKS_HOME"] = str(home)
+    onboard(home, "openai/fake-model", llm.base_url)
+    config = json.loads((home / "config.json").read_text())
+    config["channels"] = {"telegram": {"enabled": True, "token": tg.token, "apiBase": tg.api_base,
+                                       "allowFrom": ["*"], "pollTimeout": 5}}
+    config["orchestrator"]["maxConcurrentTurns"] = len(chats)
+    config["memory"] = {"enabled": memory}
+    if storage_url:
+        config["storage"] = {"url": storage_url}
+    (home / "config.json").write_text(json.dumps(config))
+    from nanofolks.services import Services
+
+    services = Services.open()
+    for i, chat in enumerate(chats[1:]):
+        services.rooms.create(f"bench{i}", "open")
+        services.rooms.map_chat(f"bench{i}", f"telegram:{chat}")
+    services.close()
+
+
+def start_gateway(home: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NANOFOLKS_HOME": str(home)}
+    return subprocess.Popen([sys.executable, "-m", "nanofolks", "gateway"], env=env, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def run_gateway(messages: int, burst_n: int, chats: list[int], memory: bool) -> dict:
     with tempfile.TemporaryDirectory() as tmp, FakeTelegram() as tg, ScriptedLLM() as llm:
         floor = model_http_floor(llm.base_url)
         home = Path(tmp) / "home"
-        os.environ["NANOFOLKS_HOME"] = str(home)
-        onboard(home, "openai/fake-model", llm.base_url)
-        config = json.loads((home / "config.json").read_text())
-        config["channels"] = {"telegram": {"enabled": True, "token": tg.token, "apiBase": tg.api_base,
-                                           "allowFrom": ["*"], "pollTimeout": 5}}
-        config["orchestrator"]["maxConcurrentTurns"] = len(chats)
-        config["memory"] = {"enabled": memory}
-        (home / "config.json").write_text(json.dumps(config))
-        from nanofolks.services import Services
-
-        services = Services.open(db_file=home / "nanofolks.db")
-        for i, chat in enumerate(chats[1:]):
-            services.rooms.create(f"bench{i}", "open")
-            services.rooms.map_chat(f"bench{i}", f"telegram:{chat}")
-        services.close()
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        proc = subprocess.Popen([sys.executable, "-m", "nanofolks", "gateway"], env=env, cwd=ROOT,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        prepare_home(home, tg, llm, chats, memory)
+        proc = start_gateway(home)
         try:
             wait_ready(tg, proc)
             time.sleep(1.0)
             rss_idle = rss_mb(proc.pid)
             lat = sequential(tg, chats[0], messages)
-            model_ms = sequential_model_ms(home, messages)
+            model_ms = sequential_model_ms(messages)
             rate = burst(tg, chats, burst_n)
             rss_after = rss_mb(proc.pid)
         finally:
