@@ -10,6 +10,9 @@ answering at once (an instant model), `nanofolks gateway` subprocesses.
   calls' own p50 (the usage table), added_p50_ms = p50 - model p50 (what the gateway adds), and
   updates_per_s for a burst of --burst messages over --rooms chats, each its own room.
 - pg1_vs_sqlite_added_p50: one PostgreSQL worker's added p50 / SQLite's (the goal: <= 1.5).
+- pg1_async, pg3_async: the same with `synchronous_commit=off` in the storage URL's options: commits
+  stop waiting for the disk's flush (SQLite's WAL with synchronous=NORMAL does not wait for it either),
+  which shows how much of PostgreSQL's cost is the fsync of each write transaction.
 - takeover: three workers, --rooms messages whose model call takes 3 s are in flight on all of them when
   the worker polling the bot is killed with kill -9. polling_s: kill -> the first getUpdates of the worker
   that took the bot token's lock over; turns_s: kill -> the last of the killed worker's messages answered
@@ -33,11 +36,19 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.gateway_bench import burst, prepare_home, sequential, sequential_model_ms, start_gateway, wait_ready  # noqa: E402
+from bench.gateway_bench import (  # noqa: E402
+    burst,
+    prepare_home,
+    sequential,
+    sequential_model_ms,
+    start_gateway,
+    wait_ready,
+)
 from bench.stats import percentile, report  # noqa: E402
 from nanofolks.llm.env import prepare_offline_env  # noqa: E402
 from tests.fakes.llm_server import Rule, ScriptedLLM  # noqa: E402
@@ -47,15 +58,17 @@ SLOW = 3.0  # seconds the takeover's model calls take on their first try
 
 
 @contextlib.contextmanager
-def fresh_schema(server: str) -> Iterator[str]:
-    """A URL whose connections use a new schema of `server`'s database; dropped afterwards."""
+def fresh_schema(server: str, settings: str = "") -> Iterator[str]:
+    """A URL whose connections use a new schema of `server`'s database (and `settings`, "name=value"
+    separated by spaces); dropped afterwards."""
     import psycopg
 
     schema = f"nf_bench_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(server, autocommit=True) as admin:
         admin.execute(f"CREATE SCHEMA {schema}")
+    options = " ".join(f"-c{s}" for s in (f"search_path={schema}", *settings.split()))
     try:
-        yield f"{server}{'&' if '?' in server else '?'}options=-csearch_path%3D{schema}"
+        yield f"{server}{'&' if '?' in server else '?'}options={quote(options)}"
     finally:
         with psycopg.connect(server, autocommit=True) as admin:
             admin.execute(f"DROP SCHEMA {schema} CASCADE")
@@ -98,10 +111,10 @@ def live_workers(n: int) -> None:
 
 
 def run(messages: int, burst_n: int, chats: list[int], memory: bool, workers: int = 0,
-        server: str = "") -> dict:
+        server: str = "", settings: str = "") -> dict:
     """One gateway on SQLite (workers=0), or `workers` gateways on a fresh PostgreSQL schema."""
     with tempfile.TemporaryDirectory() as tmp, FakeTelegram() as tg, ScriptedLLM() as llm, \
-            (fresh_schema(server) if workers else contextlib.nullcontext("")) as url:
+            (fresh_schema(server, settings) if workers else contextlib.nullcontext("")) as url:
         home = Path(tmp) / "home"
         prepare_home(home, tg, llm, chats, memory, url)
         procs = start_workers(home, max(1, workers))
@@ -159,6 +172,7 @@ def takeover(chats: list[int], server: str) -> dict:
             wait_until(lambda: {str(m["chat_id"]) for m in tg.sent if "slow" in m["plain"]} >= lost,
                        "the killed worker's turns answered")
             turns = time.perf_counter() - killed
+            wait_until(lambda: {m["chat_id"] for m in tg.sent if "slow" in m["plain"]} >= set(chats), "every answer")
             answers = [m["chat_id"] for m in tg.sent if "slow" in m["plain"]]
         finally:
             for proc in procs:
@@ -186,15 +200,17 @@ def main() -> None:
     chats = [1000 + i for i in range(args.rooms)]
     memory = args.memory == "on"
     sqlite = run(args.messages, args.burst, chats, memory)
-    pg = {n: run(args.messages, args.burst, chats, memory, n, args.postgres) for n in (1, 2, 3)}
+    pg = {f"pg{n}": run(args.messages, args.burst, chats, memory, n, args.postgres) for n in (1, 2, 3)}
+    pg |= {f"pg{n}_async": run(args.messages, args.burst, chats, memory, n, args.postgres, "synchronous_commit=off")
+           for n in (1, 3)}
     result = {
         "bench": "workers", "messages": args.messages, "burst": args.burst, "rooms": args.rooms,
-        "memory": args.memory, "cores": os.cpu_count(),
+        "memory": args.memory, "cores": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 1),
         "sqlite": {k: round(v, 2) for k, v in sqlite.items()},
-        **{f"pg{n}": {k: round(v, 2) for k, v in r.items()} for n, r in pg.items()},
-        "pg1_vs_sqlite_added_p50": round(pg[1]["added_p50_ms"] / sqlite["added_p50_ms"], 2),
-        "pg1_vs_sqlite_p50": round(pg[1]["p50_ms"] / sqlite["p50_ms"], 2),
-        "throughput_vs_sqlite": {f"pg{n}": round(r["updates_per_s"] / sqlite["updates_per_s"], 2) for n, r in pg.items()},
+        **{name: {k: round(v, 2) for k, v in r.items()} for name, r in pg.items()},
+        "pg1_vs_sqlite_added_p50": round(pg["pg1"]["added_p50_ms"] / sqlite["added_p50_ms"], 2),
+        "pg1_async_vs_sqlite_added_p50": round(pg["pg1_async"]["added_p50_ms"] / sqlite["added_p50_ms"], 2),
+        "throughput_vs_sqlite": {name: round(r["updates_per_s"] / sqlite["updates_per_s"], 2) for name, r in pg.items()},
         "takeover": {k: round(v, 2) if isinstance(v, float) else v for k, v in takeover(chats, args.postgres).items()},
     }
     report(result, args.json)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 
@@ -48,6 +48,16 @@ async def connect(pg_url: str, db) -> AsyncIterator:  # noqa: ANN001 - db: the m
     yield open_repo
     for conn in opened:
         await conn.close()
+
+
+async def eventually(check: Callable[[], Awaitable[object]], timeout: float = 20) -> object:
+    """The first truthy answer of `check`: a closed session's locks go when its server process has exited,
+    a moment after the client hung up."""
+    deadline = time.monotonic() + timeout
+    while not (answer := await check()):
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+    return answer
 
 
 def message(chat: str, n: int) -> InboxRow:
@@ -103,7 +113,7 @@ async def test_a_dead_workers_claims_and_room_leases_are_released_at_once(db, co
     assert await survivor.claim(alive, 15) is None  # leased for 15 s more
 
     await dying.conn.close()  # kill -9: the server ends the session, its advisory locks with it
-    assert await survivor.reap() == 1
+    assert await eventually(survivor.reap) == 1
     assert [w.id for w in await survivor.workers()] == [alive]
     assert (await survivor.claim(alive, 15))[0] == first
     assert RoomLeases(db).take(room, "host:2:nonce")  # not the 30 s wait for the lease to expire
@@ -136,7 +146,7 @@ async def test_named_locks_have_one_holder_and_move_when_it_dies(connect) -> Non
     assert not await two.try_lock("telegram-abc")
     assert await two.try_lock("scheduler")
     await one.conn.close()
-    assert await two.try_lock("telegram-abc")
+    assert await eventually(lambda: two.try_lock("telegram-abc"))
     await two.unlock("scheduler")
     three = await connect()
     assert await three.try_lock("scheduler") and not await three.try_lock("telegram-abc")
