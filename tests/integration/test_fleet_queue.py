@@ -11,28 +11,19 @@ import pytest
 
 from nanofolks.store.inbox import InboxRepo, InboxRow, mark_done
 from nanofolks.store.leases import RoomLeases
-from tests.integration.postgres import fresh_schema, needs_postgres
-
-pytestmark = needs_postgres
 
 
 @pytest.fixture
-def pg_url() -> Iterator[str]:
-    with fresh_schema() as url:
-        yield url
-
-
-@pytest.fixture
-def db(pg_url: str) -> Iterator:
+def pg_db(pg_url: str, tmp_path) -> Iterator:  # noqa: ANN001 - pg_url (tests/conftest.py) skips without a server
     from nanofolks.store.postgres import PgDatabase
 
-    database = PgDatabase(pg_url)
+    database = PgDatabase(pg_url, local_dir=tmp_path)
     yield database
     database.close()
 
 
 @pytest.fixture
-async def connect(pg_url: str, db) -> AsyncIterator:  # noqa: ANN001 - db: the migrated schema
+async def connect(pg_url: str, pg_db) -> AsyncIterator:  # noqa: ANN001 - pg_db: the migrated schema
     """Open a worker's lock connection and its FleetRepo; all closed at the end."""
     from psycopg import AsyncConnection
 
@@ -69,22 +60,22 @@ def answer(db, inbox_id: int) -> None:  # noqa: ANN001
         assert mark_done(conn, inbox_id, [])
 
 
-async def test_a_chat_is_claimed_one_message_at_a_time_in_order(db, connect) -> None:  # noqa: ANN001
-    inbox = InboxRepo(db)
+async def test_a_chat_is_claimed_one_message_at_a_time_in_order(pg_db, connect) -> None:  # noqa: ANN001
+    inbox = InboxRepo(pg_db)
     a1, a2, b1, a3 = (inbox.add(message(c, n)) for c, n in (("a", 1), ("a", 2), ("b", 1), ("a", 3)))
     one, two = await connect(), await connect()
     w1, w2 = await one.join("host", 1), await two.join("host", 2)
     assert await one.claim(w1, 15) == (a1, "telegram", "1")
     assert (await two.claim(w2, 15))[0] == b1  # a2 waits for a1, whoever holds it
     assert await two.claim(w2, 15) is None
-    answer(db, a1)
+    answer(pg_db, a1)
     assert (await two.claim(w2, 15))[0] == a2
-    answer(db, a2)
+    answer(pg_db, a2)
     assert (await one.claim(w1, 15))[0] == a3
 
 
-async def test_concurrent_claims_never_hand_one_message_to_two_workers(db, connect) -> None:  # noqa: ANN001
-    inbox = InboxRepo(db)
+async def test_concurrent_claims_never_hand_one_message_to_two_workers(pg_db, connect) -> None:  # noqa: ANN001
+    inbox = InboxRepo(pg_db)
     ids = {inbox.add(message(f"chat{i}", 1)) for i in range(30)}
     repos = [await connect() for _ in range(3)]
     workers = [await repo.join("host", pid) for pid, repo in enumerate(repos)]
@@ -101,14 +92,14 @@ async def test_concurrent_claims_never_hand_one_message_to_two_workers(db, conne
     assert all(got for got in claimed)  # SKIP LOCKED: nobody waited for the others' rows, all took a share
 
 
-async def test_a_dead_workers_claims_and_room_leases_are_released_at_once(db, connect) -> None:  # noqa: ANN001
-    inbox = InboxRepo(db)
+async def test_a_dead_workers_claims_and_room_leases_are_released_at_once(pg_db, connect) -> None:  # noqa: ANN001
+    inbox = InboxRepo(pg_db)
     first = inbox.add(message("a", 1))
     dying, survivor = await connect(), await connect()
     dead, alive = await dying.join("other-host", 4242), await survivor.join("host", 2)
     assert (await dying.claim(dead, 15))[0] == first
-    room = db.query_one("INSERT INTO rooms (name, type, created_at) VALUES ('r', 'open', 0) RETURNING id")[0]
-    assert RoomLeases(db).take(room, "other-host:4242:nonce")
+    room = pg_db.query_one("INSERT INTO rooms (name, type, created_at) VALUES ('r', 'open', 0) RETURNING id")[0]
+    assert RoomLeases(pg_db).take(room, "other-host:4242:nonce")
     assert {w.id for w in await survivor.workers()} == {dead, alive}
     assert await survivor.claim(alive, 15) is None  # leased for 15 s more
 
@@ -116,12 +107,12 @@ async def test_a_dead_workers_claims_and_room_leases_are_released_at_once(db, co
     assert await eventually(survivor.reap) == 1
     assert [w.id for w in await survivor.workers()] == [alive]
     assert (await survivor.claim(alive, 15))[0] == first
-    assert RoomLeases(db).take(room, "host:2:nonce")  # not the 30 s wait for the lease to expire
+    assert RoomLeases(pg_db).take(room, "host:2:nonce")  # not the 30 s wait for the lease to expire
     assert await survivor.reap() == 0
 
 
-async def test_leases_expire_unless_renewed_and_failed_messages_wait(db, connect) -> None:  # noqa: ANN001
-    inbox = InboxRepo(db)
+async def test_leases_expire_unless_renewed_and_failed_messages_wait(pg_db, connect) -> None:  # noqa: ANN001
+    inbox = InboxRepo(pg_db)
     first, second = inbox.add(message("a", 1)), inbox.add(message("b", 1))
     hung, other = await connect(), await connect()
     w1, w2 = await hung.join("host", 1), await other.join("host", 2)
@@ -133,7 +124,7 @@ async def test_leases_expire_unless_renewed_and_failed_messages_wait(db, connect
 
     await hung.park(second, w1, 30)  # its answer failed: retried in 30 s, by anyone
     assert await other.claim(w2, 15) is None
-    with db.write() as conn:  # 30 s later
+    with pg_db.write() as conn:  # 30 s later
         conn.execute("UPDATE inbox SET lease_until = ? WHERE id = ?", (time.time() - 1, second))
     assert (await other.claim(w2, 15))[0] == second
 
@@ -154,7 +145,7 @@ async def test_named_locks_have_one_holder_and_move_when_it_dies(connect) -> Non
     assert not await two.beat(w2, [], 15)  # taken for dead: the worker must stop
 
 
-async def test_fleet_notifications_wake_the_other_workers(pg_url: str, db) -> None:  # noqa: ANN001
+async def test_fleet_notifications_wake_the_other_workers(pg_url: str, pg_db) -> None:  # noqa: ANN001
     from nanofolks.gateway.fleet import Fleet
 
     one, two = Fleet(pg_url), Fleet(pg_url)

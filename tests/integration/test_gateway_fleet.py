@@ -20,9 +20,6 @@ from tests.conftest import run_cli
 from tests.fakes.llm_server import Rule, ScriptedLLM
 from tests.fakes.telegram_server import FakeTelegram
 from tests.integration.gateway_harness import Gateway
-from tests.integration.postgres import fresh_schema, needs_postgres
-
-pytestmark = needs_postgres
 
 CHATS = [5000 + i for i in range(12)]
 PER_CHAT = 5
@@ -36,22 +33,19 @@ def tg() -> Iterator[FakeTelegram]:
 
 
 @pytest.fixture
-def workers(crew_home: Path, tg: FakeTelegram, tmp_path: Path) -> Iterator[list[Gateway]]:
+def workers(pg_url: str, crew_home: Path, tg: FakeTelegram, tmp_path: Path) -> Iterator[list[Gateway]]:
     """Three homes with the same config (each machine has its own), one database."""
-    with fresh_schema() as url:
-        config = json.loads((crew_home / "config.json").read_text())
-        config["channels"] = {"telegram": {"enabled": True, "token": tg.token, "apiBase": tg.api_base,
-                                           "allowFrom": ["*"], "pollTimeout": 2}}
-        config["storage"] = {"url": url}
-        config["memory"] = {"enabled": False}
-        (crew_home / "config.json").write_text(json.dumps(config))
-        homes = [crew_home, *(shutil.copytree(crew_home, tmp_path / f"machine{i}") for i in (2, 3))]
-        gateways = [Gateway(home) for home in homes]
-        try:
-            yield gateways
-        finally:
-            for gateway in gateways:
-                gateway.close()
+    config = json.loads((crew_home / "config.json").read_text())
+    config["channels"] = {"telegram": {"enabled": True, "token": tg.token, "apiBase": tg.api_base,
+                                       "allowFrom": ["*"], "pollTimeout": 2}}
+    config["storage"] = {"url": pg_url}
+    config["memory"] = {"enabled": False}
+    (crew_home / "config.json").write_text(json.dumps(config))
+    homes = [crew_home, *(shutil.copytree(crew_home, tmp_path / f"machine{i}") for i in (2, 3))]
+    gateways = [Gateway(home) for home in homes]
+    yield gateways
+    for gateway in gateways:
+        gateway.close()
 
 
 def status(home: Path) -> dict:
@@ -120,7 +114,7 @@ def test_a_burst_survives_kill9_and_sigterm_with_one_answer_each_in_order(
 
     final = status(home)
     assert [w["pid"] for w in final["workers"]] == [third]
-    assert {h["lock"].split("-")[0] for h in final["workers"][0]["holds"]} == {"telegram", "scheduler"}
+    assert {"telegram", "scheduler"} <= {h["lock"].split("-")[0] for h in final["workers"][0]["holds"]}
     telegram = next(ch for ch in final["channels"] if ch["channel"] == "telegram")
     assert telegram["inbox"]["pending"] == 0 and telegram["outbox"]["pending"] == telegram["outbox"]["sending"] == 0
     assert "took over telegram-" in survivor.output()
