@@ -36,6 +36,9 @@ _PROJECT = re.compile(rf"\b(?:project|working on|building)\s+{_NAME}")
 _AKA = re.compile(rf"{_NAME}\s*(?:\((?:aka\s+|or\s+)?{_NAME}\)|,?\s+(?:aka|a\.k\.a\.|also known as)\s+{_NAME})")
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 _URL = re.compile(r"https?://[^\s)>\]]+")
+_BLOB = re.compile(r"\S{64,}")
+EXTRACT_CHARS = 20_000  # a longer message is a document: its start names what it is about (and the names found
+# are compared with each other: thousands of them would cost millions of comparisons)
 _CAPS = re.compile(r"(?<![.!?]\s)(?<!^)\b([A-Z][a-z][\w'’-]*(?:\s+[A-Z][\w'’-]*){0,2})")
 
 # Capitalised words that are not names.
@@ -72,7 +75,11 @@ def _who(word: str) -> str:
 
 
 def extract(text: str) -> Found:
-    """Entities and relations the rules see in one message."""
+    """Entities and relations the rules see in one message (the first EXTRACT_CHARS of its words)."""
+    # A name is a few short words: a run of 64+ characters without a space (a key, base64, a pasted blob)
+    # is none, and would make the name patterns backtrack over it at every position (quadratic: a 40 kB
+    # word held the process for minutes).
+    text = _BLOB.sub(" ", text)[:EXTRACT_CHARS]
     found = Found()
     for m in _MY_REL.finditer(text):
         rel, name = m.group(1).lower(), _clean(m.group(2))

@@ -450,7 +450,7 @@ class MemoryService:
         try:
             return await asyncio.wait_for(asyncio.shield(future), cfg.priming_timeout)
         except Exception as exc:  # noqa: BLE001 - a timeout or a failing look-up costs the memory block only
-            log.warning("memory priming skipped: %s", exc or type(exc).__name__)
+            log.warning("memory priming skipped: %s", str(exc) or type(exc).__name__)
             return ""
 
     def profile(self, sender: str, rooms: tuple[int, ...] | None = None) -> list[dict[str, Any]]:

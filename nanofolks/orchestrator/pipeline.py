@@ -139,7 +139,7 @@ class Pipeline:
             result = await self.context.compact(room)
             log.info("context of #%s: %s", room.name, result.reason)
         except Exception as exc:  # noqa: BLE001 - the reply is out; the next turn tries again, fitting holds meanwhile
-            log.warning("compacting #%s failed: %s", room.name, exc or type(exc).__name__)
+            log.warning("compacting #%s failed: %s", room.name, str(exc) or type(exc).__name__)
 
     async def settle(self) -> None:
         """Wait for the compactions under way (a one-message CLI run, before it exits)."""

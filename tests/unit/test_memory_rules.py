@@ -114,3 +114,12 @@ def test_priming_fit_respects_the_budget() -> None:
         assert count_text(block) <= budget
     assert fit([("Related memories:", items)], 10, "") == ""  # not even the header fits: no block
     assert fit([("Related memories:", [])], 400, "") == ""
+
+
+@pytest.mark.timeout(30)
+def test_a_huge_word_is_read_in_linear_time_and_the_names_around_it_still_found() -> None:
+    """40 kB without a space (a pasted key or blob) made the name patterns backtrack for minutes."""
+    found = extract("A" * 20_000 + " Lucas is my brother. " + "Bxy" * 7_000 + " I work at Acme Corp")
+    assert ("@self", "brother", "Lucas") in [(s if s != SELF else "@self", p, o) for s, p, o in found.relations]
+    assert found.entities.get("Acme Corp") == "organization"
+    assert not any(len(name) > 64 for name in found.entities)
