@@ -1,6 +1,6 @@
 # Nanofolks in a container:
 #   docker build -t nanofolks .
-#   docker run -v ~/.nanofolks:/root/.nanofolks -p 18790:18790 nanofolks gateway
+#   docker run -v ~/.nanofolks:/root/.nanofolks -p 127.0.0.1:18790:18790 nanofolks gateway
 # The process runs as the non-root user `nanofolks` (uid 1000); /root/.nanofolks is a link to its home's
 # .nanofolks, so the published mount above lands there (docs/docker.md).
 
@@ -39,6 +39,7 @@ RUN useradd --create-home --uid 1000 nanofolks \
 ENV PATH=/opt/nanofolks/bin:$PATH \
     NANOFOLKS_HOME=/home/nanofolks/.nanofolks \
     NANOFOLKS_CHANNELS__WHATSAPP__BRIDGE_DIR=/opt/bridge \
+    NANOFOLKS_DASHBOARD__HOST=0.0.0.0 \
     PYTHONUNBUFFERED=1
 USER 1000:1000
 WORKDIR /home/nanofolks

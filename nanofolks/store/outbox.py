@@ -39,6 +39,7 @@ class OutboxRow:
     platform_message_id: str | None = None
     error: str = ""
     id: int | None = None
+    created_at: float = 0.0
 
 
 def insert_rows(conn: sqlite3.Connection, rows: Iterable[OutboxRow]) -> None:
@@ -97,6 +98,15 @@ class OutboxRepo:
             )
             return cur.rowcount
 
+    def sent_to(self, platform: str, chat_id: str, after_id: int = 0, since: float = 0.0,
+                until: float | None = None, limit: int = 200) -> list[OutboxRow]:
+        """What was queued for one chat, oldest first (a page showing the chat as its person sees it)."""
+        before = "" if until is None else " AND created_at < ?"
+        rows = self.db.query(
+            f"SELECT * FROM outbox WHERE platform = ? AND chat_id = ? AND id > ? AND created_at >= ?{before}"
+            " ORDER BY id LIMIT ?", (platform, chat_id, after_id, since, *([] if until is None else [until]), limit))
+        return [_row(r) for r in rows]
+
     def counts(self) -> dict[tuple[str, str], dict[str, int]]:
         """{(platform, account): {status: count}} for `nanofolks status`."""
         out: dict[tuple[str, str], dict[str, int]] = {}
@@ -122,4 +132,5 @@ def _row(r) -> OutboxRow:  # noqa: ANN001 - sqlite3.Row
         id=r["id"], key=r["key"], inbox_id=r["inbox_id"], platform=r["platform"], account=r["account"],
         chat_id=r["chat_id"], reply_to=r["reply_to"], text=r["text"], status=r["status"], attempts=r["attempts"],
         next_attempt_at=r["next_attempt_at"], platform_message_id=r["platform_message_id"], error=r["error"],
+        created_at=r["created_at"],
     )

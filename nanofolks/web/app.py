@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,8 @@ from aiohttp import web
 
 from nanofolks.store.dashboard import DashboardAuthRepo
 from nanofolks.web.auth import COOKIE, CSRF_FIELD, CSRF_HEADER, Auth, Session, csrf_ok, origin_ok
+
+log = logging.getLogger("nanofolks.web")
 
 if TYPE_CHECKING:
     from nanofolks.services import Services
@@ -109,7 +112,13 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         if not csrf_ok(session, sent):
             return web.Response(status=403, text="refused: missing or wrong CSRF token; reload the page")
     request[SESSION] = session
-    return await handler(request)
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except Exception:  # a page's bug: logged (the activity timeline shows it), a plain page for the browser
+        log.exception("dashboard: %s %s failed", request.method, request.path)
+        return web.Response(status=500, text="something went wrong on the dashboard's side; the gateway log says what")
 
 
 async def _headers(request: web.Request, response: web.StreamResponse) -> None:

@@ -1,6 +1,7 @@
 """The dashboard in a real browser: Debian's chromium driven by Playwright against `nanofolks gateway` (a
 subprocess) on the scripted LLM server. Sign in through the printed link, chat with a streamed reply, follow
-Activity, move a task, search memory, change a setting. Screenshots of each page go to test-artifacts/dashboard/."""
+Activity, move a task, search memory, change a setting, hire a bot by conversation and see it in the org chart
+and answering its handle. Screenshots of each page go to test-artifacts/dashboard/."""
 
 from __future__ import annotations
 
@@ -29,8 +30,12 @@ def gateway(crew_home: Path, llm_server: ScriptedLLM, monkeypatch: pytest.Monkey
     monkeypatch.setenv("NANOFOLKS_VAULT_PASSPHRASE", "dashboard test passphrase")  # secrets set on the page
     llm_server.add(Rule(handle="leader", contains="voyage", reply=REPLY, chunk_delay=0.8))
     gw = Gateway(crew_home).start()
-    yield gw
-    gw.close()
+    try:
+        yield gw
+    finally:
+        gw.close()
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        (ARTIFACTS / "gateway-stderr.log").write_text(gw.output())
 
 
 @pytest.fixture
@@ -181,12 +186,41 @@ def test_the_dashboard_in_a_browser(gateway: Gateway, page, llm_server: Scripted
     assert "dashboardtestsecretvalue" not in (gateway.home / "config.json").read_text()
     shot(page, "08-settings")
 
-    # Org chart: the leader at the top, everyone reporting to it, each with status, model and cost.
+    # Hiring by conversation on the page: proposed, agreed, then in the org chart and answering its handle.
+    page.goto(f"{base}/chat/general")
+    say(page, "I'd like to hire a researcher who watches industry trends")
+    expect(page.locator("#history")).to_contain_text("Hiring proposal", timeout=60_000)
+    say(page, "yes")
+    expect(page.locator("#history")).to_contain_text("Hired", timeout=60_000)
+
     page.goto(f"{base}/org")
     leader = page.locator(".tree > li > .node#bot-leader")
     expect(leader).to_contain_text("Blackbeard")
     expect(page.locator(".tree > li > ul .node#bot-coder")).to_contain_text("idle")
     expect(page.locator("#bot-coder")).to_contain_text("openai/fake-model")
+    hired = page.locator(".tree > li > ul .node#bot-bess")  # reports to the leader
+    expect(hired).to_contain_text("Barnacle Bess")
+    expect(hired).to_contain_text("$0.0000 today")
     shot(page, "09-org")
 
-    assert "Traceback" not in gateway.output()
+    page.goto(f"{base}/chat/general")
+    box = page.locator("#text")
+    box.type("@bes")
+    expect(page.locator("#mention-list li").first).to_contain_text("@bess")
+    box.press("Tab")
+    box.type("what are the trends?")
+    box.press("Enter")
+    answer = page.locator("#history .msg.bot").last
+    expect(answer).to_contain_text("[@bess] @bess what are the trends?", timeout=60_000)
+    expect(answer.locator(".who")).to_contain_text("@bess (")
+    shot(page, "10-hired-answers")
+
+    assert "Traceback" not in gateway.output(), [line for line in gateway.output().splitlines() if "ERROR" in line]
+
+
+def say(page, text: str) -> None:  # noqa: ANN001 - a playwright Page
+    from playwright.sync_api import expect
+
+    page.fill("#text", text)
+    page.press("#text", "Enter")
+    expect(page.locator("#history")).to_contain_text(text, timeout=60_000)

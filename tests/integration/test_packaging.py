@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -71,6 +72,14 @@ def test_dockerfile_install_steps_give_a_working_gateway(wheels: Path, tmp_path:
             status = json.loads(run(venv / "bin" / "nanofolks", "status", "--json", "--check", cwd=tmp_path,
                                     env={"NANOFOLKS_HOME": str(home)}))
             assert status["gateway"] == "running"
+            # The dashboard's templates and vendored htmx came with the wheel: sign in and load both.
+            shown = json.loads(run(venv / "bin" / "nanofolks", "dashboard", "--json", "--no-open", cwd=tmp_path,
+                                   env={"NANOFOLKS_HOME": str(home)}))
+            browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+            with browser.open(shown["login"], timeout=30) as page:
+                assert "#general" in page.read().decode()
+            with browser.open(f"{shown['url']}/static/htmx.min.js", timeout=30) as script:
+                assert b"htmx" in script.read()
             assert gateway.stop() == 0
         finally:
             gateway.close()
@@ -100,5 +109,11 @@ def test_sdist_and_wheel_carry_templates_and_bridge(built: Path, wheels: Path, t
     bridge_dir = Path(bridge.strip())
     assert str(venv) in str(bridge_dir)
     assert (bridge_dir / "src" / "main.js").is_file() and (bridge_dir / "package-lock.json").is_file()
+    web = run(venv / "bin" / "python", "-c", "import nanofolks.web, pathlib; print(pathlib.Path(nanofolks.web.__file__)"
+              ".parent)", cwd=tmp_path)
+    web_dir = Path(web.strip())
+    assert str(venv) in str(web_dir)
+    assert all((web_dir / f).is_file() for f in ("templates/base.html", "templates/chat.html", "static/htmx.min.js",
+                                                 "static/htmx-sse.js", "static/app.js", "static/LICENSE-htmx.txt"))
     bots = json.loads(run(venv / "bin" / "nanofolks", "bot", "list", "--json", cwd=tmp_path, env=env))
     assert len(bots) == 6

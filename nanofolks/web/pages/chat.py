@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
@@ -12,6 +13,7 @@ from nanofolks.channels.formatting import markdown_to_telegram_html
 from nanofolks.channels.messages import InboundMessage
 from nanofolks.rooms.rooms import RoomError
 from nanofolks.store.messages import Message
+from nanofolks.store.outbox import OutboxRepo, OutboxRow
 from nanofolks.store.rooms import Room
 from nanofolks.web.app import (
     DASHBOARD,
@@ -32,11 +34,27 @@ LOOK_EVERY = 1.0  # seconds between looks for messages from other chats
 class Shown:
     """A message as the page shows it."""
 
-    id: int
+    key: str  # unique on the page: "m12" (a message of the room), "s5" (a reply sent to this page's chat)
     who: str  # "@leader (🦜 Captain Flint)", or the person and where they wrote from
     bot: bool
     html: str  # the Markdown as safe HTML (the renderer escapes everything else)
     at: float
+
+
+@dataclass(frozen=True)
+class Seen:
+    """The newest room message and the newest reply sent to the page's chat the page has shown."""
+
+    message: int = 0
+    sent: int = 0
+
+    def text(self) -> str:
+        return f"{self.message}.{self.sent}"
+
+    @classmethod
+    def parse(cls, text: str) -> Seen:
+        message, _, sent = text.partition(".")
+        return cls(int(message), int(sent)) if message.isdigit() and sent.isdigit() else cls()
 
 
 def setup(app: web.Application) -> None:
@@ -46,13 +64,54 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/chat/{room}/earlier", earlier)
 
 
-def shown(dash: Dashboard, msg: Message) -> Shown:
+def _message(dash: Dashboard, msg: Message) -> Shown:
     bot = dash.services.crew.bots.get(msg.author)
     if msg.role == "assistant":
         who = bot.label if bot else f"@{msg.author}"
     else:
         who = f"{msg.sender or 'user'} ({msg.platform})"
-    return Shown(msg.id or 0, who, msg.role == "assistant", markdown_to_telegram_html(msg.content), msg.created_at)
+    return Shown(f"m{msg.id}", who, msg.role == "assistant", markdown_to_telegram_html(msg.content), msg.created_at)
+
+
+def _sent(dash: Dashboard, row: OutboxRow) -> Shown:
+    """A reply as this page's chat received it, under the names of the bots that spoke in its turn."""
+    crew = dash.services.crew
+    spoke = [m.author for m in dash.services.messages.by_turn(f"web-inbox-{row.inbox_id}")
+             if m.role == "assistant" and m.kind == "chat"] if row.inbox_id else []
+    labels = [crew.bots[h].label if h in crew.bots else f"@{h}" for h in dict.fromkeys(spoke)]
+    return Shown(f"s{row.id}", ", ".join(labels) or crew.team_name or "Nanofolks", True,
+                 markdown_to_telegram_html(row.text), row.created_at)
+
+
+def _is_reply_to_page(msg: Message) -> bool:
+    return msg.role == "assistant" and msg.turn_id.startswith("web-inbox-")
+
+
+def _history(dash: Dashboard, messages: list[Message], sent: list[OutboxRow]) -> list[Shown]:
+    """The room as the page shows it: what every chat said, except the crew's replies to this page, shown as
+    they were sent to it (with what the stored messages lack: hiring cards, notes, an apology)."""
+    items = [_message(dash, m) for m in messages if not _is_reply_to_page(m)] + [_sent(dash, r) for r in sent]
+    return sorted(items, key=lambda item: item.at)
+
+
+def _page(dash: Dashboard, room: Room, before: int = 0, before_at: float | None = None) -> dict[str, Any]:
+    """The newest PAGE messages (or those before message `before`) and the replies sent in that time."""
+    messages = dash.services.messages.recent(room.id, PAGE, ("chat",), before - 1 if before else None)
+    full = len(messages) == PAGE
+    since = messages[0].created_at if full else 0.0
+    sent = OutboxRepo(dash.services.db).sent_to("web", room.name, since=since, until=before_at, limit=10 * PAGE)
+    seen = Seen(messages[-1].id or 0 if messages else 0, sent[-1].id or 0 if sent else 0)
+    return {"messages": _history(dash, messages, sent), "seen": seen,
+            "first": messages[0] if full else None}
+
+
+def _news(dash: Dashboard, room: Room, seen: Seen) -> tuple[list[Shown], Seen, bool]:
+    """What the room and the page's chat got since `seen`, the new `seen`, and whether a reply is among it."""
+    messages = dash.services.messages.after(room.id, seen.message)
+    sent = OutboxRepo(dash.services.db).sent_to("web", room.name, after_id=seen.sent)
+    news = _history(dash, messages, sent)
+    seen = Seen(messages[-1].id or 0 if messages else seen.message, sent[-1].id or 0 if sent else seen.sent)
+    return news, seen, bool(sent) or any(m.role == "assistant" for m in messages)
 
 
 async def _room(dash: Dashboard, request: web.Request) -> Room:
@@ -65,23 +124,21 @@ async def _room(dash: Dashboard, request: web.Request) -> Room:
 async def page(request: web.Request) -> web.Response:
     dash = request.app[DASHBOARD]
     room = await _room(dash, request)
-    history = await dash.run(dash.services.messages.recent, room.id, PAGE)
+    shown = await dash.run(_page, dash, room)
     rooms = await dash.run(dash.services.rooms.list)
-    crew = dash.services.crew
-    mentions = [(b.handle, b.label) for b in crew.bots.values()] + [("all", "@all (everyone)")]
-    return dash.render(request, "chat.html", page="chat", room=room, rooms=rooms,
-                       messages=[shown(dash, m) for m in history], last=history[-1].id if history else 0,
-                       first=history[0].id if len(history) == PAGE else 0, mentions=mentions,
-                       client_id=uuid.uuid4().hex)
+    mentions = [(b.handle, b.label) for b in dash.services.crew.bots.values()] + [("all", "@all (everyone)")]
+    return dash.render(request, "chat.html", page="chat", room=room, rooms=rooms, mentions=mentions,
+                       client_id=uuid.uuid4().hex, **shown)
 
 
 async def earlier(request: web.Request) -> web.Response:
     dash = request.app[DASHBOARD]
     room = await _room(dash, request)
-    before = int(request.query.get("before", "0") or 0)
-    older = await dash.run(dash.services.messages.recent, room.id, PAGE, ("chat",), before - 1)
-    html = dash.fragment("_earlier.html", room=room, messages=[shown(dash, m) for m in older],
-                         first=older[0].id if len(older) == PAGE else 0)
+    before, at = request.query.get("before", ""), request.query.get("at", "")
+    if not before.isdigit():
+        raise web.HTTPBadRequest(text="before must be a message id")
+    shown = await dash.run(_page, dash, room, int(before), float(at) if at else None)
+    html = dash.fragment("_earlier.html", room=room, **shown)
     return web.Response(text=html, content_type="text/html")
 
 
@@ -109,21 +166,20 @@ async def send(request: web.Request) -> web.Response:
 
 
 async def events(request: web.Request) -> web.StreamResponse:
-    """Server-sent events: `message` for each message stored in the room (from any chat), `stream` for
-    replies being written, cleared when they are stored."""
+    """Server-sent events: `message` for what the room and the page's chat got since the page was drawn (from
+    any chat), `stream` for replies being written, cleared when they are sent."""
     dash = request.app[DASHBOARD]
     room = await _room(dash, request)
-    last = int(request.headers.get("Last-Event-ID") or request.query.get("after") or 0)
+    seen = Seen.parse(request.headers.get("Last-Event-ID") or request.query.get("after", ""))
     response = await open_events(request)
     writing: dict[tuple[str, str], str] = {}  # (message, bot) -> the reply so far
     with dash.channel.hub.subscribe(f"chat:{room.name}") as news, closed_quietly():
         while not dash.channel.closing:
-            stored = await dash.run(dash.services.messages.after, room.id, last)
-            for msg in stored:
-                html = dash.fragment("_message.html", m=shown(dash, msg), clears_sending=msg.role == "user")
-                await send_event(response, "message", html, str(msg.id))
-                last = msg.id or last
-            if any(m.role == "assistant" for m in stored) and writing:
+            shown, seen, replied = await dash.run(_news, dash, room, seen)
+            if shown:
+                html = "".join(dash.fragment("_message.html", m=m, clears_sending=not m.bot) for m in shown)
+                await send_event(response, "message", html, seen.text())
+            if replied and writing:
                 writing.clear()
                 await send_event(response, "stream", "")
             pieces = [item for item in await wait_news(news, LOOK_EVERY) if item is not None]
@@ -134,6 +190,6 @@ async def events(request: web.Request) -> web.StreamResponse:
                 html = "".join(dash.fragment("_streaming.html", who=labels[b].label if b in labels else f"@{b}",
                                              text=t) for (_, b), t in writing.items())
                 await send_event(response, "stream", html)
-            elif not stored:
+            elif not shown:
                 await keepalive(response)
     return response
