@@ -121,3 +121,35 @@ async def test_a_busy_port_is_one_line_and_beyond_loopback_warns(services: Servi
 
 async def _ignore(message: object) -> None:
     raise AssertionError("no message expected")
+
+
+async def test_forget_and_restore_from_the_memory_page(browser: ClientSession, services: Services) -> None:
+    entry = services.memory.add("The reef north of Tortuga is charted", kind="note")
+    async with browser.post("/memory/forget", data={"ref": f"entry:{entry.id}"}) as response:
+        assert f"entry {entry.id} archived" in unescape(await response.text())
+    [archived] = services.memory.archive.list()
+    assert archived["text"] == "The reef north of Tortuga is charted"
+    async with browser.post("/memory/forget", data={"ref": "nonsense"}) as response:
+        assert "not a memory id: 'nonsense'" in unescape(await response.text())
+    async with browser.post("/memory/restore", data={"archive_id": "x"}) as response:
+        assert "not an archive id: 'x'" in unescape(await response.text())
+    async with browser.post("/memory/restore", data={"archive_id": str(archived["id"])}) as response:
+        assert "restored as entry" in unescape(await response.text())
+    assert services.memory.archive.list() == []
+
+
+async def test_the_chat_page_shows_the_newest_messages_and_pages_back(browser: ClientSession,
+                                                                      services: Services) -> None:
+    from nanofolks.store.messages import Message
+
+    room = services.rooms.get("general")
+    services.messages.add_many([Message(room.id, "user", "user", f"message number {n}", sender="alice",
+                                        created_at=1000.0 + n) for n in range(105)])
+    async with browser.get("/chat/general") as response:
+        page = await response.text()
+    assert "message number 104" in page and "message number 5<" in page and "message number 4<" not in page
+    first = re.search(r'hx-get="(/chat/general/earlier\?before=\d+&amp;at=[\d.]+)"', page).group(1)
+    async with browser.get(unescape(first)) as response:
+        older = await response.text()
+    assert "message number 0<" in older and "message number 4<" in older and "message number 5<" not in older
+    assert "Earlier messages" not in older  # the start of the room
