@@ -20,10 +20,10 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> 
     """Every channel: enabled, configured, running or stopped, its account and its inbox and outbox."""
     from nanofolks.channels.whatsapp_bridge import auth_dir, is_linked
     from nanofolks.cli.gateway import print_channels
-    from nanofolks.gateway.report import channel_report
+    from nanofolks.gateway.report import channel_report, worker_report
 
     services = open_services()
-    rows = channel_report(services.config, services.db)
+    rows = channel_report(services.config, services.db, worker_report(services.db))
     linked = is_linked()
     for row in rows:  # WhatsApp alone also needs a linked device (`channels login whatsapp`)
         whatsapp = row["channel"] == "whatsapp"

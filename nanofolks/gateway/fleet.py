@@ -52,9 +52,10 @@ class Fleet:
         """Connect, register, and free what workers that died meanwhile had claimed."""
         from psycopg import AsyncConnection, OperationalError
 
+        name = f"nanofolks worker {socket.gethostname()}:{os.getpid()}"  # so pg_stat_activity tells them apart
         try:
-            self._conn = await AsyncConnection.connect(self.url, autocommit=True)
-            self._listen = await AsyncConnection.connect(self.url, autocommit=True)
+            self._conn = await AsyncConnection.connect(self.url, autocommit=True, application_name=name)
+            self._listen = await AsyncConnection.connect(self.url, autocommit=True, application_name=name)
         except OperationalError as exc:
             raise StoreError(f"cannot connect to the database: {str(exc).strip()}") from exc
         self._repo = FleetRepo(self._conn, await prepare_session(self._conn))

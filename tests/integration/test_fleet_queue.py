@@ -4,6 +4,8 @@ several workers are several connections, a worker killed with kill -9 is a conne
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
@@ -143,6 +145,23 @@ async def test_named_locks_have_one_holder_and_move_when_it_dies(connect) -> Non
     assert await three.try_lock("scheduler") and not await three.try_lock("telegram-abc")
     await two.conn.execute("DELETE FROM workers WHERE id = %s", (w2,))
     assert not await two.beat(w2, [], 15)  # taken for dead: the worker must stop
+
+
+async def test_a_worker_whose_session_ends_stops(pg_url: str, pg_db) -> None:  # noqa: ANN001
+    import psycopg
+
+    from nanofolks.gateway.fleet import Fleet
+    from nanofolks.store.db import StoreError
+
+    fleet = Fleet(pg_url)
+    await fleet.join()
+    running = asyncio.create_task(fleet.run())
+    with psycopg.connect(pg_url, autocommit=True) as admin:  # a network cut, an administrator, a failover
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+                      (f"nanofolks worker {socket.gethostname()}:{os.getpid()}",))
+    with pytest.raises(StoreError, match="lost the database connection"):
+        await asyncio.wait_for(running, 30)
+    await fleet.leave()
 
 
 async def test_fleet_notifications_wake_the_other_workers(pg_url: str, pg_db) -> None:  # noqa: ANN001

@@ -117,9 +117,23 @@ def test_a_burst_survives_kill9_and_sigterm_with_one_answer_each_in_order(
     assert {"telegram", "scheduler"} <= {h["lock"].split("-")[0] for h in final["workers"][0]["holds"]}
     telegram = next(ch for ch in final["channels"] if ch["channel"] == "telegram")
     assert telegram["inbox"]["pending"] == 0 and telegram["outbox"]["pending"] == telegram["outbox"]["sending"] == 0
+    listed = json.loads(run_cli("channels", "list", "--json", home=home).stdout)
+    assert next(ch for ch in listed if ch["channel"] == "telegram")["pid"] == third
     assert "took over telegram-" in survivor.output()
-    assert survivor.stop(signal.SIGTERM) == 0
+
+    end_sessions(home, third)  # its database sessions cut: its locks are gone, so it must stop polling
+    assert survivor.proc.wait(60) == 1
+    assert "lost the database connection" in survivor.output()
     assert status(home)["gateway"] == "stopped"
+
+
+def end_sessions(home: Path, pid: int) -> None:
+    import psycopg
+
+    url = json.loads((home / "config.json").read_text())["storage"]["url"]
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE %s",
+                      (f"nanofolks worker %:{pid}",))
 
 
 def outbox_uncertain(home: Path) -> dict[int, set[int]]:
