@@ -18,8 +18,8 @@ class SqliteDialect:
         return f"date({seconds}, 'unixepoch', 'localtime')"
 
     @staticmethod
-    def text_matches(table: str, columns: tuple[str, ...], cjk: bool = False) -> str:
-        """A subquery of (id, score) for the rows of `table` whose `columns` match the one `?` parameter,
+    def text_matches(table: str, cjk: bool = False) -> str:
+        """A subquery of (id, score) for the rows of `table` whose indexed text matches the one `?` parameter,
         a query in memory search's syntax (`"word" OR "two words"`); a lower score is a better match.
         SQLite: the table's FTS5 index `<table>_fts`, ranked by bm25 (negative); with `cjk`, its trigram
         index `<table>_cjk` of the texts in Japanese, Chinese or Korean (m021), the phrases trigrams."""
@@ -46,14 +46,13 @@ class PostgresDialect:
         return f"to_char(to_timestamp({seconds}), 'YYYY-MM-DD')"
 
     @staticmethod
-    def text_matches(table: str, columns: tuple[str, ...], cjk: bool = False) -> str:
-        """PostgreSQL: a GIN index on nanofolks_fts(<columns>) (see pg_schema), ranked by ts_rank (negated,
+    def text_matches(table: str, cjk: bool = False) -> str:
+        """PostgreSQL: the table's tsvectors in `<table>_fts` (see pg_schema), ranked by ts_rank (negated,
         so that lower is better as with bm25). websearch_to_tsquery reads the same `"phrase" OR` syntax.
         There is no trigram index here yet (m021 is SQLite's): `cjk` phrases go to the word index, which
         finds a CJK run only whole."""
-        doc = document(columns)
-        return (f"SELECT id, -ts_rank(nanofolks_fts({doc}), q) AS score FROM {table}, nanofolks_tsquery(?) AS q"
-                f" WHERE nanofolks_fts({doc}) @@ q")
+        return (f"SELECT id, -ts_rank(fts, q) AS score FROM {table}_fts, nanofolks_tsquery(?) AS q"
+                " WHERE fts @@ q")
 
     @staticmethod
     def table_bytes(prefixes: tuple[str, ...]) -> str:
@@ -61,12 +60,6 @@ class PostgresDialect:
         return ("SELECT SUM(CASE c.relkind WHEN 'r' THEN pg_table_size(c.oid) ELSE pg_relation_size(c.oid) END)"
                 " FROM pg_class c WHERE c.relkind IN ('r', 'i')"
                 f" AND c.relnamespace = current_schema()::regnamespace AND ({where})")
-
-
-def document(columns: tuple[str, ...]) -> str:
-    """The text one full-text index covers: its columns joined by spaces. The index and the queries must
-    spell it identically for PostgreSQL to use the index."""
-    return " || ' ' || ".join(columns)
 
 
 SQLITE = SqliteDialect()

@@ -403,7 +403,7 @@ class SearchRepo:
         """(id, score) best first; the score is negative, lower is better (bm25, or -ts_rank). `cjk`: the
         trigram index of texts in Japanese, Chinese or Korean (m021), matched with trigram phrases."""
         where, params = _filters(f, "e", "e.bot")
-        hits = self.db.dialect.text_matches("memory_entries", ("text",), cjk)
+        hits = self.db.dialect.text_matches("memory_entries", cjk)
         rows = self.db.query(
             f"SELECT e.id, hit.score FROM ({hits}) AS hit JOIN memory_entries e ON e.id = hit.id"
             f" WHERE 1 = 1 {where} ORDER BY hit.score LIMIT ?",
@@ -417,7 +417,7 @@ class SearchRepo:
                   f" AND v.ref_id = m.id AND v.model = '{FORGOTTEN}')")
         marks = ",".join("?" * len(EVENT_KINDS))
         skip = f" AND m.id NOT IN ({','.join('?' * len(exclude))})" if exclude else ""
-        hits = self.db.dialect.text_matches("messages", ("content",), cjk)
+        hits = self.db.dialect.text_matches("messages", cjk)
         rows = self.db.query(
             f"SELECT m.id, hit.score FROM ({hits}) AS hit JOIN messages m ON m.id = hit.id"
             f" WHERE m.kind IN ({marks}) {where}{skip} ORDER BY hit.score LIMIT ?",

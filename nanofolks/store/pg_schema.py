@@ -4,16 +4,16 @@ this module is the one place their DDL differs.
 - INTEGER PRIMARY KEY (a rowid alias in SQLite) -> BIGINT identity; INTEGER -> BIGINT (SQLite's are 64-bit);
   REAL -> DOUBLE PRECISION (SQLite's are 8 bytes, and they hold Unix times); BLOB -> BYTEA.
 - COLLATE NOCASE -> a case-insensitive ICU collation.
-- An FTS5 table over a content table -> a GIN index on `nanofolks_fts(<its columns>)` of that table; the
-  statements that maintain the FTS5 table are dropped (PostgreSQL keeps its index itself).
+- An FTS5 table over a content table -> a table of the same name holding each row's tsvector
+  (`nanofolks_fts(<its columns>)`, GIN-indexed), kept by a trigger on the content table and emptied by its
+  foreign key; the statements that maintain the FTS5 table are dropped. Stored, so that ranking reads the
+  vectors rather than parsing every matching text again (a GIN index on the expression alone would).
 - A trigger -> a PL/pgSQL function and a row trigger running the same statements."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
-
-from nanofolks.store.dialect import document
 
 COLLATION = "nanofolks_nocase"
 _TYPES = [
@@ -48,7 +48,7 @@ def translate(statement: str) -> list[str]:
     """One SQLite statement of a migration as the PostgreSQL statements that do the same (maybe none)."""
     fts = _FTS_TABLE.match(statement)
     if fts:
-        return [_fts_index(fts.group(1), fts.group(2))]
+        return _fts_table(fts.group(1), fts.group(2))
     trigger = _TRIGGER.match(statement)
     if trigger:
         return _trigger(*trigger.groups())
@@ -60,12 +60,27 @@ def translate(statement: str) -> list[str]:
     return [statement]
 
 
-def _fts_index(name: str, spec: str) -> str:
+def document(columns: tuple[str, ...]) -> str:
+    """The text one full-text table covers: its columns joined by spaces."""
+    return " || ' ' || ".join(columns)
+
+
+def _fts_table(name: str, spec: str) -> list[str]:
     parts = [p.strip() for p in spec.split(",")]
     columns = tuple(p for p in parts if "=" not in p)
     options = dict(p.split("=", 1) for p in parts if "=" in p)
     table = options["content"].strip().strip("'\"")
-    return f"CREATE INDEX {name} ON {table} USING gin (nanofolks_fts({document(columns)}))"
+    text = document(tuple(f"NEW.{c}" for c in columns))
+    return [
+        f"CREATE TABLE {name} (id BIGINT PRIMARY KEY REFERENCES {table}(id) ON DELETE CASCADE, fts tsvector NOT NULL)",
+        f"CREATE INDEX {name}_gin ON {name} USING gin (fts)",
+        f"INSERT INTO {name} (id, fts) SELECT id, nanofolks_fts({document(columns)}) FROM {table}",
+        f"CREATE FUNCTION {name}_keep() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+        f" INSERT INTO {name} (id, fts) VALUES (NEW.id, nanofolks_fts({text}))"
+        " ON CONFLICT (id) DO UPDATE SET fts = excluded.fts; RETURN NULL; END $$",
+        f"CREATE TRIGGER {name}_keep AFTER INSERT OR UPDATE OF {', '.join(columns)} ON {table}"
+        f" FOR EACH ROW EXECUTE FUNCTION {name}_keep()",
+    ]
 
 
 def _trigger(name: str, when: str, event: str, table: str, body: str) -> list[str]:

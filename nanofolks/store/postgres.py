@@ -201,6 +201,11 @@ def _configure(conn: Any) -> None:
     conn.adapters.register_loader("numeric", NumberLoader)
     conn.row_factory = _row_factory
     conn.execute("SELECT set_config('TimeZone', %s, false)", (local_zone(),))
+    # A commit returns before its WAL reaches the disk, as SQLite's WAL with synchronous=NORMAL does: a
+    # crash of the server's machine may lose the last moments, never consistency. A server, database or
+    # role that sets synchronous_commit itself is left as it is.
+    conn.execute("SELECT set_config('synchronous_commit', 'off', false) FROM pg_settings"
+                 " WHERE name = 'synchronous_commit' AND source = 'default'")
 
 
 def local_zone() -> str:

@@ -68,7 +68,7 @@ class WorkLogRepo:
                since: float | None = None) -> list[WorkEntry]:
         """Entries matching a full-text query (memory search's syntax), best first."""
         where, params = _filters(room_id, bot, since)
-        hits = self.db.dialect.text_matches("worklog", ("summary", "detail"))
+        hits = self.db.dialect.text_matches("worklog")
         rows = self.db.query(
             f"{_SELECT} JOIN ({hits}) AS hit ON hit.id = w.id {where} ORDER BY hit.score LIMIT ?",
             (match, *params, limit))
