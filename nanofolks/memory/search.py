@@ -16,6 +16,7 @@ from nanofolks.store.memory import Filters, Item, SearchRepo, VectorRepo
 if TYPE_CHECKING:
     import numpy as np
 
+    from nanofolks.memory.centring import Centre
     from nanofolks.memory.index import VectorIndex
 
 # Fusion, in units of SIMILARITY_STEP: a candidate loses one point per step of cosine similarity below the
@@ -130,15 +131,19 @@ def keyword_ranking(repo: SearchRepo, text: str, depth: int, filters: Filters,
 
 
 def vector_ranking(vectors: VectorRepo, index: VectorIndex | None, query_vector: np.ndarray | None, depth: int,
-                   filters: Filters, exclude: tuple[int, ...] = ()) -> dict[Ref, float]:
-    """Nearest neighbours, best first, with their cosine similarity. Filters are applied later, on the
-    loaded items: with a filter, look deeper so that enough survive it."""
+                   filters: Filters, exclude: tuple[int, ...] = (), centre: Centre | None = None) -> dict[Ref, float]:
+    """Nearest neighbours, best first, with their cosine similarity (centred, with `centre`: the index
+    finds the candidates for the centred query, their stored vectors are compared centred). Filters are
+    applied later, on the loaded items: with a filter, look deeper so that enough survive it."""
     found: dict[Ref, float] = {}
     if index is None or query_vector is None or not len(index):
         return found
     filtered = (filters.room_id is not None or filters.rooms is not None or filters.bot or filters.since
                 or filters.until)
-    hits = index.search(query_vector, depth * (5 if filtered else 1))
+    query = centre.query(query_vector) if centre else query_vector
+    hits = index.search(query, depth * (5 if filtered else 1))
+    if centre and hits:
+        hits = centred(vectors, index, query, [label for label, _ in hits], centre)
     refs = vectors.refs([label for label, _ in hits])
     for label, sim in hits:
         ref = refs.get(label)
@@ -147,14 +152,28 @@ def vector_ranking(vectors: VectorRepo, index: VectorIndex | None, query_vector:
     return found
 
 
-def fuse(similarity: dict[Ref, float], keyword: dict[Ref, KeywordMatch]) -> dict[Ref, float]:
+def centred(vectors: VectorRepo, index: VectorIndex, query: np.ndarray, labels: list[int],
+            centre: Centre) -> list[tuple[int, float]]:
+    """The candidates' centred similarities to the (centred) query, best first."""
+    import numpy as np
+
+    found = [(label, blob) for batch in vectors.iter_vectors_for(index.model, labels) for label, blob in batch]
+    if not found:
+        return []
+    sims = centre.similarities(query, np.stack([np.frombuffer(blob, dtype=np.float32) for _, blob in found]))
+    return sorted(((label, float(sim)) for (label, _), sim in zip(found, sims, strict=True)),
+                  key=lambda hit: hit[1], reverse=True)
+
+
+def fuse(similarity: dict[Ref, float], keyword: dict[Ref, KeywordMatch],
+         step: float = SIMILARITY_STEP) -> dict[Ref, float]:
     """One score per candidate: similarity steps below the best, plus what its keyword match adds. A
     candidate only full-text search found counts as the least similar one the vectors returned."""
     best = max(similarity.values(), default=0.0)
     floor = min(similarity.values(), default=0.0)
     scores = {}
     for ref in similarity.keys() | keyword.keys():
-        score = (similarity.get(ref, floor) - best) / SIMILARITY_STEP
+        score = (similarity.get(ref, floor) - best) / step
         if ref in keyword:
             score += KEYWORD_WEIGHT * keyword[ref].strength + SPECIFIC_WEIGHT * keyword[ref].specific
         scores[ref] = score
@@ -179,15 +198,18 @@ def hybrid_search(
     filters: Filters | None = None,
     exclude: tuple[int, ...] = (),
     now: float | None = None,
+    centre: Centre | None = None,
 ) -> list[Hit]:
     """The best `limit` entries and messages for `text`. `exclude` holds message ids the caller
-    already shows (the room's recent history)."""
+    already shows (the room's recent history); `centre`: the embedder's centring (memory/centring.py)."""
     filters = filters or Filters()
     depth = max(limit * 4, 40)
     keyword = keyword_ranking(repo, text, depth, filters, exclude)
-    similarity = vector_ranking(vectors, index, query_vector, depth, filters, exclude)
+    similarity = vector_ranking(vectors, index, query_vector, depth, filters, exclude, centre)
     items = repo.items(list(similarity.keys() | keyword.keys()), filters)
-    scores = fuse({r: s for r, s in similarity.items() if r in items}, {r: k for r, k in keyword.items() if r in items})
+    step = SIMILARITY_STEP * (centre.spread if centre else 1.0)  # one step means as much, centred or not
+    scores = fuse({r: s for r, s in similarity.items() if r in items}, {r: k for r, k in keyword.items() if r in items},
+                  step)
     now = now or time.time()
     hits_out = [Hit(item, scores[ref] + boost(item, now), similarity.get(ref),
                     keyword[ref].rank if ref in keyword else None) for ref, item in items.items()]

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from nanofolks.memory import entities as entity_rules
 from nanofolks.memory import preferences as preference_rules
+from nanofolks.memory.centring import centre_for
 from nanofolks.memory.index import OpenReport, Progress, VectorIndex
 from nanofolks.memory.search import Hit, hybrid_search
 from nanofolks.routing.tiers import cheapest_model
@@ -413,7 +414,8 @@ class MemoryService:
                            filters: Filters | None = None, touch: bool = True) -> list[Hit]:
         index = self.ensure_index()
         index.catch_up(self.vectors)  # vectors other processes stored since we last looked
-        hits = hybrid_search(self.search_repo, self.vectors, index, vector, text, limit, filters, exclude)
+        hits = hybrid_search(self.search_repo, self.vectors, index, vector, text, limit, filters, exclude,
+                             centre=centre_for(self.embedder.name))
         if touch:
             self.entries.touch(h.item.id for h in hits if h.item.source == "entry")
         return hits

