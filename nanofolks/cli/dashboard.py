@@ -73,6 +73,9 @@ def _address(services: Services) -> dict[str, Any]:
     recorded = json.loads(beat) if beat else {}
     if pid is not None and recorded.get("pid") == pid and recorded.get("username"):
         return {"url": recorded["username"], "running": True, "login_minutes": config.login_minutes}
+    if config.port == 0:
+        fail("the gateway is not running, and dashboard.port 0 means it picks a port when it starts: start "
+             "`nanofolks gateway`, then run this again")
     host = "127.0.0.1" if config.host in ("0.0.0.0", "::", "") else config.host
     return {"url": f"http://{host}:{config.port}", "running": False, "login_minutes": config.login_minutes}
 

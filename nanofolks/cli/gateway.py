@@ -112,7 +112,9 @@ def print_channels(channels: list[dict[str, Any]], details: dict[str, str] | Non
         line = f"[bold]{ch['channel']:<9}[/] {'enabled' if ch['enabled'] else 'disabled'}, {ch['state']}"
         if ch["pid"]:
             line += f" (pid {ch['pid']})"
-        if ch["account"]:
+        if ch["account"] and "://" in ch["username"]:  # the dashboard's "username" is its address
+            line += f" at {ch['username']}"
+        elif ch["account"]:
             line += f" as @{ch['username']}" if ch["username"] else f" as {ch['account']}"
         if ch["last_heartbeat"]:
             line += f", last heartbeat {time.time() - ch['last_heartbeat']:.0f}s ago"

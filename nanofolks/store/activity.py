@@ -52,17 +52,16 @@ class ActivityItem:
     ok: bool
 
 
-_TIMELINE = """
-SELECT t.*, COALESCE(r.name, '') AS room FROM (
-    SELECT 'm' AS source, id, created_at AS at, 'message' AS kind, room_id,
-           CASE WHEN role = 'user' THEN sender ELSE author END AS who, substr(content, 1, ?) AS summary, 1 AS ok
-      FROM messages WHERE kind = 'chat' AND id > ?
-    UNION ALL
-    SELECT 'w', id, created_at, kind, room_id, bot, summary, ok FROM worklog WHERE id > ?
-    UNION ALL
-    SELECT 'a', id, at, kind, room_id, bot, summary, ok FROM activity WHERE id > ?
-) t LEFT JOIN rooms r ON r.id = t.room_id
-"""
+# Each source is read newest first from its own primary key (a room's years of messages are never scanned
+# whole), then the three are merged by time.
+_SOURCES = {
+    "m": ("SELECT 'm' AS source, id, created_at AS at, 'message' AS kind, room_id,"
+          " CASE WHEN role = 'user' THEN sender ELSE author END AS who, substr(content, 1, ?) AS summary, 1 AS ok"
+          " FROM messages WHERE kind = 'chat' AND id > ?", "CASE WHEN role = 'user' THEN sender ELSE author END"),
+    "w": ("SELECT 'w' AS source, id, created_at AS at, kind, room_id, bot AS who, summary, ok FROM worklog"
+          " WHERE id > ?", "bot"),
+    "a": ("SELECT 'a' AS source, id, at, kind, room_id, bot AS who, summary, ok FROM activity WHERE id > ?", "bot"),
+}
 
 
 class ActivityRepo:
@@ -80,16 +79,19 @@ class ActivityRepo:
                  limit: int = 100) -> list[ActivityItem]:
         """Newest first; with `after`, only what came since that cursor."""
         after = after or Cursor()
-        params: list[Any] = [SUMMARY_CHARS, after.message, after.work, after.own]
-        where = []
-        if room_id is not None:
-            where.append("t.room_id = ?")
-            params.append(room_id)
-        if who is not None:
-            where.append("t.who = ?")
-            params.append(who)
-        sql = _TIMELINE + (f"WHERE {' AND '.join(where)} " if where else "") + "ORDER BY t.at DESC, t.id DESC LIMIT ?"
-        rows = self.db.query(sql, (*params, limit))
+        parts, params = [], []
+        for source, last in (("m", after.message), ("w", after.work), ("a", after.own)):
+            select, who_column = _SOURCES[source]
+            sql, args = select, ([SUMMARY_CHARS] if source == "m" else []) + [last]
+            if room_id is not None:
+                sql, args = sql + " AND room_id = ?", [*args, room_id]
+            if who is not None:
+                sql, args = sql + f" AND {who_column} = ?", [*args, who]
+            parts.append(f"SELECT * FROM ({sql} ORDER BY id DESC LIMIT ?)")
+            params += [*args, limit]
+        rows = self.db.query(
+            f"SELECT t.*, COALESCE(r.name, '') AS room FROM ({' UNION ALL '.join(parts)}) t"
+            " LEFT JOIN rooms r ON r.id = t.room_id ORDER BY t.at DESC, t.id DESC LIMIT ?", (*params, limit))
         return [_item(r) for r in rows]
 
 
