@@ -63,6 +63,16 @@ def reply_to_proposal(text: str) -> str:
     return ""
 
 
+NOTE_MARK = "[Hiring desk, not from the user]"
+_LINES = {  # the leader's words when its model only parrots the desk's note (a tiny model does)
+    "proposed": "Here is who I would hire; the details are below. Shall I?",
+    "hired": "Welcome to the crew!",
+    "declined": "Understood: nobody is hired.",
+    "refused": "I cannot do that hire; the reason is below.",
+    "none": "There is no hiring proposal waiting here.",
+}
+
+
 @dataclass
 class DeskResult:
     action: str  # proposed | hired | declined | refused | none
@@ -73,8 +83,20 @@ class DeskResult:
         """Put it on the turn (the newest result wins: a refined proposal replaces the draft); the tools'
         result text."""
         turn.desk_action, turn.desk_card = self.action, self.card
-        turn.desk_note = f"[Hiring desk, not from the user] {self.note}"
+        turn.desk_note = f"{NOTE_MARK} {self.note}"
         return f"{self.note}\n\n{self.card}"
+
+
+def settle_reply(turn: Turn) -> None:
+    """A leader's reply that repeats the desk's note instead of speaking to the user becomes a plain line
+    (the card under it says the rest): small models often echo the last message they were given."""
+    if not turn.desk_note:
+        return
+    note = " ".join(turn.desk_note.removeprefix(NOTE_MARK).split())
+    for reply in turn.replies:
+        said = " ".join(reply.text.split())
+        if reply.bot == LEADER and reply.ok and ("Hiring desk" in said or note[:64] in said):
+            reply.text = _LINES.get(turn.desk_action, "")
 
 
 def _renamed(candidate: Candidate, name: str) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from nanofolks.llm.client import LLM
 from nanofolks.orchestrator.collect import collect
 from nanofolks.orchestrator.dispatch import dispatch
 from nanofolks.orchestrator.final import final
-from nanofolks.orchestrator.hiring import HiringDesk
+from nanofolks.orchestrator.hiring import HiringDesk, settle_reply
 from nanofolks.orchestrator.intent import classifier_prompt, classify
 from nanofolks.orchestrator.tag import tag
 from nanofolks.orchestrator.turn import FinalAnswer, Turn
@@ -107,7 +107,10 @@ class Pipeline:
             turn.plan = dispatch(turn.tags, turn.intent, room, self.crew, self.config.orchestrator.turn_budget)
             await self.desk.prepare(turn)  # a hire asked for, or agreed to: done before the leader speaks
             budget = TurnBudget(self.config.orchestrator.turn_budget)
-            turn.replies, consulted = await collect(turn, turn.plan, self.runner, budget, on_token)
+            # a hiring turn is not streamed: its reply may yet be replaced (settle_reply)
+            turn.replies, consulted = await collect(turn, turn.plan, self.runner, budget,
+                                                    None if turn.desk_note else on_token)
+            settle_reply(turn)
             answer = final(turn, turn.tags, turn.plan, turn.replies, self.crew)
             cut = self.config.orchestrator.max_message_chars
             if len(text) > cut:

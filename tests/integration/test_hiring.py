@@ -47,6 +47,8 @@ async def test_propose_then_agree_hires_into_every_room(services: Services, llm_
     leader_saw = last_user_message(llm_server.requests[-1]["messages"])
     assert "[Hiring desk, not from the user]" in leader_saw and "Barnacle Bess (@bess)" in leader_saw
     assert proposal.parts[0].bot == "leader" and len(llm_server.requests) == 1  # no specialist consulted
+    # the scripted model echoes the desk's note: the user gets a plain line instead (small models do the same)
+    assert proposal.parts[0].text == "Here is who I would hire; the details are below. Shall I?"
 
     done = await say(services, "yes, hire them")
     assert "✓ Hired **🔭 Barnacle Bess** (@bess)" in done.markdown()
