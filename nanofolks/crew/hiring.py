@@ -11,6 +11,7 @@ Personality / Voice / Greeting sections are its soul and whose other sections ar
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -233,8 +234,9 @@ def check_candidate(crew: Crew, candidate: Candidate, taken: set[str] | None = N
     if handle in taken or (crew.root is not None and (crew.root / "bots" / handle).exists()):
         raise CrewError(f"@{handle} is already taken (a crew member's handle or name, retired ones too)")
     name = candidate.name.strip()
-    if not name or len(name) > 40 or "\n" in name or not _alias(name):
-        raise CrewError("a bot's name must be 1 to 40 characters on one line, with a letter or digit")
+    if not name or len(name) > 40 or not _alias(name) or _invisible(name) or _invisible(candidate.title):
+        raise CrewError("a bot's name must be 1 to 40 characters on one line, with a letter or digit and no "
+                        "control or invisible characters")
     if _alias(name) in taken:
         raise CrewError(f"the name {name!r} is already taken in this crew")
     if len(candidate.emoji) > 8 or "\n" in candidate.emoji:
@@ -245,6 +247,12 @@ def check_candidate(crew: Crew, candidate: Candidate, taken: set[str] | None = N
     unknown = [t for t in candidate.tools if t not in known_tools()]
     if unknown:
         raise CrewError(f"unknown tool(s) {', '.join(unknown)}; known: {', '.join(sorted(known_tools()))}")
+
+
+def _invisible(text: str) -> bool:
+    """Control or format characters (line breaks, right-to-left overrides, zero-width joiners): in a name they
+    could forge another bot's label in a chat."""
+    return any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in text)
 
 
 def known_tools() -> set[str]:

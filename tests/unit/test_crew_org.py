@@ -184,6 +184,12 @@ def test_bad_or_tricky_handles_are_refused(handle: str) -> None:
         check_handle(handle)
 
 
+@pytest.mark.parametrize("name", ["🦜🦜", "Evil\u202eGnidoc", "Zero\u200bWidth", "Two\nLines", "x" * 41])
+def test_bad_names_are_refused(workspace: Path, name: str) -> None:
+    with pytest.raises(CrewError, match="name"):
+        draft(crew_of(workspace), "analyst", name=name, handle="fresh")
+
+
 def test_a_hire_is_written_and_loaded(workspace: Path) -> None:
     handle = hire(workspace, "researcher", "watches industry trends")
     crew = crew_of(workspace)
