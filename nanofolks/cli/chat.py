@@ -45,6 +45,7 @@ async def _send(services: Services, room, text: str, stream: bool) -> FinalAnswe
     captured = services.keeper.capture(valid_text(text), "cli")  # a secret typed here is kept in the vault
     if captured.notice():
         err_console.print(captured.notice(), highlight=False, soft_wrap=True)
+    await services.llm.ready()  # the library loads before the turn's deadline starts
     answer = await services.pipeline.handle(room, captured.text, on_token=view.token if stream else None)
     view.finish(answer)
     await services.pipeline.settle()  # a compaction the turn started finishes before the next prompt

@@ -198,17 +198,10 @@ class Gateway:
         """Import litellm (seconds) in a thread while the channels connect, not inside the first user's
         turn, where the import would also block the event loop (and Discord's heartbeat with it); then
         freeze what is loaded out of the garbage collector's reach."""
-        from nanofolks.llm.client import is_local
-
-        agents = self.config.agents
-        models = {agents.defaults.model, *(bot.model for bot in agents.bots.values() if bot.model)}
-        if not all(is_local(model) for model in models):
-            from nanofolks.llm.env import import_litellm
-
-            try:
-                await asyncio.to_thread(import_litellm)
-            except Exception:  # noqa: BLE001 - the turn imports it again and reports the failure to the user
-                log.exception("could not import litellm ahead of the first turn")
+        try:
+            await self.services.llm.ready()
+        except Exception:  # noqa: BLE001 - the turn imports it again and reports the failure to the user
+            log.exception("could not import litellm ahead of the first turn")
         # What is loaded by now lives as long as the process: frozen, the collector's full passes stop
         # walking it (they took 60-180 ms with litellm loaded, a pause in the middle of somebody's reply).
         gc.collect()

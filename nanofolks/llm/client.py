@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import sys
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,17 @@ class LLM:
         self.config = config
         self.usage = usage
         self.spend = spend  # daily limits on paid models, checked before each paid call
+
+    async def ready(self) -> None:
+        """litellm imported (seconds, once per process) in a thread, unless every configured model is local.
+        Called before a turn: its deadline is for model calls, not for loading the library, and an import
+        on the event loop would stall everything else meanwhile."""
+        agents, routing = self.config.agents, self.config.routing
+        models = {agents.defaults.model, *(b.model for b in agents.bots.values() if b.model),
+                  *(t.model for t in routing.tiers.values() if routing.enabled and t.model)}
+        if all(is_local(model) for model in models) or "litellm" in sys.modules:
+            return
+        await asyncio.to_thread(import_litellm)
 
     def model_for(self, bot: str, tier: str = "") -> str:
         return self.route_model(bot, tier)[0]
