@@ -78,22 +78,53 @@ def to_psycopg(sql: str) -> str:
 
 
 class PgConnection:
-    """The connection a `write()` block is handed: sqlite3.Connection's execute/executemany."""
+    """The connection a `write()` block is handed: sqlite3.Connection's execute/executemany. In a write
+    transaction statements are pipelined: each is sent without waiting for the one before, and a result
+    (rows, rowcount) is waited for only when asked for; a statement whose result nobody reads costs no
+    round trip of its own (`release`'s DELETE goes with BEGIN and COMMIT: one round trip in all)."""
 
-    __slots__ = ("_conn",)
+    __slots__ = ("_conn", "_pipeline")
 
-    def __init__(self, conn: Any):
+    def __init__(self, conn: Any, pipeline: Any = None):
         self._conn = conn
+        self._pipeline = pipeline
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        if params:
-            return self._conn.execute(to_psycopg(sql), params)
-        return self._conn.execute(sql)
+        cursor = self._conn.execute(to_psycopg(sql), params) if params else self._conn.execute(sql)
+        return cursor if self._pipeline is None else Pending(cursor, self._pipeline)
 
     def executemany(self, sql: str, rows: Any) -> Any:
         cursor = self._conn.cursor()
         cursor.executemany(to_psycopg(sql), list(rows))
-        return cursor
+        return cursor if self._pipeline is None else Pending(cursor, self._pipeline)
+
+
+class Pending:
+    """A pipelined statement's result: reading it first waits for everything sent so far (once)."""
+
+    __slots__ = ("_cursor", "_pipeline")
+
+    def __init__(self, cursor: Any, pipeline: Any):
+        self._cursor = cursor
+        self._pipeline = pipeline
+
+    def _ready(self) -> Any:
+        if self._cursor.pgresult is None:
+            self._pipeline.sync()
+        return self._cursor
+
+    def fetchone(self) -> Row | None:
+        return self._ready().fetchone()
+
+    def fetchall(self) -> list[Row]:
+        return self._ready().fetchall()
+
+    def __iter__(self) -> Iterator[Row]:
+        return iter(self.fetchall())
+
+    @property
+    def rowcount(self) -> int:
+        return self._ready().rowcount
 
 
 class PgDatabase:
@@ -120,7 +151,7 @@ class PgDatabase:
         self._max_connections = max_connections
         with self._pool.connection() as conn:
             schema_key = conn.execute("SELECT hashtext(current_schema())").fetchone()[0]
-        self._begin = f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK}, {int(schema_key)})"
+        self._lock = f"SELECT pg_advisory_xact_lock({WRITE_LOCK}, {int(schema_key)})"
         with self.write() as conn:
             english = conn.execute("SELECT 1 FROM pg_ts_config WHERE cfgname = 'english'").fetchone()
             for statement in helpers("english" if english else "simple"):
@@ -132,17 +163,20 @@ class PgDatabase:
         """One write transaction; the advisory lock makes writers take turns, as BEGIN IMMEDIATE does."""
         if getattr(self._local, "conn", None) is not None:
             raise StoreError("a write transaction is already open in this thread")
-        with self._pool.connection() as raw:
-            raw.execute(self._begin)
-            conn = self._local.conn = PgConnection(raw)
+        with self._pool.connection() as raw, raw.pipeline() as pipeline:
+            raw.execute("BEGIN")
+            raw.execute(self._lock)
+            conn = self._local.conn = PgConnection(raw, pipeline)
             try:
                 yield conn
             except BaseException:
                 with contextlib.suppress(Exception):  # a broken connection: the pool replaces it
                     raw.execute("ROLLBACK")
+                    pipeline.sync()
                 raise
             else:
                 raw.execute("COMMIT")
+                pipeline.sync()  # the error of a statement whose result nobody read is raised here
             finally:
                 self._local.conn = None
 

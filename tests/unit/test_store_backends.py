@@ -3,6 +3,7 @@ the storage URL with its bad inputs. Each test taking `db` runs on SQLite and on
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 import threading
 import time
@@ -75,6 +76,24 @@ def test_a_failed_write_leaves_nothing(db: Database) -> None:
     assert rooms.get("gone") is None
     rooms.create("kept", "open", [])  # the connection is usable afterwards
     assert rooms.get("kept") is not None
+
+
+def test_a_statement_failing_unread_fails_its_whole_write(db: Database) -> None:
+    """On PostgreSQL a write's statements are pipelined: an error nobody asked a result for is raised at
+    the commit, still inside the write, and nothing of it is kept."""
+    if db.dialect.name == "sqlite":
+        duplicate: type[Exception] = sqlite3.IntegrityError
+    else:
+        import psycopg
+
+        duplicate = psycopg.IntegrityError
+    with pytest.raises(duplicate), db.write() as conn:
+        conn.execute("INSERT INTO memory_state (key, value) VALUES (?, ?)", ("a", "1"))
+        conn.execute("INSERT INTO memory_state (key, value) VALUES (?, ?)", ("a", "2"))
+    assert db.query("SELECT * FROM memory_state") == []
+    with db.write() as conn:  # and the next write works
+        conn.execute("INSERT INTO memory_state (key, value) VALUES (?, ?)", ("a", "3"))
+    assert db.query_one("SELECT value FROM memory_state WHERE key = 'a'")[0] == "3"
 
 
 def test_a_read_inside_a_write_sees_that_write(db: Database) -> None:
