@@ -82,8 +82,10 @@ class RoomRepo:
     def add_member_everywhere(self, bot: str) -> int:
         """A new crew member joins every room (its handle works at once wherever the user talks)."""
         with self.db.write() as conn:
-            return conn.execute("INSERT INTO room_members (room_id, bot, joined_at) SELECT id, ?, ? FROM rooms"
-                                " WHERE true ON CONFLICT DO NOTHING", (bot, time.time())).rowcount
+            return conn.execute(
+                "INSERT INTO room_members (room_id, bot, joined_at, position) SELECT id, ?, ?,"
+                " (SELECT COALESCE(MAX(m.position), -1) + 1 FROM room_members m WHERE m.room_id = rooms.id)"
+                " FROM rooms WHERE true ON CONFLICT DO NOTHING", (bot, time.time())).rowcount
 
     def remove_member(self, room_id: int, bot: str) -> bool:
         with self.db.write() as conn:
