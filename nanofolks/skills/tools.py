@@ -9,6 +9,7 @@ from typing import Any
 
 from nanofolks.agent.tools.exec import run_in_workspace
 from nanofolks.agent.tools.registry import Tool, ToolContext, ToolError, params
+from nanofolks.secrets.keeper import REF
 from nanofolks.skills.skills import Skill, SkillError, Skills
 
 
@@ -44,6 +45,9 @@ def skill_tools(skills: Skills) -> list[Tool]:
         script = args["script"]
         if script not in skill.scripts:
             raise ToolError(f"the skill {skill.name!r} has no script {script!r}; scripts: {', '.join(skill.scripts) or 'none'}")
+        if any(REF.search(str(a)) for a in args.get("args") or []):
+            raise ToolError("a secret goes in env (e.g. {\"GH_TOKEN\": \"{{github_token}}\"}), never in args: "
+                            "a command line is visible to every local user")
         path = skill.path / "scripts" / script
         interpreter = [sys.executable] if path.suffix == ".py" else ["sh"]
         argv = [*interpreter, str(path), *[str(a) for a in args.get("args") or []]]
@@ -56,12 +60,12 @@ def skill_tools(skills: Skills) -> list[Tool]:
              params({"name": {"type": "string", "description": "The skill's name, as listed under Skills."}},
                     ["name"]), read_skill),
         Tool("run_skill_script", "Run one of a skill's scripts in the workspace and get its exit code and output. "
-             "Write a secret as {{name}} in args or env; the script gets the value.",
+             "Write a secret as {{name}} in env (never args); the script gets the value.",
              params({"skill": {"type": "string"}, "script": {"type": "string", "description": "File name in scripts/."},
                      "args": {"type": "array", "items": {"type": "string"}},
                      "env": {"type": "object", "additionalProperties": {"type": "string"},
                              "description": "Extra environment variables, e.g. {\"GH_TOKEN\": \"{{github_token}}\"}."}},
                     ["skill", "script"]),
              run_skill_script, enabled=lambda config: config.tools.exec_enabled,
-             disabled_reason="running skill scripts is turned off for this crew (tools.execEnabled)", uses_secrets=True),
+             disabled_reason="running skill scripts is turned off for this crew (tools.execEnabled)", uses_secrets=("env",)),
     ]

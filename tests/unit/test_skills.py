@@ -213,6 +213,10 @@ async def test_run_skill_script_gives_secrets_through_the_environment_not_the_co
                                                           "env": {"A=B": "x"}},
                                      runner._skill_tools(services.crew.bots["coder"]), ctx)
     assert bad.text == "error: 'A=B' is not a usable environment variable (no '=' or NUL, not empty)"
+    in_args = await runner.tools.execute("run_skill_script", {"skill": "probe", "script": "probe.py",
+                                                              "args": ["--token", "{{gh_token}}"]},
+                                         runner._skill_tools(services.crew.bots["coder"]), ctx)
+    assert in_args.text.startswith("error: a secret goes in env") and secret not in in_args.text  # never argv
 
 
 def test_skills_cli_json_shapes_and_exit_codes(services: Services, tmp_path: Path) -> None:

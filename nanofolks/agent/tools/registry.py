@@ -62,7 +62,9 @@ class Tool:
     run: Handler
     enabled: Callable[[Config], bool] = field(default=lambda _config: True)
     disabled_reason: str = ""  # what the model is told when it calls a tool that config turned off
-    uses_secrets: bool = False  # its arguments' {{name}} references are replaced by the vault's values as it runs
+    # The arguments whose {{name}} references become the vault's values as it runs (never one that ends up on
+    # a command line: any local user can read those).
+    uses_secrets: tuple[str, ...] = ()
 
     def schema(self) -> dict[str, Any]:
         """The OpenAI function-calling form, which litellm translates for every provider."""
@@ -135,7 +137,7 @@ class ToolRegistry:
 
 
 def _with_secrets(tool: Tool, arguments: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
-    """The arguments a tool runs with: {{name}} -> the secret, only for tools that need one, only now."""
+    """The arguments a tool runs with: {{name}} -> the secret, only in the arguments that take one, only now."""
     if not tool.uses_secrets or ctx.keeper is None:
         return arguments
     from nanofolks.secrets.vault import VaultError
@@ -150,7 +152,7 @@ def _with_secrets(tool: Tool, arguments: dict[str, Any], ctx: ToolContext) -> di
         return value
 
     try:
-        return resolve(arguments)
+        return {key: resolve(value) if key in tool.uses_secrets else value for key, value in arguments.items()}
     except VaultError as exc:
         raise ToolError(str(exc)) from None
 

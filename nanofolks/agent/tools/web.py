@@ -204,5 +204,5 @@ WEB_FETCH_TOOL = Tool(
                         "description": "Extra request headers; write a secret as {{name}}, e.g. "
                                        "{\"Authorization\": \"Bearer {{github_token}}\"}."}}, ["url"]),
     web_fetch,
-    uses_secrets=True,
+    uses_secrets=("headers",),
 )
