@@ -166,6 +166,9 @@ def pick_template(noun: str, focus: str, templates: dict[str, RoleTemplate]) -> 
 def draft(crew: Crew, noun: str, focus: str = "", taken: set[str] | None = None, **refine: Any) -> Candidate:
     """A candidate for "a <noun> who <focus>" in the crew's team style. `refine` (name, handle, title,
     emoji, personality, supervisor, tier) overrides the draft; each is checked like the rest."""
+    noun, focus = " ".join(noun.split()), " ".join(focus.split())
+    if not noun:
+        raise CrewError("say what the new member is, e.g. a researcher who watches industry trends")
     templates = role_templates()
     template = templates[refine.get("template") or pick_template(noun, focus, templates)]
     style = team_style(crew.team) if crew.team else TeamStyle([], {}, "", "", "")
@@ -188,7 +191,7 @@ def draft(crew: Crew, noun: str, focus: str = "", taken: set[str] | None = None,
         focus=focus, supervisor=refine.get("supervisor") or LEADER, tier=refine.get("tier") or template.tier,
         daily_limit_usd=template.daily_limit_usd, tools=template.tools, skills=template.skills,
         intents=template.intents, catchphrase=style.catchphrase, soul=soul, role_card=role_card)
-    check_candidate(crew, candidate, taken - {candidate.handle})
+    check_candidate(crew, candidate, taken)
     return candidate
 
 

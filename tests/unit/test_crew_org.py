@@ -175,6 +175,10 @@ def test_draft_skips_names_in_use_and_takes_refinements(workspace: Path) -> None
         draft(crew_of(workspace), "analyst", tier="cosmic")
     with pytest.raises(CrewError, match="already taken"):
         draft(crew_of(workspace), "analyst", name="Compass Kate")  # the researcher's name
+    with pytest.raises(CrewError, match="already taken"):
+        draft(crew_of(workspace), "analyst", handle="ironhook")  # the coder answers to it
+    with pytest.raises(CrewError, match="say what the new member is"):
+        draft(crew_of(workspace), "  ")
 
 
 @pytest.mark.parametrize("handle", ["../x", "x/../../etc", "Bob", "a", "-x", "ünïcode", "nаme", "x" * 30,
