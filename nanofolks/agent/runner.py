@@ -27,7 +27,7 @@ from nanofolks.rooms.tasks import Tasks
 from nanofolks.routines.worklog import tool_entry
 from nanofolks.store.memory import store_large_output
 from nanofolks.store.messages import Message, MessageRepo
-from nanofolks.store.rooms import RoomRepo
+from nanofolks.store.rooms import Room, RoomRepo
 from nanofolks.store.tasks import TaskRepo
 from nanofolks.store.worklog import insert as log_work
 from nanofolks.text import truncate_middle
@@ -174,16 +174,7 @@ class BotRunner:
     ) -> list[dict[str, Any]]:
         bot = self.crew.bot(handle)
         room = turn.room
-        personas = [system_prompt(bot, self.crew, room.name, room.type, room.members, compact=compact)
-                    for compact in ((True,) if is_local(model) else (False, True))]
-        personas.append(personas[-1].split("\n", 1)[0])  # the name line: the shortest that still says who it is
-        fixed = ""
-        if tools:
-            fixed = describe_tools(tools) if mode == "text" else _native_note(tools)
-        if self.skills is not None and any(t.name == "read_skill" for t in tools or []):
-            from nanofolks.skills.tools import skills_block
-
-            fixed += "\n\n" + skills_block(self.skills.for_bot(bot.skills))
+        personas, fixed = self._instructions(bot, room, model, tools, mode)
         memory = ""
         if self.memory is not None:  # what the crew remembers that bears on this message, within its token budget
             memory = await self.memory.prime(turn, model)
@@ -217,6 +208,31 @@ class BotRunner:
                             summary=[self.context.summary_chat(summary)] if summary else [],
                             history_step=window_step(limit))
         return fit_prompt(parts, window - reserved, model, assemble, window)
+
+    def _instructions(self, bot: Bot, room: Room, model: str, tools: list[Tool] | None,
+                      mode: str) -> tuple[list[str], str]:
+        """The bot's personas (longest first; fitting sends the first that fits) and the instructions never
+        cut (how to call its tools, its skills)."""
+        personas = [system_prompt(bot, self.crew, room.name, room.type, room.members, compact=compact)
+                    for compact in ((True,) if is_local(model) else (False, True))]
+        personas.append(personas[-1].split("\n", 1)[0])  # the name line: the shortest that still says who it is
+        fixed = ""
+        if tools:
+            fixed = describe_tools(tools) if mode == "text" else _native_note(tools)
+        if self.skills is not None and any(t.name == "read_skill" for t in tools or []):
+            from nanofolks.skills.tools import skills_block
+
+            fixed += "\n\n" + skills_block(self.skills.for_bot(bot.skills))
+        return personas, fixed
+
+    def stable_prefix(self, handle: str, room: Room) -> tuple[str, list[dict[str, Any]]]:
+        """The model `handle` answers with in `room` (no routing tier) and the message that starts every
+        prompt it is sent there while nothing has to be cut: what a KV cache can hold before its first turn."""
+        bot = self.crew.bots[handle]
+        model = self.llm.model_for(handle)
+        tools = self.tools.for_bot(bot, self.config, can_delegate=True) + self._skill_tools(bot)
+        personas, fixed = self._instructions(bot, room, model, tools, tool_mode(self.config, handle, model))
+        return model, assemble(PromptParts(personas=personas, fixed=fixed))[:1]
 
     def _skill_tools(self, bot: Bot) -> list[Tool]:
         """read_skill and run_skill_script, for a bot whose role card lists a skill that is loaded."""

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from nanofolks.cli.common import console
+
+if TYPE_CHECKING:
+    from nanofolks.services import Services
+    from nanofolks.store.rooms import Room
 
 # (label, model string, provider key in config or None for the bundled local model)
 PROVIDERS = [
@@ -23,6 +29,9 @@ def onboard(
     model: str = typer.Option(None, "--model", help="A litellm model string, e.g. openai/gpt-4o-mini."),
     api_key: str = typer.Option(None, "--api-key", help="The provider's API key (or use its usual env var)."),
     api_base: str = typer.Option(None, "--api-base", help="Base URL of an OpenAI-compatible server."),
+    warm: bool = typer.Option(True, "--warm/--no-warm",
+                              help="With the local model: evaluate the leader's instructions now (seconds, once), "
+                                   "so that the first message is answered as fast as the next ones."),
 ) -> None:
     """Set up Nanofolks: choose a model and a team, create the workspace and the crew."""
     from nanofolks.config.loader import load_config, save_config, set_values, workspace_path
@@ -63,16 +72,43 @@ def onboard(
     from nanofolks.services import Services
 
     services = Services.open(config)
-    services.rooms.general()
-    services.close()
+    try:
+        general = services.rooms.general()
+        warmed = _warm_leader(services, general) if warm else ""
+    finally:
+        services.close()
     console.print(f"[green]✓[/] config      {config_path()}")
     console.print(f"[green]✓[/] workspace   {workspace_path(config)}")
     console.print(f"[green]✓[/] database    {home() / 'nanofolks.db'}")
     console.print(f"[green]✓[/] model       {config.agents.defaults.model}")
+    if warmed:
+        console.print(warmed, highlight=False)
     console.print(f"\n[bold]{crew.team_name or team}[/] reporting for duty:")
     for bot in crew.bots.values():
         console.print(f"  {bot.emoji} [bold]{bot.name}[/] (@{bot.handle}), {bot.title} — {bot.role}", highlight=False)
     console.print('\nSay hello: [cyan]nanofolks chat -m "Hello!"[/]  or just [cyan]nanofolks chat[/]')
+
+
+def _warm_leader(services: Services, room: Room) -> str:
+    """The leader's instructions evaluated on the local model and saved (agent/warmup.py): a line saying
+    so, or why not; nothing for a provider's model."""
+    import asyncio
+
+    from nanofolks.agent.warmup import warm_room
+    from nanofolks.crew.crew import LEADER
+    from nanofolks.llm.results import LLMError
+
+    try:
+        warmed = asyncio.run(warm_room(services.pipeline.runner, room, [LEADER]))
+    except LLMError as exc:  # the first message reports it again, with the same words
+        return f"[yellow]![/] local model not warmed up: {exc}"
+    if not warmed:
+        return ""
+    done = warmed[0]
+    if not done.tokens:
+        return f"[green]✓[/] warmed up   @{done.bot}'s instructions on {done.model} were saved already"
+    return (f"[green]✓[/] warmed up   @{done.bot}'s instructions on {done.model} "
+            f"({done.tokens:,} tokens, {done.seconds:.1f} s): the first message starts from them")
 
 
 def _keep_key(provider: str, api_key: str) -> str:

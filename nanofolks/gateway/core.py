@@ -42,6 +42,7 @@ from nanofolks.gateway.fleet import RETRY_FAILED, Fleet
 from nanofolks.gateway.locks import TokenLock, channel_lock_name, channel_lock_path
 from nanofolks.gateway.logs import ErrorsToActivity
 from nanofolks.gateway.turns import Answerer
+from nanofolks.llm.results import LLMError
 from nanofolks.routines.activity import Activity
 from nanofolks.routines.delivery import Target
 from nanofolks.routines.schedule import parse_duration
@@ -147,7 +148,8 @@ class Gateway:
             await self.fleet.join()
         self._warm = asyncio.create_task(self._warm_up(), name="warm-up")
         turns = ([self._claim_turns()] if self.fleet is not None else [self._work() for _ in range(TURN_WORKERS)])
-        self._tasks = [self._warm, *(asyncio.create_task(turn, name=f"turn-{i}") for i, turn in enumerate(turns)),
+        self._tasks = [self._warm, asyncio.create_task(self._warm_local_model(), name="local-model-warm-up"),
+                       *(asyncio.create_task(turn, name=f"turn-{i}") for i, turn in enumerate(turns)),
                        *(asyncio.create_task(supervised(name, job), name=name) for name, job in self._jobs.items())]
         starting = asyncio.ensure_future(asyncio.gather(*(self._start(link) for link in self.links)))
         stopping = asyncio.ensure_future(stop.wait())
@@ -206,6 +208,17 @@ class Gateway:
         # walking it (they took 60-180 ms with litellm loaded, a pause in the middle of somebody's reply).
         gc.collect()
         gc.freeze()
+
+    async def _warm_local_model(self) -> None:
+        """The local model's saved KV state for each bot of #general (agent/warmup.py), in the background:
+        turns do not wait for it, and one waits at most for one bot's warm-up to finish."""
+        from nanofolks.agent.warmup import leader_first, warm_room
+
+        try:
+            room = await self.db.quick(self.services.rooms.general)
+            await warm_room(self.services.pipeline.runner, room, leader_first(room))
+        except LLMError as exc:  # the turns report it to the user
+            log.warning("local model not warmed up: %s", exc)
 
     async def _wait_warm(self) -> None:
         if self._warm is not None:

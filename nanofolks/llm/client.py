@@ -27,6 +27,11 @@ if TYPE_CHECKING:
 TokenCallback = Callable[[str], None]
 
 
+def kv_slot(bot: str, room_id: int | None) -> str:
+    """Whose KV state a local model call leaves and starts from: a bot in a room."""
+    return f"{bot or '-'} in room {room_id}"
+
+
 class LLM:
     def __init__(self, config: Config, usage: UsageRepo | None = None, spend: SpendGuard | None = None):
         self.config = config
@@ -80,7 +85,7 @@ class LLM:
 
                 result = await local_chat(
                     model, messages, max_tokens or defaults.max_tokens, defaults.temperature, on_token,
-                    timeout=defaults.timeout, slot=f"{bot or '-'} in room {room_id}",  # its KV state is kept
+                    timeout=defaults.timeout, slot=kv_slot(bot, room_id),  # its KV state is kept
                 )
             else:
                 result = await self._litellm_chat(messages, model, tools, on_token, max_tokens)
@@ -98,6 +103,16 @@ class LLM:
             latency_ms=(time.monotonic() - started) * 1000,
         ))
         return result
+
+    async def warm(self, messages: list[dict[str, Any]], *, model: str, bot: str, room_id: int | None) -> int:
+        """Evaluate `messages`, the start of `bot`'s prompts in the room, into the local model's saved KV
+        state for its turns there, so that its first turn evaluates only the rest. Returns the tokens
+        evaluated: 0 when a saved state holds them already, or for a model that is not local."""
+        if not is_local(model):
+            return 0
+        from nanofolks.llm.local import local_warm
+
+        return await local_warm(model, sanitize_messages(messages), kv_slot(bot, room_id))
 
     async def _record(self, usage: Usage) -> None:
         if self.usage is not None:

@@ -65,10 +65,7 @@ class PrefixStates:
     def best(self, slot: str, tokens: Sequence[int]) -> tuple[Snapshot | None, int]:
         """The state sharing the longest prefix with `tokens` (any slot's: a bot's persona is the same in
         every room), and how many tokens it shares."""
-        if slot not in self._ram:  # first use in this process, or dropped from RAM: its file, if any
-            snapshot = self._read_file(slot)
-            if snapshot is not None:
-                self._keep(slot, snapshot)
+        self._recall(slot)
         best, shared = None, 0
         for name, snapshot in self._ram.items():
             n = shared_prefix(snapshot.tokens, tokens)
@@ -78,6 +75,19 @@ class PrefixStates:
             return None, 0
         self._ram.move_to_end(best)  # used: the last to be dropped
         return self._ram[best], shared
+
+    def holds(self, slot: str, tokens: Sequence[int]) -> bool:
+        """Whether the slot's own state (in RAM or on disk) starts with `tokens`."""
+        self._recall(slot)
+        own = self._ram.get(slot)
+        return own is not None and shared_prefix(own.tokens, tokens) == len(tokens)
+
+    def _recall(self, slot: str) -> None:
+        """On first use in this process, or once dropped from RAM: the slot's file, if any, into RAM."""
+        if slot not in self._ram:
+            snapshot = self._read_file(slot)
+            if snapshot is not None:
+                self._keep(slot, snapshot)
 
     def put(self, slot: str, snapshot: Snapshot) -> None:
         self._keep(slot, snapshot)

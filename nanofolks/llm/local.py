@@ -76,6 +76,7 @@ def state_dir() -> Path:
 class LoadedModel:
     llama: Any  # llama_cpp.Llama
     formatter: Any  # Jinja2ChatFormatter from the GGUF's own chat template, or None
+    prefix_formatter: Any  # the same without the reply's opening (None without a template)
     states: PrefixStates  # KV states per slot (a bot in a room), reused across turns and processes
     threads: int
     lock: threading.Lock = field(default_factory=threading.Lock)  # one inference at a time
@@ -84,6 +85,23 @@ class LoadedModel:
         """The prompt as create_chat_completion would send it, and the template's stop strings."""
         rendered = self.formatter(messages=messages)
         return self.tokenize(rendered.prompt), list(rendered.stop or [])
+
+    def prefix_tokens(self, messages: list[dict[str, str]]) -> list[int]:
+        """`messages` as the start of a longer prompt: rendered without the reply's opening."""
+        return self.tokenize(self.prefix_formatter(messages=messages).prompt)
+
+    def warm(self, slot: str, messages: list[dict[str, str]]) -> int:
+        """Leave `messages` (the start of the slot's prompts) evaluated in the slot's saved state, written
+        to disk at once. Returns the tokens evaluated: 0 when the slot's state holds them already."""
+        tokens = self.prefix_tokens(messages)
+        if self.states.holds(slot, tokens):
+            return 0
+        held = min(self.reuse(slot, tokens), len(tokens))
+        self.llama.n_tokens = held
+        self.llama.eval(tokens[held:])  # drops what the context held past `held` first
+        self.states.put(slot, self.snapshot())
+        self.states.flush()
+        return len(tokens) - held
 
     def reuse(self, slot: str, tokens: list[int]) -> int:
         """Put in the context the saved state sharing the longest prefix with `tokens`, unless what the
@@ -200,13 +218,12 @@ def _load(path: Path, n_threads: int | None) -> LoadedModel:
     fingerprint = f"{path}|{stat.st_size}|{stat.st_mtime_ns}|llama_cpp {llama_cpp.__version__}|n_ctx {llama.n_ctx()}"
     threads = n_threads or choose_threads(llama, state_dir() / "threads.json", fingerprint)
     template = llama.metadata.get("tokenizer.chat_template")
-    formatter = None
+    formatters = [None, None]
     if template:  # the same formatter Llama builds for its own chat handler, kept to count prompts
-        formatter = Jinja2ChatFormatter(
-            template=template, eos_token=_token_text(llama, llama.token_eos()),
-            bos_token=_token_text(llama, llama.token_bos()),
-        )
-    return LoadedModel(llama, formatter, PrefixStates(fingerprint, state_dir()), threads)
+        formatters = [Jinja2ChatFormatter(template=template, eos_token=_token_text(llama, llama.token_eos()),
+                                          bos_token=_token_text(llama, llama.token_bos()), add_generation_prompt=opening)
+                      for opening in (True, False)]
+    return LoadedModel(llama, *formatters, PrefixStates(fingerprint, state_dir()), threads)
 
 
 def _token_text(llama: Any, token: int) -> str:
@@ -295,6 +312,20 @@ async def local_chat(
         )
     finally:
         stop.set()  # a cancelled caller stops the worker at its next token and frees the model
+
+
+async def local_warm(model: str, messages: list[dict[str, Any]], slot: str) -> int:
+    """Evaluate `messages`, the start of the slot's prompts, into its saved state ahead of its first call
+    (LoadedModel.warm); in a worker thread, waiting for the model like any call."""
+    return await asyncio.to_thread(_warm, model, _plain(messages), slot)
+
+
+def _warm(model: str, messages: list[dict[str, str]], slot: str) -> int:
+    loaded = load_model(resolve_model_path(model))
+    if loaded.formatter is None:  # no chat template: llama-cpp's own chat formats, whose prompts are not reused
+        return 0
+    with loaded.lock:
+        return loaded.warm(slot, messages)
 
 
 def _generate(

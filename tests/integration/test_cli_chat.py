@@ -151,12 +151,13 @@ def test_rooms_and_tasks_from_the_issue(crew_home: Path) -> None:
 
 
 def test_onboard_yes_and_single(home: Path) -> None:
-    result = run_cli("onboard", "--yes", "--team", "space_crew", home=home)
+    result = run_cli("onboard", "--yes", "--team", "space_crew", "--no-warm", home=home)
     assert result.returncode == 0, result.stderr
+    assert "warmed up" not in result.stdout
     bots = json.loads(run_cli("bot", "list", "--json", home=home).stdout)
     assert [b["handle"] for b in bots] == list(LABELS)
     assert json.loads(run_cli("config", "get", "agents.defaults.model", home=home).stdout) == "local/smollm2"
-    single = run_cli("onboard", "--yes", "--single", home=home)
+    single = run_cli("onboard", "--yes", "--single", "--no-warm", home=home)
     assert single.returncode == 0
     assert [b["handle"] for b in json.loads(run_cli("bot", "list", "--json", home=home).stdout)] == ["leader"]
     bad = run_cli("onboard", "--yes", "--team", "ninjas", home=home)

@@ -93,9 +93,10 @@ async def test_a_cancelled_answer_stops_at_the_next_token_and_frees_the_model() 
 
 
 def test_a_new_user_onboards_with_defaults_and_chats_offline(home: Path) -> None:
-    onboard = run_cli("onboard", "--yes", home=home)
+    onboard = run_cli("onboard", "--yes", home=home, timeout=280)
     assert onboard.returncode == 0, onboard.stderr
     assert "local/smollm2" in onboard.stdout
+    assert "warmed up" in onboard.stdout and list((home / "cache" / "llama").glob("*.kv"))  # the leader's state
     chat = run_cli("chat", "-m", "Hello", home=home, timeout=280)
     assert chat.returncode == 0, chat.stderr
     assert "@leader" in chat.stdout, chat.stdout
@@ -191,3 +192,21 @@ def test_threads_are_measured_once_then_read_back_and_an_override_is_checked(tmp
             choose_threads(llama, saved, "fingerprint")
     monkeypatch.setenv(ENV, str(chosen))
     choose_threads(llama, saved, "fingerprint")  # the other tests keep the count measured here
+
+
+async def test_a_warmed_slot_starts_its_first_turn_from_the_saved_instructions() -> None:
+    from nanofolks.llm.kvstate import PrefixStates
+
+    model = load_model(resolve_model_path(MODEL))
+    instructions = turns("You are Hawkeye (@lookout), the crew's lookout. You report sails on the horizon.")
+    assert 0 < model.warm("leader in room 40", instructions) <= len(model.prefix_tokens(instructions))
+    assert model.warm("leader in room 40", instructions) == 0  # held already: nothing evaluated again
+    # Written at once: a fresh process (the one-shot CLI) finds it on disk.
+    fresh = PrefixStates(model.states.fingerprint, model.states.directory)
+    assert fresh.holds("leader in room 40", model.prefix_tokens(instructions))
+    first_turn = [*instructions, {"role": "user", "content": "Hello crew!"}]
+    tokens = model.prompt_tokens(first_turn)[0]
+    model.llama.reset()
+    assert model.reuse("leader in room 40", tokens) == len(model.prefix_tokens(instructions))
+    warm = await local_chat(MODEL, first_turn, 12, 0.0, None, slot="leader in room 40")
+    assert warm.text == await cold_answer(model, first_turn)
