@@ -104,7 +104,7 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     if session is None:
         return dash.render(request, "login.html", status=401, problem="")
     if request.method not in ("GET", "HEAD"):
-        if not origin_ok(request.headers.get("Origin"), request.scheme, request.host):
+        if not origin_ok(request.headers.get("Origin"), request.host):
             return web.Response(status=403, text="refused: this request did not come from the dashboard's own page")
         sent = request.headers.get(CSRF_HEADER)
         if sent is None and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):

@@ -13,6 +13,7 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from nanofolks.store.dashboard import DashboardAuthRepo
 
@@ -71,7 +72,10 @@ def csrf_ok(session: Session, sent: str | None) -> bool:
     return bool(sent) and hmac.compare_digest(session.csrf.encode(), (sent or "").encode())
 
 
-def origin_ok(origin: str | None, scheme: str, host: str) -> bool:
-    """A state-changing request must come from one of our own pages: browsers send Origin with every
-    POST, so a missing one is refused too."""
-    return origin is not None and origin == f"{scheme}://{host}"
+def origin_ok(origin: str | None, host: str) -> bool:
+    """A state-changing request must come from one of our own pages: browsers send Origin with every POST,
+    so a missing one is refused too. The scheme is not compared: behind a TLS proxy the page is https while
+    the request reaching us is http (the proxy must pass the Host header on)."""
+    if not origin:
+        return False
+    return urlsplit(origin).netloc == host

@@ -40,8 +40,9 @@ def gateway(crew_home: Path, llm_server: ScriptedLLM, monkeypatch: pytest.Monkey
 
 @pytest.fixture
 def page(gateway: Gateway) -> Iterator:
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the dev extra")
-    with sync_api.sync_playwright() as playwright:
+    from playwright.sync_api import sync_playwright  # the dev extra's: missing is a failure, not a skip
+
+    with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM))  # never a browser of its own
         try:
             yield browser.new_page(viewport={"width": 1280, "height": 860})
