@@ -37,7 +37,6 @@ HEADERS = {
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
 }
-OPEN_PATHS = ("/login", "/static/")  # everything else needs a session
 
 
 @dataclass
@@ -53,13 +52,13 @@ class Dashboard:
         """A store call off the event loop (the database thread)."""
         return await self.services.db.run(fn, *args)
 
-    def render(self, request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
+    def render(self, request: web.Request, template: str, http_status: int = 200, **context: Any) -> web.Response:
         session: Session | None = request.get(SESSION)
         text = self.templates.get_template(template).render(
             nav=NAV, page=context.pop("page", ""), csrf=session.csrf if session else "",
             csrf_headers=json.dumps({CSRF_HEADER: session.csrf}) if session else "{}",
             team=self.services.crew.team_name or "Your crew", **context)
-        return web.Response(text=text, status=status, content_type="text/html")
+        return web.Response(text=text, status=http_status, content_type="text/html")
 
     def fragment(self, template: str, **context: Any) -> str:
         return self.templates.get_template(template).render(**context)
@@ -102,7 +101,7 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     dash = request.app[DASHBOARD]
     session = await dash.run(dash.auth.session, request.cookies.get(COOKIE))
     if session is None:
-        return dash.render(request, "login.html", status=401, problem="")
+        return dash.render(request, "login.html", http_status=401, problem="")
     if request.method not in ("GET", "HEAD"):
         if not origin_ok(request.headers.get("Origin"), request.host):
             return web.Response(status=403, text="refused: this request did not come from the dashboard's own page")
@@ -134,7 +133,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     if session is None:
         problem = ("this login link is used, expired or wrong: run `nanofolks dashboard` for a new one" if token
                    else "")
-        return dash.render(request, "login.html", status=401 if token else 200, problem=problem)
+        return dash.render(request, "login.html", http_status=401 if token else 200, problem=problem)
     response = _redirect("/chat/general")
     response.set_cookie(COOKIE, session.id, httponly=True, samesite="Strict", path="/",
                         max_age=int(dash.auth.session_seconds), secure=request.secure)

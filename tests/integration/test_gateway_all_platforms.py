@@ -79,6 +79,7 @@ def configure(home: Path, p: Platforms, **overrides: dict) -> None:
     }
     for name, values in overrides.items():
         config["channels"][name].update(values)
+    config["dashboard"] = {"enabled": False}  # the four chat platforms alone (the web channel has its own tests)
     path.write_text(json.dumps(config))
 
 

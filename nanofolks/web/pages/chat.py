@@ -134,10 +134,11 @@ async def page(request: web.Request) -> web.Response:
 async def earlier(request: web.Request) -> web.Response:
     dash = request.app[DASHBOARD]
     room = await _room(dash, request)
-    before, at = request.query.get("before", ""), request.query.get("at", "")
-    if not before.isdigit():
-        raise web.HTTPBadRequest(text="before must be a message id")
-    shown = await dash.run(_page, dash, room, int(before), float(at) if at else None)
+    try:
+        before, at = int(request.query.get("before", "")), float(request.query.get("at", ""))
+    except ValueError:
+        raise web.HTTPBadRequest(text="before must be a message id and at its time") from None
+    shown = await dash.run(_page, dash, room, before, at)
     html = dash.fragment("_earlier.html", room=room, **shown)
     return web.Response(text=html, content_type="text/html")
 
