@@ -111,6 +111,7 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         if not csrf_ok(session, sent):
             return web.Response(status=403, text="refused: missing or wrong CSRF token; reload the page")
     request[SESSION] = session
+    dash.services.crew.refresh(max_age=1.0)  # a bot hired or retired elsewhere (`bot create`) shows at once
     try:
         return await handler(request)
     except web.HTTPException:

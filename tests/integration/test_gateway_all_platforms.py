@@ -112,7 +112,7 @@ def test_all_four_platforms_and_one_answering_every_send_after_5s(gateway: Gatew
     status = json.loads(run_cli("status", "--json", home=gateway.home).stdout)
     assert status["gateway"] == "running" and status["pids"] == [gateway.proc.pid]
     rows = {row["channel"]: row for row in status["channels"]}
-    assert list(rows) == list(names)
+    assert list(rows) == [*names, "web"] and not rows.pop("web")["enabled"]  # the dashboard is off here
     assert {n: (r["state"], r["pid"]) for n, r in rows.items()} == {n: ("running", gateway.proc.pid) for n in names}
     assert [rows[n]["account"] for n in names] == [str(platforms.tg.bot_id), platforms.dc.bot_id, platforms.slack.bot_user_id,
                                                    ME.replace(":7", "")]

@@ -3,8 +3,6 @@ thinking, working), its model and what it cost today. The page refreshes itself 
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
 from nanofolks.agent.presence import PRESENCE
@@ -17,22 +15,19 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/org", page)
 
 
-def _chart(dash: Dashboard) -> dict[str, Any]:
-    services = dash.services
-    root = org_tree(services.crew, services.config)
+def _handles(node: OrgNode) -> list[str]:
+    return [node.handle, *(h for report in node.reports for h in _handles(report))]
+
+
+def _costs(dash: Dashboard, handles: list[str]) -> dict[str, float]:
     since = day_start()
-    handles: list[str] = []
-
-    def walk(node: OrgNode) -> None:
-        handles.append(node.handle)
-        for report in node.reports:
-            walk(report)
-
-    walk(root)
-    return {"root": root, "states": {h: PRESENCE.of(h) for h in handles},
-            "cost": {h: services.usage.spent_since(since, bot=h) for h in handles}}
+    return {h: dash.services.usage.spent_since(since, bot=h) for h in handles}
 
 
 async def page(request: web.Request) -> web.Response:
     dash = request.app[DASHBOARD]
-    return dash.render(request, "org.html", page="org", **await dash.run(_chart, dash))
+    # The crew is read on the event loop, where a hire refreshes it; only the costs come from the database.
+    root = org_tree(dash.services.crew, dash.services.config)
+    handles = _handles(root)
+    return dash.render(request, "org.html", page="org", root=root, states={h: PRESENCE.of(h) for h in handles},
+                       cost=await dash.run(_costs, dash, handles))
