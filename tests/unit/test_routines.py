@@ -32,6 +32,7 @@ from nanofolks.routines.scheduler import Scheduler
 from nanofolks.routines.service import RoutineError, RoutineService
 from nanofolks.routines.worklog import export, search, tool_entry
 from nanofolks.services import Services
+from nanofolks.store.db import Database
 from nanofolks.store.outbox import OutboxRepo
 from nanofolks.store.routines import RoutineRepo
 from nanofolks.store.usage import Usage
@@ -129,7 +130,7 @@ class Counting(LLM):
 
 
 @pytest.fixture
-def services(tmp_path: Path) -> Iterator[Services]:
+def services(tmp_path: Path, db: Database) -> Iterator[Services]:  # on each backend (tests/conftest.py)
     config = Config()
     config.workspace = str(tmp_path / "ws")
     config.agents.defaults.model = "openai/big-model"
@@ -137,7 +138,7 @@ def services(tmp_path: Path) -> Iterator[Services]:
     config.memory.enabled = False
     config.routines.timezone = "UTC"
     install_team(tmp_path / "ws", "pirate_crew")
-    services = Services.open(config, tmp_path / "n.db")
+    services = Services(config=config, db=db)
     services.__dict__["llm"] = Counting(config, services.usage)
     services.rooms.general()
     yield services
