@@ -517,10 +517,14 @@ class MemoryService:
         if self.llm is None or not events or _in_event_loop():
             return []
         model = cheapest_model(self.config)
+        rooms: dict[int, list[Event]] = {}
+        for event in events:  # one room per call: an entry must not blend what was said in different rooms
+            rooms.setdefault(event.room_id, []).append(event)
         out: list[Entry] = []
         try:
-            for start in range(0, len(events), 100):
-                out += asyncio.run(distil_llm(self.llm, model, events[start:start + 100]))
+            for said in rooms.values():
+                for start in range(0, len(said), 100):
+                    out += asyncio.run(distil_llm(self.llm, model, said[start:start + 100]))
         except Exception as exc:  # noqa: BLE001 - the rules distil instead
             log.warning("memory: model consolidation failed, using rules: %s", exc)
             return []

@@ -4,6 +4,8 @@ concurrent writers, priming."""
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import sqlite3
 import threading
 import time
@@ -439,4 +441,38 @@ def test_japanese_stored_before_the_trigram_index_existed_is_found(tmp_path: Pat
     conn.close()
     mem = service(tmp_path)
     assert list(keyword_ranking(mem.search_repo, "大阪の看護師", 10, Filters())) == [("entry", 1)]
+    mem.close()
+
+
+def test_the_model_distils_each_room_apart(tmp_path: Path) -> None:
+    """One consolidation call per room: an entry never blends alice's DM into a room bob reads."""
+    from nanofolks.llm.results import ChatResult
+
+    prompts: list[str] = []
+
+    class Distiller:
+        spend = None
+
+        async def chat(self, messages: list[dict], **kwargs: object) -> ChatResult:
+            prompt = messages[-1]["content"]
+            prompts.append(prompt)
+            ids = [int(i) for i in re.findall(r"^\[(\d+)\]", prompt, flags=re.M)]
+            text = " and ".join(line.split(": ", 1)[1] for line in prompt.splitlines() if line.startswith("["))
+            return ChatResult(text=json.dumps({"entries": [{"kind": "fact", "text": text, "sources": ids}]}),
+                              model="m")
+
+    config = Config()
+    config.memory.consolidation.llm = True
+    mem = MemoryService(config, Database(tmp_path / "nanofolks.db"), embedder=HashEmbedder(), llm=Distiller())  # type: ignore[arg-type]
+    repo = RoomRepo(mem.db)
+    alice_dm, group = repo.ensure("telegram-dm-111", "direct", ["leader"]), repo.ensure("crew-room", "open", ["leader"])
+    say(mem, alice_dm.id, "my bank PIN hint is the name of my first boat", sender="alice")
+    say(mem, group.id, "the regatta starts on Saturday at nine", sender="bob")
+    say(mem, alice_dm.id, "my sister lives in Porto", sender="alice")
+    mem.consolidate(time.time() + 1, merge=False, forget=False)
+    assert len(prompts) == 2 and not any("PIN" in p and "regatta" in p for p in prompts)
+    rows = mem.db.query("SELECT room_id, text FROM memory_entries WHERE origin = 'consolidation:llm'")
+    by_room = {r[0]: r[1] for r in rows}
+    assert "regatta" in by_room[group.id] and "PIN" not in by_room[group.id]
+    assert "PIN" in by_room[alice_dm.id] and "Porto" in by_room[alice_dm.id]
     mem.close()
