@@ -163,7 +163,7 @@ class PgDatabase:
         """One write transaction; the advisory lock makes writers take turns, as BEGIN IMMEDIATE does."""
         if getattr(self._local, "conn", None) is not None:
             raise StoreError("a write transaction is already open in this thread")
-        with self._pool.connection() as raw, raw.pipeline() as pipeline:
+        with self._connection() as raw, raw.pipeline() as pipeline:
             raw.execute("BEGIN")
             raw.execute(self._lock)
             conn = self._local.conn = PgConnection(raw, pipeline)
@@ -194,8 +194,27 @@ class PgDatabase:
         if writing is not None:  # inside this thread's write(): see what it wrote, as SQLite's one connection does
             yield writing
             return
-        with self._pool.connection() as raw:
+        with self._connection() as raw:
             yield PgConnection(raw)
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[Any]:
+        """A pooled connection; losing the server is one clear line (StoreError), whatever was running."""
+        import psycopg
+        import psycopg_pool
+
+        try:
+            with self._pool.connection(timeout=CONNECT_TIMEOUT) as raw:
+                try:
+                    yield raw
+                except psycopg.OperationalError as exc:
+                    if not raw.broken:
+                        raise
+                    raise StoreError(f"lost the connection to PostgreSQL at {self.location}: {_first_line(exc)}") \
+                        from exc
+        except psycopg_pool.PoolTimeout as exc:
+            raise StoreError(f"cannot reach PostgreSQL at {self.location}: no connection within "
+                             f"{CONNECT_TIMEOUT}s") from exc
 
     def data_version(self) -> tuple[int, int]:
         """Changes since the last look: the server's WAL position moves with every commit (by anyone)."""

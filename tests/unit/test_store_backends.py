@@ -251,3 +251,18 @@ def test_postgres_without_the_driver_names_the_extra_to_install(monkeypatch: pyt
     monkeypatch.setitem(sys.modules, "psycopg", None)  # as if the postgres extra were not installed
     with pytest.raises(StoreError, match=r"pip install 'nanofolks\[postgres\]'"):
         open_database("postgresql://127.0.0.1/test")
+
+
+def test_losing_the_server_is_one_clear_line_and_the_next_call_reconnects(pg_url: str) -> None:
+    import psycopg
+
+    from nanofolks.store.postgres import PgDatabase
+
+    db = PgDatabase(pg_url, max_connections=1)
+    pid = db.query_one("SELECT pg_backend_pid()")[0]
+    with psycopg.connect(pg_url, autocommit=True) as admin:  # the server ends the session (a restart, a kill)
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    with pytest.raises(StoreError, match=r"^lost the connection to PostgreSQL at postgresql://.*: "):
+        RoomRepo(db).get("general")
+    assert RoomRepo(db).create("general", "open", ["leader"]).members == ["leader"]  # a fresh connection
+    db.close()
