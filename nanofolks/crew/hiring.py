@@ -85,6 +85,7 @@ class RoleTemplate:
     tier: str
     daily_limit_usd: float | None
     words: list[str]
+    noun: str  # what to call a hire asked for as "someone who ..."
     body: str
 
 
@@ -99,7 +100,8 @@ def role_templates() -> dict[str, RoleTemplate]:
         found[path.stem] = RoleTemplate(
             path.stem, meta.get("role", path.stem.title()), split_list(meta.get("tools", "")),
             split_list(meta.get("skills", "")), split_list(meta.get("intents", "")), meta.get("hire-tier", ""),
-            float(limit) if limit else None, [w.lower() for w in split_list(meta.get("hire-words", ""))], body)
+            float(limit) if limit else None, [w.lower() for w in split_list(meta.get("hire-words", ""))],
+            meta.get("hire-noun", path.stem), body)
     return found
 
 
@@ -171,6 +173,8 @@ def draft(crew: Crew, noun: str, focus: str = "", taken: set[str] | None = None,
         raise CrewError("say what the new member is, e.g. a researcher who watches industry trends")
     templates = role_templates()
     template = templates[refine.get("template") or pick_template(noun, focus, templates)]
+    if noun.lower() in ("someone", "somebody", "person"):
+        noun = template.noun
     style = team_style(crew.team) if crew.team else TeamStyle([], {}, "", "", "")
     taken = set(taken or ()) | _names_in_use(crew)
     handle, name = _pick_name(style, taken, refine.get("handle", ""), refine.get("name", ""), template.name)

@@ -44,7 +44,10 @@ _RENAME = re.compile(r"\b(?:call|name)\s+(?:her|him|them|it|the new \w+)\s+[\"â€
 def hire_request(text: str) -> str:
     """What the user wants hired ("researcher who watches trends"), or '' when the message is no hire request."""
     match = _HIRE.match(_MENTIONS.sub("", text))
-    return match.group("what").strip() if match else ""
+    if not match:
+        return ""
+    what = match.group("what").strip()
+    return f"someone {what}" if re.match(r"(?:who|that|to)\b", what, re.IGNORECASE) else what
 
 
 def new_name(text: str) -> str:

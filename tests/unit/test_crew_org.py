@@ -117,7 +117,7 @@ def test_a_coordinator_consults_only_those_below_it(workspace: Path) -> None:
     ("hire a researcher who watches industry trends", "researcher who watches industry trends"),
     ("I'd like to hire a researcher who monitors industry trends", "researcher who monitors industry trends"),
     ("@leader please hire an engineer to run our servers", "engineer to run our servers"),
-    ("Can you recruit someone who writes our newsletter?", "who writes our newsletter?"),
+    ("Can you recruit someone who writes our newsletter?", "someone who writes our newsletter?"),
     ("what does it cost to hire a lawyer?", ""),
     ("I hired a plumber yesterday", ""),
     ("hire", ""),
@@ -163,6 +163,8 @@ def test_draft_takes_defaults_from_the_role_template(workspace: Path) -> None:
     assert (engineer.tier, engineer.daily_limit_usd) == ("coding", 2.0)
     odd = draft(crew_of(workspace), "accountant", "keeps the books")
     assert odd.template == "assistant"
+    newsletter = draft(crew_of(workspace), *split_request("someone who writes our newsletter?")[0])
+    assert (newsletter.template, newsletter.role) == ("social", "Community manager who writes our newsletter")
 
 
 def test_draft_skips_names_in_use_and_takes_refinements(workspace: Path) -> None:
