@@ -87,7 +87,7 @@ class ActivityRepo:
                 sql, args = sql + " AND room_id = ?", [*args, room_id]
             if who is not None:
                 sql, args = sql + f" AND {who_column} = ?", [*args, who]
-            parts.append(f"SELECT * FROM ({sql} ORDER BY id DESC LIMIT ?)")
+            parts.append(f"SELECT * FROM ({sql} ORDER BY id DESC LIMIT ?) AS {source}_newest")
             params += [*args, limit]
         rows = self.db.query(
             f"SELECT t.*, COALESCE(r.name, '') AS room FROM ({' UNION ALL '.join(parts)}) t"

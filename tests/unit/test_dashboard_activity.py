@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
 
 import pytest
 
@@ -17,13 +16,6 @@ from nanofolks.store.db import Database
 from nanofolks.store.messages import Message, MessageRepo
 from nanofolks.store.rooms import RoomRepo
 from nanofolks.store.worklog import WorkEntry, WorkLogRepo
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Database:
-    database = Database(tmp_path / "nanofolks.db")
-    yield database
-    database.close()
 
 
 def test_the_timeline_merges_every_source_newest_first_and_filters(db: Database) -> None:

@@ -16,8 +16,8 @@ DIM = 16
 
 
 @pytest.fixture
-def repo(tmp_path: Path) -> VectorRepo:
-    return VectorRepo(Database(tmp_path / "nanofolks.db"))
+def repo(db: Database) -> VectorRepo:  # on each backend (tests/conftest.py): the index is derived from either
+    return VectorRepo(db)
 
 
 def vectors(n: int, seed: int = 0) -> np.ndarray:
