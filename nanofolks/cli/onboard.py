@@ -35,7 +35,7 @@ def onboard(
 ) -> None:
     """Set up Nanofolks: choose a model and a team, create the workspace and the crew."""
     from nanofolks.config.loader import load_config, save_config, set_values, workspace_path
-    from nanofolks.config.paths import config_path, home
+    from nanofolks.config.paths import config_path
     from nanofolks.config.schema import Config
     from nanofolks.crew.crew import available_teams, install_team
 
@@ -72,6 +72,7 @@ def onboard(
     from nanofolks.services import Services
 
     services = Services.open(config)
+    database = services.db.location  # the home's SQLite file, or the PostgreSQL server (storage.url)
     try:
         general = services.rooms.general()
         warmed = _warm_leader(services, general) if warm else ""
@@ -79,7 +80,7 @@ def onboard(
         services.close()
     console.print(f"[green]✓[/] config      {config_path()}")
     console.print(f"[green]✓[/] workspace   {workspace_path(config)}")
-    console.print(f"[green]✓[/] database    {home() / 'nanofolks.db'}")
+    console.print(f"[green]✓[/] database    {database}", highlight=False)
     console.print(f"[green]✓[/] model       {config.agents.defaults.model}")
     if warmed:
         console.print(warmed, highlight=False)
