@@ -27,6 +27,7 @@ def services(crew_home: Path) -> Iterator[Services]:
     config.memory.enabled = False
     save_config(config, crew_home / "config.json")
     services = Services.open()
+    asyncio.run(services.llm.ready())  # as the CLI and the gateway do: the library loads before any deadline
     yield services
     services.close()
 
