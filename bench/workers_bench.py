@@ -10,13 +10,17 @@ answering at once (an instant model), `nanofolks gateway` subprocesses.
   calls' own p50 (the usage table), added_p50_ms = p50 - model p50 (what the gateway adds), and
   updates_per_s for a burst of --burst messages over --rooms chats, each its own room.
 - pg1_vs_sqlite_added_p50: one PostgreSQL worker's added p50 / SQLite's (the goal: <= 1.5).
-- pg1_async, pg3_async: the same with `synchronous_commit=off` in the storage URL's options: commits
-  stop waiting for the disk's flush (SQLite's WAL with synchronous=NORMAL does not wait for it either),
-  which shows how much of PostgreSQL's cost is the fsync of each write transaction.
+- pg1_durable, pg3_durable: the same with `synchronous_commit=on` in the storage URL's options, so that
+  every commit waits for the disk's flush (the store's default does not, as SQLite's WAL with
+  synchronous=NORMAL does not): how much a flush per write transaction would cost.
 - takeover: three workers, --rooms messages whose model call takes 3 s are in flight on all of them when
   the worker polling the bot is killed with kill -9. polling_s: kill -> the first getUpdates of the worker
   that took the bot token's lock over; turns_s: kill -> the last of the killed worker's messages answered
   by a survivor (its turn run again there: each is answered once). The goal: under 10 s.
+- stages_p50_ms, for the sequential messages, from the store's own timestamps: `queue` from the inbox
+  row's commit to its claim by a worker (PostgreSQL only; on SQLite the turn starts from the process's
+  own queue), `turn` to the commit of its replies (the model call included), `send` to the reply's
+  delivery recorded.
 - cpu_s: CPU seconds the workers used during the burst (user + system, summed), from /proc: on a machine
   with 2 cores, where the time goes when workers are added.
 """
@@ -126,6 +130,7 @@ def run(messages: int, burst_n: int, chats: list[int], memory: bool, workers: in
             time.sleep(1.0)
             lat = sequential(tg, chats[0], messages)
             model_ms = sequential_model_ms(messages)
+            stages = stage_times(chats[0], messages)
             cpu_before = cpu_seconds([p.pid for p in procs])
             rate = burst(tg, chats, burst_n)
             cpu = cpu_seconds([p.pid for p in procs]) - cpu_before
@@ -136,7 +141,30 @@ def run(messages: int, burst_n: int, chats: list[int], memory: bool, workers: in
                 proc.wait(30)
     p50, model = statistics.median(lat), statistics.median(model_ms)
     return {"p50_ms": p50, "p99_ms": percentile(lat, 0.99), "model_ms_p50": model, "added_p50_ms": p50 - model,
-            "updates_per_s": rate, "cpu_s": cpu}
+            "updates_per_s": rate, "cpu_s": cpu, "stages_p50_ms": stages}
+
+
+def stage_times(chat: int, messages: int) -> dict[str, float]:
+    """Median milliseconds of each stage of the chat's last `messages` messages (see the docstring)."""
+    from nanofolks.gateway.fleet import LEASE_TTL
+    from nanofolks.services import Services
+
+    services = Services.open()
+    try:
+        rows = services.db.query(
+            "SELECT i.received_at, i.lease_until, i.done_at, MAX(o.updated_at) FROM inbox i JOIN outbox o"
+            " ON o.inbox_id = i.id WHERE i.chat_id = ? GROUP BY i.id ORDER BY i.id DESC LIMIT ?",
+            (str(chat), messages))
+    finally:
+        services.close()
+    stages: dict[str, list[float]] = {"queue": [], "turn": [], "send": []}
+    for received, lease, done, delivered in rows:
+        claimed = lease - LEASE_TTL if lease is not None else received
+        if lease is not None:
+            stages["queue"].append(claimed - received)
+        stages["turn"].append(done - claimed)
+        stages["send"].append(delivered - done)
+    return {name: round(statistics.median(times) * 1000, 2) for name, times in stages.items() if times}
 
 
 def takeover(chats: list[int], server: str) -> dict:
@@ -184,6 +212,10 @@ def takeover(chats: list[int], server: str) -> dict:
             "answered_once": sorted(answers) == sorted(chats)}
 
 
+def rounded(result: dict) -> dict:
+    return {k: round(v, 2) if isinstance(v, float) else v for k, v in result.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON line")
@@ -201,17 +233,17 @@ def main() -> None:
     memory = args.memory == "on"
     sqlite = run(args.messages, args.burst, chats, memory)
     pg = {f"pg{n}": run(args.messages, args.burst, chats, memory, n, args.postgres) for n in (1, 2, 3)}
-    pg |= {f"pg{n}_async": run(args.messages, args.burst, chats, memory, n, args.postgres, "synchronous_commit=off")
+    pg |= {f"pg{n}_durable": run(args.messages, args.burst, chats, memory, n, args.postgres, "synchronous_commit=on")
            for n in (1, 3)}
     result = {
         "bench": "workers", "messages": args.messages, "burst": args.burst, "rooms": args.rooms,
         "memory": args.memory, "cores": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 1),
-        "sqlite": {k: round(v, 2) for k, v in sqlite.items()},
-        **{name: {k: round(v, 2) for k, v in r.items()} for name, r in pg.items()},
+        "sqlite": rounded(sqlite),
+        **{name: rounded(r) for name, r in pg.items()},
         "pg1_vs_sqlite_added_p50": round(pg["pg1"]["added_p50_ms"] / sqlite["added_p50_ms"], 2),
-        "pg1_async_vs_sqlite_added_p50": round(pg["pg1_async"]["added_p50_ms"] / sqlite["added_p50_ms"], 2),
+        "pg1_durable_vs_sqlite_added_p50": round(pg["pg1_durable"]["added_p50_ms"] / sqlite["added_p50_ms"], 2),
         "throughput_vs_sqlite": {name: round(r["updates_per_s"] / sqlite["updates_per_s"], 2) for name, r in pg.items()},
-        "takeover": {k: round(v, 2) if isinstance(v, float) else v for k, v in takeover(chats, args.postgres).items()},
+        "takeover": rounded(takeover(chats, args.postgres)),
     }
     report(result, args.json)
 

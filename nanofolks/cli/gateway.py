@@ -133,7 +133,7 @@ def print_channels(channels: list[dict[str, Any]], details: dict[str, str] | Non
 def print_workers(workers: list[dict[str, Any]]) -> None:
     now = time.time()
     for w in workers:
-        holds = ", ".join(h["lock"] if h["lock"] == "scheduler" else f"{h['platform']} poller" for h in w["holds"])
+        holds = ", ".join(sorted(h.get("platform", h["lock"]) for h in w["holds"]))  # channels by platform
         console.print(f"  worker {w['id']:<4} {w['host']}:{w['pid']}, up {_ago(now - w['started'])}, seen "
                       f"{now - w['last_seen']:.0f}s ago" + (f"; holds {holds}" if holds else ""),
                       highlight=False, soft_wrap=True)

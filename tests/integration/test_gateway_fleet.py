@@ -89,6 +89,9 @@ def test_a_burst_survives_kill9_and_sigterm_with_one_answer_each_in_order(
     first = wait_until(lambda: poller(home), "a worker polling the bot")
     by_pid = {w.proc.pid: w for w in workers if w.proc}
     assert first in by_pid and tg.count("getUpdates") >= 1
+    shown = run_cli("status", home=home).stdout
+    assert "gateway  running (3 workers)" in shown
+    assert re.search(rf":{first}, up \d+[smh], seen \d+s ago; holds [a-z, ]*telegram", shown), shown
 
     for n in range(PER_CHAT):
         for chat in CHATS:
