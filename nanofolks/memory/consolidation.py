@@ -96,7 +96,9 @@ async def distil_llm(llm: LLM, model: str, events: list[Event]) -> list[Entry]:
 
 
 def merge_duplicates(memory: Folding, similarity: float, now: float) -> int:
-    """Fold near-duplicate entries together: the older (or the protected) one stays, with both sources."""
+    """Fold near-duplicate entries together: the older (or the protected) one stays, with both sources.
+    Only entries of one room (or two crew-wide ones) fold: the kept entry takes the other's source messages,
+    and a room's entry must never carry what was said in another room, nor hide a crew-wide note."""
     merged = 0
     gone: set[int] = set()
     for entry_id in memory.entries.unprotected_ids():
@@ -109,7 +111,7 @@ def merge_duplicates(memory: Folding, similarity: float, now: float) -> int:
             if sim < similarity or other_id in gone:
                 continue
             other = memory.entries.get(other_id)
-            if other is None:
+            if other is None or other.room_id != entry.room_id:
                 continue
             keep, drop = (other, entry) if (other.protected or other_id < entry_id) else (entry, other)
             if drop.protected:

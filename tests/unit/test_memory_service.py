@@ -183,6 +183,24 @@ def test_weekly_merge_folds_near_duplicates(mem: MemoryService) -> None:
     assert mem.archive.list()[0]["reason"] == f"merged into #{first.id}"
 
 
+def test_merging_never_carries_a_message_into_another_room(mem: MemoryService) -> None:
+    """Near-duplicates fold only within one room (or among crew-wide notes): the kept entry takes the other's
+    sources, and bob's room must not end up holding what alice said in hers."""
+    repo = RoomRepo(mem.db)
+    alice_dm, bob_dm = repo.ensure("telegram-dm-111", "direct", ["leader"]), repo.ensure("telegram-dm-222", "direct",
+                                                                                          ["leader"])
+    said = say(mem, alice_dm.id, "the flight to Lisbon leaves at nine", sender="alice")
+    text = "The flight to Lisbon leaves at nine"
+    hers = mem.add(text, room_id=alice_dm.id, protected=False, importance=0.5, sources=[said], index=False)
+    his = mem.add(text + "!", room_id=bob_dm.id, protected=False, importance=0.5, index=False)
+    crew = mem.add(text + ".", protected=False, importance=0.5, index=False)
+    also_his = mem.add(text + "!!", room_id=bob_dm.id, protected=False, importance=0.5)
+    assert mem.consolidate(time.time(), merge=True, forget=False)["merged"] == 1  # bob's two entries only
+    assert mem.entries.get(also_his.id or 0) is None and mem.entries.get(his.id or 0) is not None
+    assert mem.entries.sources(his.id or 0) == [] and mem.entries.sources(crew.id or 0) == []
+    assert mem.entries.sources(hers.id or 0) == [said]
+
+
 def test_store_and_index_stay_bounded_under_a_long_load(tmp_path: Path) -> None:
     config = Config()
     f = config.memory.forgetting
