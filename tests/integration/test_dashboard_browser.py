@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, run_cli
-from tests.fakes.llm_server import Rule, ScriptedLLM
+from tests.fakes.llm_server import Rule, ScriptedLLM, last_user_message
 from tests.integration.gateway_harness import Gateway
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -116,6 +116,8 @@ def test_the_dashboard_in_a_browser(gateway: Gateway, page, llm_server: Scripted
     expect(history).to_contain_text("[@leader] ahoy from the terminal")
     rooms = json.loads(run_cli("room", "show", "general", "--json", home=gateway.home).stdout)
     assert "web:general" in json.dumps(rooms)  # the page's chat is mapped to the room like any chat
+    terminal_turn = next(r for r in llm_server.requests if last_user_message(r["messages"]).endswith("ahoy from the terminal"))
+    assert "plan the voyage" in json.dumps(terminal_turn["messages"])  # the terminal's turn read the page's words
 
     # Activity: what happened, then something new arriving without a reload.
     page.goto(f"{base}/activity")
