@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import re
+import string
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -80,6 +81,7 @@ def specific_query(text: str) -> str:
     return " OR ".join(f'"{p}"' for p in phrases[:8])
 
 
+_EDGE_PUNCTUATION = string.punctuation + "？。，、！：；（）「」"
 _CJK_RUN = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]+")  # as CJK_GLOB (m021)
 
 
@@ -92,6 +94,17 @@ def cjk_query(text: str) -> str:
             if run[i:i + 3] not in grams:
                 grams.append(run[i:i + 3])
     return " OR ".join(f'"{g}"' for g in grams[:32])
+
+
+def code_substrings(text: str) -> str:
+    """The query's codes and numbers as written ("CA4113", "a7k3m9"), for the trigram index: inside Japanese,
+    Chinese or Korean text a code has no space around it ("航班是CA4113"), so the word index never sees it."""
+    codes: list[str] = []
+    for piece in _CJK_RUN.sub(" ", text.lower()).split():
+        code = piece.strip(_EDGE_PUNCTUATION)
+        if len(code) >= 3 and any(c.isdigit() for c in code) and code not in codes:
+            codes.append(code)
+    return " OR ".join('"' + c.replace('"', '""') + '"' for c in codes[:8])
 
 
 @dataclass
@@ -121,12 +134,13 @@ def keyword_ranking(repo: SearchRepo, text: str, depth: int, filters: Filters,
                 strength = bm25 / rows[0][1] if rows[0][1] else 1.0
                 hit = found.setdefault((source, i), KeywordMatch(n, strength))
                 hit.rank, hit.strength = min(hit.rank, n), max(hit.strength, strength)
-    specific = specific_query(text)
-    if specific:
-        for source, rows in lists(specific):
+    for match, cjk in ((specific_query(text), False), (code_substrings(text), True)):
+        if not match:
+            continue
+        for source, rows in lists(match, cjk):
             for i, bm25 in rows:
                 hit = found.setdefault((source, i), KeywordMatch(depth + 1, 0.0))  # beyond the word list's depth
-                hit.specific = bm25 / rows[0][1] if rows[0][1] else 1.0
+                hit.specific = max(hit.specific, bm25 / rows[0][1] if rows[0][1] else 1.0)
     return found
 
 

@@ -494,3 +494,12 @@ def test_the_model_distils_each_room_apart(tmp_path: Path) -> None:
     assert "regatta" in by_room[group.id] and "PIN" not in by_room[group.id]
     assert "PIN" in by_room[alice_dm.id] and "Porto" in by_room[alice_dm.id]
     mem.close()
+
+
+def test_a_code_inside_chinese_text_is_found_and_told_from_its_look_alike(mem: MemoryService) -> None:
+    mine = mem.add("我的车牌号是沪A7K3M9，停在地下二层。", kind="note")
+    shuttle = mem.add("公司班车的车牌号是沪A7K3N9。", kind="note")
+    flight = mem.add("下个月去成都的航班是CA4113。", kind="note")
+    found = keyword_ranking(mem.search_repo, "沪A7K3M9", 10, Filters())
+    assert found[("entry", mine.id)].specific == 1.0 and ("entry", shuttle.id) not in found
+    assert keyword_ranking(mem.search_repo, "what time is CA4113?", 10, Filters())[("entry", flight.id)].specific == 1.0
