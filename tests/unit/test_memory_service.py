@@ -430,9 +430,10 @@ async def test_priming_tells_nobody_what_was_learnt_in_another_persons_rooms(mem
     assert "brother" in await mem.prime(in_her_room, "gpt-4o")  # and alice in her own room
 
 
-def test_keywords_find_words_inside_japanese_and_chinese_text(mem: MemoryService) -> None:
+def test_keywords_find_words_inside_japanese_and_chinese_text(tmp_path: Path) -> None:
     """Japanese and Chinese write no spaces between words: the word index sees a whole sentence as one
-    token, the trigram index finds a word inside it, for entries and messages, and forgets with them."""
+    token, the trigram index (SQLite's) finds a word inside it, for entries and messages, and forgets with them."""
+    mem = service(tmp_path)
     if mem.db.dialect.name == "postgresql":
         pytest.skip("PostgreSQL has no trigram index (m021 is SQLite's): a CJK run is found only whole")
     general = room(mem)
@@ -450,6 +451,15 @@ def test_keywords_find_words_inside_japanese_and_chinese_text(mem: MemoryService
     assert keyword_hits("休み") == []  # two characters: too short for a trigram, and no guess
     mem.forget(f"entry:{tea.id}")
     assert keyword_hits("龙井茶") == []
+    # Only text holding such characters goes to the trigram index (plain ASCII skips even the check), and an
+    # edited text follows its edit.
+    say(mem, general, "Le café de la gare ferme à 18 h.")
+    note = mem.add("plain ascii note", kind="note")
+    assert mem.db.query_one("SELECT COUNT(*) FROM messages_cjk")[0] == 2
+    with mem.db.write() as conn:
+        conn.execute("UPDATE memory_entries SET text = ? WHERE id = ?", ("抹茶のアイスが好き", note.id))
+    assert keyword_hits("抹茶のアイス")[:1] == [("entry", note.id)]
+    mem.close()
 
 
 def test_japanese_stored_before_the_trigram_index_existed_is_found(tmp_path: Path) -> None:
@@ -496,10 +506,12 @@ def test_the_model_distils_each_room_apart(tmp_path: Path) -> None:
     mem.close()
 
 
-def test_a_code_inside_chinese_text_is_found_and_told_from_its_look_alike(mem: MemoryService) -> None:
+def test_a_code_inside_chinese_text_is_found_and_told_from_its_look_alike(tmp_path: Path) -> None:
+    mem = service(tmp_path)  # the trigram index is SQLite's
     mine = mem.add("我的车牌号是沪A7K3M9，停在地下二层。", kind="note")
     shuttle = mem.add("公司班车的车牌号是沪A7K3N9。", kind="note")
     flight = mem.add("下个月去成都的航班是CA4113。", kind="note")
     found = keyword_ranking(mem.search_repo, "沪A7K3M9", 10, Filters())
     assert found[("entry", mine.id)].specific == 1.0 and ("entry", shuttle.id) not in found
     assert keyword_ranking(mem.search_repo, "what time is CA4113?", 10, Filters())[("entry", flight.id)].specific == 1.0
+    mem.close()
