@@ -28,6 +28,8 @@ from nanofolks.store.pg_schema import SchemaConnection, helpers
 T = TypeVar("T")
 WRITE_LOCK = 0x4E46  # "NF": the advisory lock's first key; the second is the schema's hash
 CONNECT_TIMEOUT = 10  # seconds
+POOL_WAIT = 30  # seconds a call may wait for a free connection (all busy, or the server gone)
+DB_THREADS = 8  # `run` threads; the pool has two connections more, for the memory worker and direct calls
 
 
 class Row:
@@ -133,7 +135,7 @@ class PgDatabase:
 
     dialect = POSTGRES
 
-    def __init__(self, url: str, max_connections: int = 8, local_dir: Path | None = None):
+    def __init__(self, url: str, max_connections: int = DB_THREADS + 2, local_dir: Path | None = None):
         psycopg, psycopg_pool = _import_driver()
         self.url = url
         self.location = describe(url)
@@ -204,7 +206,7 @@ class PgDatabase:
         import psycopg_pool
 
         try:
-            with self._pool.connection(timeout=CONNECT_TIMEOUT) as raw:
+            with self._pool.connection(timeout=POOL_WAIT) as raw:
                 try:
                     yield raw
                 except psycopg.OperationalError as exc:
@@ -213,8 +215,8 @@ class PgDatabase:
                     raise StoreError(f"lost the connection to PostgreSQL at {self.location}: {_first_line(exc)}") \
                         from exc
         except psycopg_pool.PoolTimeout as exc:
-            raise StoreError(f"cannot reach PostgreSQL at {self.location}: no connection within "
-                             f"{CONNECT_TIMEOUT}s") from exc
+            raise StoreError(f"no connection to PostgreSQL at {self.location} within {POOL_WAIT}s: the server"
+                             " does not answer, or every connection is busy") from exc
 
     def data_version(self) -> tuple[int, int]:
         """Changes since the last look: the server's WAL position moves with every commit (by anyone)."""
@@ -224,7 +226,8 @@ class PgDatabase:
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking store call on a database thread, off the event loop."""
         if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=self._max_connections, thread_name_prefix="nanofolks-pg")
+            self._executor = ThreadPoolExecutor(max_workers=min(DB_THREADS, self._max_connections),
+                                                thread_name_prefix="nanofolks-pg")
         return await asyncio.get_running_loop().run_in_executor(self._executor, lambda: fn(*args))
 
     async def quick(self, fn: Callable[..., T], *args: Any) -> T:
