@@ -100,10 +100,12 @@ class Fleet:
             await self.notify_inbox()
 
     async def _notifications(self) -> None:
-        assert self._listen is not None
+        assert self._listen is not None and self._conn is not None
+        own = self._conn.info.backend_pid  # this worker's own notices: it woke itself when it sent them
         async for note in self._listen.notifies():
             if note.channel == INBOX_CHANNEL:
-                self.claimable.set()
+                if note.pid != own:
+                    self.claimable.set()
             elif (wake := self.senders.get(note.payload)) is not None:
                 wake()
 
