@@ -92,7 +92,8 @@ class Answerer:
         started = time.monotonic()
         try:
             await self.services.pipeline.handle(
-                room, row.text, sender=row.sender_name or row.sender_id, platform=row.platform,
+                room, row.text, sender=row.sender_name or row.sender_id, person=f"{row.platform}:{row.sender_id}",
+                platform=row.platform,
                 turn_id=f"{row.platform}-inbox-{row.id}", chat=f"{row.platform}:{row.chat_id}", scope=scope,
                 on_token=(lambda bot, piece: streaming.stream(row.chat_id, row.message_id, bot, piece))
                 if streaming else None,

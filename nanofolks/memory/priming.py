@@ -35,7 +35,7 @@ class Recall(Protocol):
 
     def query_vector(self, text: str) -> np.ndarray | None: ...
 
-    def profile(self, sender: str, rooms: tuple[int, ...] | None = None) -> list[dict[str, Any]]: ...
+    def profile(self, person: str, rooms: tuple[int, ...] | None = None) -> list[str]: ...
 
     def entities_named_in(self, text: str, rooms: tuple[int, ...] | None = None) -> list[list[str]]: ...
 
@@ -43,26 +43,27 @@ class Recall(Protocol):
                            exclude: tuple[int, ...] = (), filters: Filters | None = None) -> list[Hit]: ...
 
 
-async def assemble(memory: Recall, room_id: int, sender: str, text: str, model: str, budget: int,
+async def assemble(memory: Recall, room_id: int, person: str, text: str, model: str, budget: int,
                    history: int, scope: tuple[int, ...] | None = None) -> str:
-    """The memory block for one message, or '' when nothing is remembered (or the budget is 0). Everything
-    in it was learnt in `scope`, the sender's rooms (None: all, for the owner), or is crew-wide."""
+    """The memory block for one message of `person` ("telegram:12345": who they are, not the name they
+    gave), or '' when nothing is remembered (or the budget is 0). Everything in it was learnt in `scope`,
+    the sender's rooms (None: all, for the owner), or is crew-wide."""
     if budget <= 0:
         return ""
     now = time.time()
     vector, prefs, profile, named, elsewhere, shown = await asyncio.gather(
         asyncio.to_thread(memory.query_vector, text),
-        asyncio.to_thread(memory.preferences.of, sender, scope),
-        asyncio.to_thread(memory.profile, sender, scope),
+        asyncio.to_thread(memory.preferences.of, person, scope),
+        asyncio.to_thread(memory.profile, person, scope),
         asyncio.to_thread(memory.entities_named_in, text, scope),
-        asyncio.to_thread(memory.search_repo.recent_elsewhere, sender, room_id, now - ELSEWHERE_DAYS * 86400, 5,
+        asyncio.to_thread(memory.search_repo.recent_elsewhere, person, room_id, now - ELSEWHERE_DAYS * 86400, 5,
                           scope),
         asyncio.to_thread(memory.search_repo.recent_message_ids, room_id, history),
     )
     hits = await asyncio.to_thread(memory.search_with_vector, text, vector, 6, shown, Filters(rooms=scope))
     sections = [
         ("Preferences of this person (apply them):", [p.text for p in prefs]),
-        ("About this person:", [describe(r, sender) for r in profile]),
+        ("About this person:", profile),
         ("People and things mentioned:", [line for e in named for line in e]),
         ("Related memories:", [f"({_when(h.item.created_at)}{', #' + h.item.room if h.item.room else ''}) "
                                f"{h.item.text}" for h in hits]),

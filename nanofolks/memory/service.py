@@ -37,6 +37,7 @@ from nanofolks.store.memory import (
     VectorRepo,
     table_bytes,
 )
+from nanofolks.store.messages import LOCAL_OWNER
 
 if TYPE_CHECKING:
     import numpy as np
@@ -138,7 +139,7 @@ class MemoryService:
         entry = Entry(text=text, kind=kind, room_id=room_id, sender=sender, importance=importance,
                       protected=protected, origin=origin, sources=list(sources))
         entry.id, _ = self.entries.add(entry)
-        self._learn_entities(text, None, sender or "user", time.time())
+        self._learn_entities(text, None, LOCAL_OWNER, sender or "user", time.time())  # the owner's own note
         if index:
             self.index_pending()
         return entry
@@ -164,7 +165,7 @@ class MemoryService:
                                                    origin_key=_import_key(p)) for p in chunk])
             for text, (_, created) in zip(chunk, results, strict=True):
                 if created:
-                    self._learn_entities(text, None, "user", time.time())
+                    self._learn_entities(text, None, LOCAL_OWNER, "user", time.time())
             new += sum(created for _, created in results)
             known += sum(not created for _, created in results)
             embedded += self._index(limit=BATCH)[0]
@@ -259,15 +260,16 @@ class MemoryService:
         """The cheap rules on the user's messages: "remember that ...", preferences, entities."""
         users = [e for e in events if e.role == "user"]
         for event in users:
-            who = event.sender or "user"
+            label = event.sender or "user"
             note = preference_rules.remember_note(event.content)
             if note:
-                self.entries.add(Entry(text=note, kind="note", room_id=event.room_id, sender=who, importance=0.9,
+                self.entries.add(Entry(text=note, kind="note", room_id=event.room_id, sender=label, importance=0.9,
                                        protected=True, origin="chat:remember", origin_key=f"remember:{event.id}",
                                        sources=[event.id], created_at=event.created_at))
-            for key, text in preference_rules.detect(event.content):
-                self.preferences.put(who, key, text, event.id, event.created_at)
-            self._learn_entities(event.content, event.id, who, event.created_at)
+            if event.person:  # a preference is someone's only when we know who said it
+                for key, text in preference_rules.detect(event.content):
+                    self.preferences.put(event.person, label, key, text, event.id, event.created_at)
+            self._learn_entities(event.content, event.id, event.person, label, event.created_at)
         if users and self.config.memory.llm_extraction and self.llm is not None and not _in_event_loop():
             model = cheapest_model(self.config)
             try:
@@ -276,25 +278,29 @@ class MemoryService:
                 log.warning("memory: model entity extraction failed: %s", exc)
                 return
             for event, result in zip(users, found, strict=True):
-                self._store_found(result, event.id, event.sender or "user", event.created_at)
+                self._store_found(result, event.id, event.person, event.sender or "user", event.created_at)
 
-    def _learn_entities(self, text: str, msg_id: int | None, sender: str, now: float) -> None:
-        self._store_found(entity_rules.extract(text), msg_id, sender, now)
+    def _learn_entities(self, text: str, msg_id: int | None, person: str, label: str, now: float) -> None:
+        self._store_found(entity_rules.extract(text), msg_id, person, label, now)
 
-    def _store_found(self, found: entity_rules.Found, msg_id: int | None, sender: str, now: float) -> None:
+    def _store_found(self, found: entity_rules.Found, msg_id: int | None, person: str, label: str,
+                     now: float) -> None:
+        """Store what one message (or note) names. "I" is the writer's own entity, found by `person` (their
+        identity, never their display name `label`); when who wrote it is unknown, what they said of
+        themselves is left out."""
         ids: dict[str, int] = {}
 
         def entity(name: str, type_: str = "concept") -> int:
             if name not in ids:
-                real = sender if name == entity_rules.SELF else name
-                ids[name] = self.entity_repo.upsert(real, type_ if name != entity_rules.SELF else "person",
-                                                    msg_id, now, found.aliases.get(name, ()))
+                ids[name] = (self.entity_repo.upsert_person(person, label, msg_id, now) if name == entity_rules.SELF
+                             else self.entity_repo.upsert(name, type_, msg_id, now, found.aliases.get(name, ())))
             return ids[name]
 
         for name, type_ in found.entities.items():
             entity(name, type_)
         for subject, predicate, obj in found.relations:
-            self.entity_repo.relate(entity(subject), predicate, entity(obj), msg_id, now)
+            if person or entity_rules.SELF not in (subject, obj):
+                self.entity_repo.relate(entity(subject), predicate, entity(obj), msg_id, now)
 
     # -- the background worker ----------------------------------------------------------------------------
     def _start_worker(self) -> None:
@@ -444,7 +450,7 @@ class MemoryService:
         future = self._primed.get(turn.turn_id)
         if future is None:
             future = asyncio.ensure_future(assemble(
-                self, turn.room.id, turn.sender or "user", turn.text, model, cfg.priming_tokens,
+                self, turn.room.id, turn.person, turn.text, model, cfg.priming_tokens,
                 self.config.orchestrator.history_messages, turn.scope))
             self._primed[turn.turn_id] = future
             while len(self._primed) > 16:
@@ -455,10 +461,13 @@ class MemoryService:
             log.warning("memory priming skipped: %s", str(exc) or type(exc).__name__)
             return ""
 
-    def profile(self, sender: str, rooms: tuple[int, ...] | None = None) -> list[dict[str, Any]]:
-        """What is known about the sender, learnt within `rooms` (None: anywhere)."""
-        entity = self.entity_repo.find(sender or "user")
-        return self.entity_repo.relations(entity.id, rooms) if entity else []
+    def profile(self, person: str, rooms: tuple[int, ...] | None = None) -> list[str]:
+        """What is known about this person ("telegram:12345"), learnt within `rooms` (None: anywhere), as
+        lines about "this person"."""
+        from nanofolks.memory.priming import describe
+
+        entity = self.entity_repo.find_person(person)
+        return [describe(r, entity.name) for r in self.entity_repo.relations(entity.id, rooms)] if entity else []
 
     def entities_named_in(self, text: str, rooms: tuple[int, ...] | None = None) -> list[list[str]]:
         """For each entity the text names: a line saying what it is and how it relates, as learnt within

@@ -31,7 +31,7 @@ from nanofolks.rooms.tasks import Tasks
 from nanofolks.routing.router import Router
 from nanofolks.routing.tiers import cheapest_model
 from nanofolks.store.leases import RoomLeases
-from nanofolks.store.messages import Message, MessageRepo
+from nanofolks.store.messages import LOCAL_OWNER, Message, MessageRepo
 from nanofolks.store.rooms import Room
 from nanofolks.store.routing import RoutingRepo
 
@@ -75,6 +75,7 @@ class Pipeline:
         text: str,
         *,
         sender: str = "user",
+        person: str = LOCAL_OWNER,
         platform: str = "cli",
         turn_id: str | None = None,
         chat: str = "",
@@ -84,9 +85,10 @@ class Pipeline:
     ) -> FinalAnswer:
         """Answer one message. One turn at a time per room; a global cap on turns across rooms.
         What `commit(answer)` returns runs in the transaction that stores the replies (all or nothing).
+        `sender` is the display name, `person` who it is ("telegram:12345"; the terminal's owner by default).
         `scope`: the rooms the sender's memory may see (None: every room, for the owner)."""
-        turn = Turn(room=room, text=text, sender=sender, platform=platform, turn_id=turn_id or uuid.uuid4().hex,
-                    chat=chat, scope=scope)
+        turn = Turn(room=room, text=text, sender=sender, person=person, platform=platform,
+                    turn_id=turn_id or uuid.uuid4().hex, chat=chat, scope=scope)
         db = self.messages.db
         # One turn per room in this process (the lock), then across processes (the lease: gateway and CLI).
         self.crew.refresh(max_age=1.0)  # a bot hired or retired by another process (`bot create`, `chat -m`)
@@ -95,7 +97,8 @@ class Pipeline:
             # the next message in the room waits no longer than this.
             turn.time_limit = self.config.orchestrator.turn_deadline
             turn.deadline = asyncio.get_running_loop().time() + turn.time_limit
-            asked = Message(room.id, "user", "user", text, platform=platform, sender=sender, turn_id=turn.turn_id)
+            asked = Message(room.id, "user", "user", text, platform=platform, sender=sender, person=person,
+                            turn_id=turn.turn_id)
             if await db.quick(self.messages.add_turn_message, asked):  # a re-run turn (same id) stored it already
                 self._index([asked])
             turn.message_id = asked.id

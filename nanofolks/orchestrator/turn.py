@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from nanofolks.routing.rules import Decision
+from nanofolks.store.messages import LOCAL_OWNER
 from nanofolks.store.rooms import Room
 
 
@@ -44,7 +45,8 @@ class BotReply:
 class Turn:
     room: Room
     text: str
-    sender: str = "user"
+    sender: str = "user"  # the display name: a label only
+    person: str = LOCAL_OWNER  # who asks, stably ("telegram:12345"): what memory knows them by
     platform: str = "cli"
     turn_id: str = ""
     chat: str = ""  # "telegram:12345" when the message came from a platform chat

@@ -172,7 +172,8 @@ class RoutineService:
 
         assert self.pipeline is not None, "a RoutineService built without a pipeline cannot run routines"
         try:
-            await self.pipeline().handle(room, text, sender=f"routine:{routine.name}", platform="routine",
+            await self.pipeline().handle(room, text, sender=f"routine:{routine.name}",
+                                         person=f"routine:{routine.name}", platform="routine",
                                          turn_id=f"routine-run-{run.id}", commit=commit)
         except _Answered:
             refreshed = await self.db.run(self.repo.run, run.id)

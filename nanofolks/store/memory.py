@@ -29,15 +29,16 @@ class Event:
     room_id: int
     role: str  # user | assistant | system
     content: str
-    sender: str
+    sender: str  # the display name, a label
     created_at: float
+    person: str = ""  # who wrote it, stably ("telegram:12345"); '' when unknown (no user message)
 
 
-_EVENT_COLUMNS = "m.id, m.room_id, m.role, m.content, m.sender, m.created_at"
+_EVENT_COLUMNS = "m.id, m.room_id, m.role, m.content, m.sender, m.created_at, m.person"
 
 
 def _event(row: Any) -> Event:
-    return Event(int(row[0]), int(row[1]), row[2], row[3], row[4], row[5])
+    return Event(int(row[0]), int(row[1]), row[2], row[3], row[4], row[5], row[6])
 
 
 @dataclass
@@ -459,15 +460,15 @@ class SearchRepo:
         rows = self.db.query(f"SELECT message_id FROM memory_sources WHERE entry_id IN ({marks})", tuple(entry_ids))
         return {int(r[0]) for r in rows}
 
-    def recent_elsewhere(self, sender: str, room_id: int, since: float, limit: int,
+    def recent_elsewhere(self, person: str, room_id: int, since: float, limit: int,
                          rooms: tuple[int, ...] | None = None) -> list[Item]:
-        """What this person said lately in the other rooms (this room's history is in the prompt already),
-        within `rooms` when given (a display name is no proof of who someone is)."""
+        """What this person ("telegram:12345", never a display name: anyone can take any) said lately in
+        the other rooms (this room's history is in the prompt already), within `rooms` when given."""
         where, params = _filters(Filters(rooms=rooms), "m", "m.author")
         rows = self.db.query(
-            "SELECT m.id FROM messages m WHERE m.sender = ? AND m.role = 'user' AND m.room_id != ?"
+            "SELECT m.id FROM messages m WHERE m.person = ? AND m.role = 'user' AND m.room_id != ?"
             f" AND m.kind = 'chat' AND m.created_at >= ? {where} ORDER BY m.id DESC LIMIT ?",
-            (sender, room_id, since, *params, limit))
+            (person, room_id, since, *params, limit))
         found = self.items([("message", int(r[0])) for r in rows])
         return [found[("message", int(r[0]))] for r in rows if ("message", int(r[0])) in found]
 
@@ -561,6 +562,35 @@ class EntityRepo:
                 conn.execute("UPDATE memory_entities SET mentions = mentions + 1 WHERE id = ?", (entity_id,))
         return entity_id
 
+    def upsert_person(self, person: str, label: str, message_id: int | None, now: float) -> int:
+        """The entity standing for one person ("telegram:12345"; "I" in their messages), found by that
+        identity, never by name: someone calling themselves "alice" is not alice. Made on first use, named
+        by the display name `label`, which also becomes its alias unless another entity has that name."""
+        with self.db.write() as conn:
+            row = conn.execute("SELECT id FROM memory_entities WHERE person = ? ORDER BY mentions DESC, id LIMIT 1",
+                               (person,)).fetchone()
+            if row is None:
+                entity_id = int(conn.execute(
+                    "INSERT INTO memory_entities (name, type, person, first_seen, last_seen) VALUES (?, 'person', ?, ?, ?)"
+                    " RETURNING id", (label, person, now, now)).fetchone()[0])
+                conn.execute("INSERT INTO memory_aliases (alias, entity_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                             (label, entity_id))
+            else:
+                entity_id = int(row[0])
+                conn.execute(f"UPDATE memory_entities SET last_seen = {self.db.dialect.greatest('last_seen', '?')},"
+                             " type = 'person' WHERE id = ?", (now, entity_id))
+            if message_id is None or conn.execute(
+                    "INSERT INTO memory_entity_events (entity_id, message_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                    (entity_id, message_id)).rowcount:
+                conn.execute("UPDATE memory_entities SET mentions = mentions + 1 WHERE id = ?", (entity_id,))
+        return entity_id
+
+    def find_person(self, person: str) -> Entity | None:
+        """The entity of one person, by their identity ("telegram:12345")."""
+        row = self.db.query_one("SELECT * FROM memory_entities WHERE person = ? ORDER BY mentions DESC, id LIMIT 1",
+                                (person,))
+        return self._entity(row) if row else None
+
     def relate(self, subject_id: int, predicate: str, object_id: int, message_id: int | None, now: float) -> int:
         with self.db.write() as conn:
             conn.execute("INSERT INTO memory_relations (subject_id, predicate, object_id, created_at)"
@@ -647,7 +677,8 @@ class EntityRepo:
 
 @dataclass
 class Preference:
-    sender: str
+    person: str  # whose ("telegram:12345"): a display name proves nobody's identity
+    label: str  # the display name they last stated it under, to show
     key: str
     text: str
     evidence: list[int] = field(default_factory=list)
@@ -658,33 +689,35 @@ class PreferenceRepo:
     def __init__(self, db: Database):
         self.db = db
 
-    def put(self, sender: str, key: str, text: str, message_id: int | None, now: float) -> None:
-        """A newer preference on the same key replaces the older one ('keep it short' vs 'more detail');
-        the evidence accumulates."""
+    def put(self, person: str, label: str, key: str, text: str, message_id: int | None, now: float) -> None:
+        """A newer preference of the person on the same key replaces the older one ('keep it short' vs
+        'more detail'); the evidence accumulates."""
         with self.db.write() as conn:
-            conn.execute(
-                "INSERT INTO memory_preferences (sender, key, text, created_at, updated_at) VALUES (?, ?, ?, ?, ?)"
-                " ON CONFLICT (sender, key) DO UPDATE SET text = excluded.text, updated_at = excluded.updated_at",
-                (sender, key, text, now, now))
+            pref_id = conn.execute(
+                "INSERT INTO memory_preferences (person, label, key, text, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (person, key) DO UPDATE SET text = excluded.text,"
+                " label = excluded.label, updated_at = excluded.updated_at RETURNING id",
+                (person, label, key, text, now, now)).fetchone()[0]
             if message_id is not None:
-                pref_id = conn.execute("SELECT id FROM memory_preferences WHERE sender = ? AND key = ?",
-                                       (sender, key)).fetchone()[0]
                 conn.execute("INSERT INTO memory_preference_evidence (preference_id, message_id)"
                              " VALUES (?, ?) ON CONFLICT DO NOTHING", (pref_id, message_id))
 
-    def senders(self) -> list[str]:
-        return [r[0] for r in self.db.query("SELECT DISTINCT sender FROM memory_preferences ORDER BY sender")]
+    def people(self) -> list[tuple[str, str]]:
+        """(person, their latest display name) of everyone with a preference."""
+        latest = {r[0]: r[1] for r in self.db.query("SELECT person, label FROM memory_preferences ORDER BY updated_at")}
+        return sorted(latest.items(), key=lambda p: (p[1], p[0]))
 
-    def of(self, sender: str, rooms: tuple[int, ...] | None = None) -> list[Preference]:
-        """A sender's preferences stated within `rooms` (None: anywhere): a name alone proves nobody's identity."""
+    def of(self, person: str, rooms: tuple[int, ...] | None = None) -> list[Preference]:
+        """A person's preferences stated within `rooms` (None: anywhere)."""
         seen, params = _learnt_in("memory_preference_evidence", "preference_id", "memory_preferences.id", rooms)
-        rows = self.db.query(f"SELECT * FROM memory_preferences WHERE sender = ?{seen} ORDER BY updated_at DESC",
-                             (sender, *params))
+        rows = self.db.query(f"SELECT * FROM memory_preferences WHERE person = ?{seen} ORDER BY updated_at DESC",
+                             (person, *params))
         out = []
         for r in rows:
             ev = self.db.query("SELECT message_id FROM memory_preference_evidence WHERE preference_id = ?"
                                " ORDER BY message_id", (r["id"],))
-            out.append(Preference(r["sender"], r["key"], r["text"], [int(e[0]) for e in ev], r["updated_at"]))
+            out.append(Preference(r["person"], r["label"], r["key"], r["text"], [int(e[0]) for e in ev],
+                                  r["updated_at"]))
         return out
 
     def count(self) -> int:

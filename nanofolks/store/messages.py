@@ -12,6 +12,8 @@ from typing import Any
 from nanofolks.secrets.sanitize import sanitize
 from nanofolks.store.db import Database
 
+LOCAL_OWNER = "local:owner"  # the person at the terminal: the home's owner
+
 
 @dataclass
 class Message:
@@ -21,7 +23,8 @@ class Message:
     content: str
     kind: str = "chat"  # chat | tool_call | tool_result | note
     platform: str = "cli"
-    sender: str = ""
+    sender: str = ""  # a label: the display name the person gave (anyone can take any name)
+    person: str = ""  # who wrote a user message, stably: "telegram:12345", LOCAL_OWNER on the terminal
     turn_id: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
     created_at: float = 0.0
@@ -88,7 +91,8 @@ class MessageRepo:
     def _message(row: Any) -> Message:
         return Message(
             id=row["id"], room_id=row["room_id"], author=row["author"], role=row["role"], kind=row["kind"],
-            content=row["content"], platform=row["platform"], sender=row["sender"], turn_id=row["turn_id"],
+            content=row["content"], platform=row["platform"], sender=row["sender"], person=row["person"],
+            turn_id=row["turn_id"],
             meta=json.loads(row["meta"]), created_at=row["created_at"],
         )
 
@@ -97,8 +101,8 @@ def _insert(conn: sqlite3.Connection, msg: Message) -> None:
     msg.created_at = msg.created_at or time.time()
     msg.content = sanitize(msg.content)  # the last line: no secret is ever stored in a room
     msg.id = conn.execute(
-        "INSERT INTO messages (room_id, author, role, kind, content, platform, sender, turn_id, meta, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        (msg.room_id, msg.author, msg.role, msg.kind, msg.content, msg.platform, msg.sender, msg.turn_id,
+        "INSERT INTO messages (room_id, author, role, kind, content, platform, sender, person, turn_id, meta,"
+        " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        (msg.room_id, msg.author, msg.role, msg.kind, msg.content, msg.platform, msg.sender, msg.person, msg.turn_id,
          json.dumps(msg.meta), msg.created_at),
     ).fetchone()[0]

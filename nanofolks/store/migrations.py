@@ -622,6 +622,87 @@ def m022_house_cjk_ascii_fast_path(conn: sqlite3.Connection) -> None:
         )
 
 
+def m023_identity_people(conn: sqlite3.Connection) -> None:
+    """Memory knows a person by who they are ("telegram:12345", the terminal's owner), no longer by the
+    display name they give, which anyone can take: their preferences and their own entity ("I work at...")."""
+    from nanofolks.memory.preferences import detect
+    from nanofolks.store.messages import LOCAL_OWNER
+
+    # Who wrote each user message: the terminal's owner, a routine, or the sender of the gateway's inbox row
+    # the turn answered (its id ends the turn id, "telegram-inbox-42").
+    conn.execute("ALTER TABLE messages ADD COLUMN person TEXT NOT NULL DEFAULT ''")
+    conn.execute("UPDATE messages SET person = ? WHERE role = 'user' AND platform = 'cli'", (LOCAL_OWNER,))
+    conn.execute("UPDATE messages SET person = sender WHERE role = 'user' AND platform = 'routine'")
+    asked: dict[int, list[int]] = {}
+    for message_id, turn_id in conn.execute("SELECT id, turn_id FROM messages WHERE role = 'user' AND person = ''"):
+        inbox_id = turn_id.rpartition("-inbox-")[2]
+        if "-inbox-" in turn_id and inbox_id.isdigit():
+            asked.setdefault(int(inbox_id), []).append(int(message_id))
+    ids = list(asked)
+    for start in range(0, len(ids), 500):
+        part = ids[start:start + 500]
+        rows = conn.execute(f"SELECT id, platform, sender_id FROM inbox WHERE id IN ({','.join('?' * len(part))})",
+                            tuple(part)).fetchall()
+        conn.executemany("UPDATE messages SET person = ? WHERE id = ?",
+                         [(f"{platform}:{sender_id}", m) for inbox_id, platform, sender_id in rows
+                          for m in asked[int(inbox_id)]])
+
+    # Preferences: one per person and key, rebuilt from the messages that stated them (one display name
+    # may hide several people, each with their own wish); a message whose writer is unknown teaches none.
+    run_script(
+        conn,
+        """
+        CREATE TABLE memory_people_preferences (
+            id INTEGER PRIMARY KEY,
+            person TEXT NOT NULL,
+            label TEXT NOT NULL DEFAULT '',
+            key TEXT NOT NULL,
+            text TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            UNIQUE (person, key)
+        );
+        CREATE TABLE memory_people_preference_evidence (
+            preference_id INTEGER NOT NULL REFERENCES memory_people_preferences(id) ON DELETE CASCADE,
+            message_id INTEGER NOT NULL,
+            PRIMARY KEY (preference_id, message_id)
+        );
+        """,
+    )
+    stated = conn.execute(
+        "SELECT p.key, p.text, m.id, m.content, m.person, m.sender, m.created_at FROM memory_preferences p"
+        " JOIN memory_preference_evidence ev ON ev.preference_id = p.id JOIN messages m ON m.id = ev.message_id"
+        " WHERE m.person <> '' ORDER BY m.id").fetchall()
+    for key, text, message_id, content, person, label, at in stated:
+        said = dict(detect(content)).get(key, text)  # what this message asked (the row holds the latest)
+        pref_id = conn.execute(
+            "INSERT INTO memory_people_preferences (person, label, key, text, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (person, key) DO UPDATE SET text = excluded.text,"
+            " label = excluded.label, updated_at = excluded.updated_at RETURNING id",
+            (person, label, key, said, at, at)).fetchone()[0]
+        conn.execute("INSERT INTO memory_people_preference_evidence (preference_id, message_id) VALUES (?, ?)"
+                     " ON CONFLICT DO NOTHING", (pref_id, message_id))
+    run_script(
+        conn,
+        """
+        DROP TABLE memory_preference_evidence;
+        DROP TABLE memory_preferences;
+        ALTER TABLE memory_people_preferences RENAME TO memory_preferences;
+        ALTER TABLE memory_people_preference_evidence RENAME TO memory_preference_evidence;
+        """,
+    )
+
+    # A person's own entity was the one named as they called themselves: it is theirs where one person alone
+    # wrote under that name; where several did (someone took another's name) it stays nobody's, as what
+    # each said of themselves cannot be told apart.
+    conn.execute("ALTER TABLE memory_entities ADD COLUMN person TEXT")
+    conn.execute("CREATE INDEX memory_entities_person ON memory_entities (person)")
+    names = conn.execute("SELECT sender, MIN(person) FROM messages WHERE role = 'user' AND person <> ''"
+                         " GROUP BY sender HAVING COUNT(DISTINCT person) = 1").fetchall()
+    conn.executemany("UPDATE memory_entities SET person = ? WHERE name = ? AND type = 'person'",
+                     [(person, name) for name, person in names])
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m001_core,
     m002_gateway,
@@ -643,6 +724,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m020_pgstore_member_order,
     m021_house_memory_cjk,
     m022_house_cjk_ascii_fast_path,
+    m023_identity_people,
 ]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,6 +72,9 @@ def test_allowed_dm_stranger_pairing_and_status(gateway: Gateway, tg: FakeTelegr
     tg.wait_for(lambda: any("ahoy from carol" in m["text"] for m in replies_to(tg, CAROL)), 60, "carol's reply")
     carol_prompt = json.dumps([r for r in llm_server.requests if "ahoy from carol" in json.dumps(r)])
     assert "hello crew" not in carol_prompt  # her own room: alice's (the owner's) #general is not her history
+    with sqlite3.connect(gateway.home / "nanofolks.db") as db:  # memory knows her by id, not by her name
+        assert db.execute("SELECT sender, person FROM messages WHERE content = 'ahoy from carol'").fetchall() == [
+            ("Carol", f"telegram:{CAROL}")]
     tg.push_message(CAROL, "/room general", user_id=CAROL, username="Carol")  # nor can she move into it
     tg.wait_for(lambda: any("Only the crew's owner" in m["text"] for m in replies_to(tg, CAROL)), 60, "a refusal")
     rooms = json.loads(run_cli("room", "list", "--json", home=gateway.home).stdout)

@@ -20,7 +20,7 @@ from nanofolks.memory.service import MemoryError_, MemoryService
 from nanofolks.orchestrator.turn import Turn
 from nanofolks.store.db import Database
 from nanofolks.store.memory import Filters, load_blob, store_large_output
-from nanofolks.store.messages import Message, MessageRepo
+from nanofolks.store.messages import LOCAL_OWNER, Message, MessageRepo
 from nanofolks.store.rooms import RoomRepo
 from tests.conftest import database_before
 from tests.fakes.embedder import HashEmbedder
@@ -44,9 +44,12 @@ def room(mem: MemoryService, name: str = "general") -> int:
 
 
 def say(mem: MemoryService, room_id: int, text: str, role: str = "user", sender: str = "ana",
-        at: float | None = None) -> int:
+        at: float | None = None, person: str | None = None) -> int:
+    """A message of `sender` (a display name), written by `person` (by default the one of that name)."""
     author = "user" if role == "user" else "leader"
-    msg = MessageRepo(mem.db).add(Message(room_id, author, role, text, sender=sender if role == "user" else "",
+    user = role == "user"
+    msg = MessageRepo(mem.db).add(Message(room_id, author, role, text, sender=sender if user else "",
+                                          person=(f"telegram:{sender}" if person is None else person) if user else "",
                                           created_at=at or time.time()))
     return int(msg.id or 0)
 
@@ -63,7 +66,7 @@ def test_events_teach_notes_preferences_and_entities(mem: MemoryService) -> None
     assert hits[0].item.source == "entry" and hits[0].item.text == "My passport expires in May"
     assert hits[0].item.protected
     assert all(h.item.id != note_id or h.item.source != "message" for h in hits)  # the note stands for its message
-    prefs = mem.preferences.of("ana")
+    prefs = mem.preferences.of("telegram:ana")
     assert [(p.key, p.evidence) for p in prefs] == [("length", [pref_id])]
     lucas = mem.entity("lucas")  # names match case-insensitively
     assert lucas["type"] == "person"
@@ -71,7 +74,7 @@ def test_events_teach_notes_preferences_and_entities(mem: MemoryService) -> None
     assert lucas["relations"][0]["events"][0]["message_id"] == rel_id
     assert mem.index_pending() == 0  # nothing is learnt or embedded twice
     assert mem.vectors.pending_count() == 0
-    assert len(mem.preferences.of("ana")) == 1 and mem.entries.count()["entries"] == 1
+    assert len(mem.preferences.of("telegram:ana")) == 1 and mem.entries.count()["entries"] == 1
 
 
 def test_short_messages_are_seen_but_not_indexed(mem: MemoryService) -> None:
@@ -123,7 +126,7 @@ def test_forgetting_protects_what_must_stay(mem: MemoryService) -> None:
     keep_note = mem.add("the alarm code is 4321", protected=True)
     important = mem.add("the client's deadline is June 1st", protected=False, importance=0.9)
     fading = mem.add("we had pizza at the office once", protected=False, importance=0.3)
-    mem.preferences.put("ana", "length", "Keep answers short.", None, start)
+    mem.preferences.put("telegram:ana", "ana", "length", "Keep answers short.", None, start)
     for e in (keep_note, important, fading):  # all created long ago and never used since
         with mem.db.write() as conn:
             conn.execute("UPDATE memory_entries SET created_at = ? WHERE id = ?", (start, e.id))
@@ -135,7 +138,7 @@ def test_forgetting_protects_what_must_stay(mem: MemoryService) -> None:
     assert mem.entries.get(int(keep_note.id or 0)) is not None
     assert mem.entries.get(int(important.id or 0)) is not None
     assert mem.entries.get(int(fading.id or 0)) is None
-    assert mem.preferences.of("ana")
+    assert mem.preferences.of("telegram:ana")
     assert "pizza" not in " ".join(h.item.text for h in mem.search("pizza office"))
     archived = mem.archive.list()
     assert archived[0]["reason"] == "unused" and "pizza" in archived[0]["text"]
@@ -280,7 +283,7 @@ async def test_priming_stays_within_its_budget_and_names_what_matters(tmp_path: 
     say(mem, other, "booking the ferry to the islands for Lucas and me", at=time.time() - 3600)
     mem.index_pending()
     turn = Turn(room=RoomRepo(mem.db).get("general"), text="what should Lucas pack for the beach?",
-                sender="ana", turn_id="t1")
+                sender="ana", person="telegram:ana", turn_id="t1")
     block = await mem.prime(turn, "")
     assert count_text(block) <= 150
     assert block.startswith("## Memory")
@@ -415,19 +418,56 @@ async def test_priming_tells_nobody_what_was_learnt_in_another_persons_rooms(mem
     mem.index_pending()
     mem.config.agents.defaults.context_window = 8192
     bob = (bob_dm.id,)
-    assert mem.profile("alice", bob) == [] and mem.preferences.of("alice", bob) == []
+    assert mem.profile("telegram:alice", bob) == [] and mem.preferences.of("telegram:alice", bob) == []
     assert mem.entities_named_in("how is Lucas doing at Zephyr Labs?", bob) == []
     for sender in ("bob", "alice"):  # a display name is anyone's to take
         turn = Turn(room=bob_dm, text="how is Lucas doing at Zephyr Labs? and Captain Flint?", sender=sender,
-                    turn_id=f"t-{sender}", scope=bob)
+                    person="telegram:bob", turn_id=f"t-{sender}", scope=bob)
         block = await mem.prime(turn, "gpt-4o")
         assert "brother" not in block and "Zephyr" not in block and "short" not in block.lower(), block
         assert "Harbour Bank" in block, block
 
-    owner = Turn(room=alice_dm, text="how is Lucas doing?", sender="alice", turn_id="t-owner", scope=None)
+    owner = Turn(room=alice_dm, text="how is Lucas doing?", sender="alice", person="telegram:alice", turn_id="t-owner",
+                 scope=None)
     assert "brother" in await mem.prime(owner, "gpt-4o")  # the owner (no scope) sees every room
-    in_her_room = Turn(room=alice_dm, text="how is Lucas doing?", sender="alice", turn_id="t-her", scope=(alice_dm.id,))
+    in_her_room = Turn(room=alice_dm, text="how is Lucas doing?", sender="alice", person="telegram:alice",
+                       turn_id="t-her", scope=(alice_dm.id,))
     assert "brother" in await mem.prime(in_her_room, "gpt-4o")  # and alice in her own room
+
+
+async def test_a_name_taken_in_a_shared_group_gets_nobody_elses_preferences_or_profile(mem: MemoryService) -> None:
+    """In one group both talk in, someone calling themselves "alice" is primed with none of alice's
+    preferences or profile: memory knows people by platform and sender id, the name is a label."""
+    group = RoomRepo(mem.db).ensure("telegram-group-9", "open", ["leader"])
+    say(mem, group.id, "please keep it short", sender="alice", person="telegram:111")
+    say(mem, group.id, "I work at Zephyr Labs", sender="alice", person="telegram:111")
+    say(mem, group.id, "I prefer bullet points", sender="alice", person="telegram:222")  # bob, renamed
+    mem.index_pending()
+    mem.config.agents.defaults.context_window = 8192
+    scope = (group.id,)
+    assert [p.key for p in mem.preferences.of("telegram:111", scope)] == ["length"]
+    assert [(p.key, p.label) for p in mem.preferences.of("telegram:222", scope)] == [("format", "alice")]
+    assert mem.profile("telegram:111", scope) == ["this person works at Zephyr Labs"]
+    assert mem.profile("telegram:222", scope) == []
+    impostor = Turn(room=group, text="what do you know about me?", sender="alice", person="telegram:222",
+                    turn_id="t-222", scope=scope)
+    block = await mem.prime(impostor, "gpt-4o")
+    assert "Use bullet points." in block and "short" not in block.lower() and "Zephyr" not in block, block
+    alice = Turn(room=group, text="what do you know about me?", sender="alice", person="telegram:111",
+                 turn_id="t-111", scope=scope)
+    block = await mem.prime(alice, "gpt-4o")
+    assert "Keep answers short." in block and "this person works at Zephyr Labs" in block, block
+    assert "bullet" not in block, block
+    assert mem.preferences.people() == [("telegram:111", "alice"), ("telegram:222", "alice")]
+
+
+def test_an_unknown_writer_teaches_no_preference_and_no_profile(mem: MemoryService) -> None:
+    """A user message whose writer is not known (none recorded) is remembered, but says nothing of anyone."""
+    general = room(mem)
+    say(mem, general, "keep it short, I work at Zephyr Labs", person="")
+    mem.index_pending()
+    assert mem.preferences.count() == 0 and mem.profile("") == []
+    assert mem.entity("Zephyr Labs")["relations"] == []
 
 
 def test_keywords_find_words_inside_japanese_and_chinese_text(tmp_path: Path) -> None:
@@ -469,6 +509,58 @@ def test_japanese_stored_before_the_trigram_index_existed_is_found(tmp_path: Pat
     conn.close()
     mem = service(tmp_path)
     assert list(keyword_ranking(mem.search_repo, "大阪の看護師", 10, Filters())) == [("entry", 1)]
+    mem.close()
+
+
+def test_people_known_by_their_names_before_are_known_by_who_they_are_after_the_upgrade(tmp_path: Path) -> None:
+    """m023: each stored user message gets its writer (the gateway's inbox row, the terminal's owner); the
+    preferences are split by who stated them; a person's own entity is theirs only where one person alone
+    used that name."""
+    conn = database_before(tmp_path / "nanofolks.db", "m023_identity_people")
+    conn.execute("INSERT INTO rooms (id, name, type, created_at) VALUES (1, 'telegram-group-9', 'open', 0)")
+    said = [  # (inbox id, sender id, display name, text); inbox None: the terminal
+        (1, "111", "alice", "please keep it short"), (2, "222", "alice", "give me more detail"),
+        (None, "", "user", "I prefer bullet points"), (3, "333", "carol", "I work at Acme Corp"),
+        (4, "111", "alice", "I live in Paris"), (5, "222", "alice", "I live in Rome")]
+    for n, (inbox, sender_id, name, text) in enumerate(said, 1):
+        if inbox:
+            conn.execute("INSERT INTO inbox (id, platform, account, chat_id, message_id, sender_id, sender_name, text,"
+                         " status, received_at) VALUES (?, 'telegram', 'bot', '-9', ?, ?, ?, ?, 'done', 0)",
+                         (inbox, str(inbox), sender_id, name, text))
+        conn.execute("INSERT INTO messages (id, room_id, author, role, content, platform, sender, turn_id,"
+                     " created_at) VALUES (?, 1, 'user', 'user', ?, ?, ?, ?, ?)",
+                     (n, text, "telegram" if inbox else "cli", name, f"telegram-inbox-{inbox}" if inbox else "t", n))
+    # what the version before learnt: keyed by display name
+    conn.execute("INSERT INTO memory_preferences VALUES (1, 'alice', 'length', 'Give detailed answers.', 1, 2)")
+    conn.execute("INSERT INTO memory_preferences VALUES (2, 'user', 'format', 'Use bullet points.', 3, 3)")
+    conn.executemany("INSERT INTO memory_preference_evidence VALUES (?, ?)", [(1, 1), (1, 2), (2, 3)])
+    for entity_id, name in ((1, "alice"), (2, "carol"), (3, "Acme Corp"), (4, "Paris"), (5, "Rome")):
+        conn.execute("INSERT INTO memory_entities (id, name, type, first_seen, last_seen) VALUES (?, ?, ?, 0, 0)",
+                     (entity_id, name, "person" if entity_id < 3 else "place"))
+        conn.execute("INSERT INTO memory_aliases VALUES (?, ?)", (name, entity_id))
+    for rel_id, subject, predicate, obj, message_id in ((1, 2, "works at", 3, 4), (2, 1, "lives in", 4, 5),
+                                                        (3, 1, "lives in", 5, 6)):
+        conn.execute("INSERT INTO memory_relations VALUES (?, ?, ?, ?, 0)", (rel_id, subject, predicate, obj))
+        conn.execute("INSERT INTO memory_relation_events VALUES (?, ?)", (rel_id, message_id))
+    conn.close()
+
+    mem = service(tmp_path)
+    people = {m.id: m.person for m in MessageRepo(mem.db).recent(1, 10)}
+    assert people == {1: "telegram:111", 2: "telegram:222", 3: LOCAL_OWNER, 4: "telegram:333", 5: "telegram:111",
+                      6: "telegram:222"}
+    prefs = {p: [(x.key, x.text, x.evidence) for x in mem.preferences.of(p)]
+             for p in ("telegram:111", "telegram:222", LOCAL_OWNER)}
+    assert prefs == {"telegram:111": [("length", "Keep answers short.", [1])],
+                     "telegram:222": [("length", "Give detailed answers.", [2])],
+                     LOCAL_OWNER: [("format", "Use bullet points.", [3])]}
+    assert mem.profile("telegram:333") == ["this person works at Acme Corp"]
+    assert mem.profile("telegram:111") == [] and mem.profile("telegram:222") == []  # "alice" was two people
+    said_again = say(mem, 1, "keep it short, please", sender="carol", person="telegram:333")
+    mem.index_pending()  # the rebuilt tables take new preferences, and forget them with their person's row
+    assert [p.evidence for p in mem.preferences.of("telegram:333")] == [[said_again]]
+    with mem.db.write() as c:
+        c.execute("DELETE FROM memory_preferences WHERE person = 'telegram:333'")
+    assert mem.db.query_one("SELECT COUNT(*) FROM memory_preference_evidence")[0] == 3
     mem.close()
 
 

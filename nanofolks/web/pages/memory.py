@@ -24,7 +24,7 @@ def setup(app: web.Application) -> None:
 def _known(dash: Dashboard) -> dict[str, Any]:
     memory = dash.services.memory
     entities = [memory.entity(e["name"]) for e in memory.list_entities()[:ENTITIES]]
-    preferences = {sender: memory.preferences.of(sender) for sender in memory.preferences.senders()}
+    preferences = {f"{label} ({person})": memory.preferences.of(person) for person, label in memory.preferences.people()}
     return {"entities": entities, "preferences": preferences, "archive": memory.archive.list(30)}
 
 
