@@ -10,6 +10,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import cast
 
+from nanofolks import identity
 from nanofolks.channels.access import is_owner
 from nanofolks.channels.base import Channel, ShowsTyping, Streams
 from nanofolks.channels.registry import CHANNELS, ChannelSpec
@@ -72,7 +73,7 @@ class Answerer:
         room = self.services.rooms.for_conversation(row.platform, row.chat_id, row.chat_type, owner=owner,
                                                     shared_dms=self.services.config.channels.shared_dms)
         repo = self.services.rooms.repo
-        person = f"{row.platform}:{row.sender_id}"
+        person = identity.person(row.platform, row.sender_id)
         repo.add_person(room.id, person)
         return row, room, None if owner else repo.rooms_of(person)
 
@@ -92,7 +93,7 @@ class Answerer:
         started = time.monotonic()
         try:
             await self.services.pipeline.handle(
-                room, row.text, sender=row.sender_name or row.sender_id, person=f"{row.platform}:{row.sender_id}",
+                room, row.text, sender=row.sender_name or row.sender_id, person=identity.person(row.platform, row.sender_id),
                 platform=row.platform,
                 turn_id=f"{row.platform}-inbox-{row.id}", chat=f"{row.platform}:{row.chat_id}", scope=scope,
                 on_token=(lambda bot, piece: streaming.stream(row.chat_id, row.message_id, bot, piece))

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nanofolks.identity import LOCAL_OWNER
 from nanofolks.memory import entities as entity_rules
 from nanofolks.memory import preferences as preference_rules
 from nanofolks.memory.centring import centre_for
@@ -37,7 +38,6 @@ from nanofolks.store.memory import (
     VectorRepo,
     table_bytes,
 )
-from nanofolks.store.messages import LOCAL_OWNER
 
 if TYPE_CHECKING:
     import numpy as np

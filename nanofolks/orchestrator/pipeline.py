@@ -19,6 +19,7 @@ from nanofolks.agent.tools.hiring import hiring_tools
 from nanofolks.config.schema import Config
 from nanofolks.context.room import RoomContext
 from nanofolks.crew.crew import Crew
+from nanofolks.identity import LOCAL_OWNER
 from nanofolks.llm.client import LLM
 from nanofolks.orchestrator.collect import collect
 from nanofolks.orchestrator.dispatch import dispatch
@@ -31,7 +32,7 @@ from nanofolks.rooms.tasks import Tasks
 from nanofolks.routing.router import Router
 from nanofolks.routing.tiers import cheapest_model
 from nanofolks.store.leases import RoomLeases
-from nanofolks.store.messages import LOCAL_OWNER, Message, MessageRepo
+from nanofolks.store.messages import Message, MessageRepo
 from nanofolks.store.rooms import Room
 from nanofolks.store.routing import RoutingRepo
 

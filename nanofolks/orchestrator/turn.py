@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from nanofolks.identity import LOCAL_OWNER
 from nanofolks.routing.rules import Decision
-from nanofolks.store.messages import LOCAL_OWNER
 from nanofolks.store.rooms import Room
 
 

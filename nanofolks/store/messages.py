@@ -12,8 +12,6 @@ from typing import Any
 from nanofolks.secrets.sanitize import sanitize
 from nanofolks.store.db import Database
 
-LOCAL_OWNER = "local:owner"  # the person at the terminal: the home's owner
-
 
 @dataclass
 class Message:
@@ -24,7 +22,7 @@ class Message:
     kind: str = "chat"  # chat | tool_call | tool_result | note
     platform: str = "cli"
     sender: str = ""  # a label: the display name the person gave (anyone can take any name)
-    person: str = ""  # who wrote a user message, stably: "telegram:12345", LOCAL_OWNER on the terminal
+    person: str = ""  # who wrote a user message (nanofolks.identity): "telegram:12345", the terminal's owner
     turn_id: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
     created_at: float = 0.0

@@ -625,8 +625,8 @@ def m022_house_cjk_ascii_fast_path(conn: sqlite3.Connection) -> None:
 def m023_identity_people(conn: sqlite3.Connection) -> None:
     """Memory knows a person by who they are ("telegram:12345", the terminal's owner), no longer by the
     display name they give, which anyone can take: their preferences and their own entity ("I work at...")."""
+    from nanofolks.identity import LOCAL_OWNER, person
     from nanofolks.memory.preferences import detect
-    from nanofolks.store.messages import LOCAL_OWNER
 
     # Who wrote each user message: the terminal's owner, a routine, or the sender of the gateway's inbox row
     # the turn answered (its id ends the turn id, "telegram-inbox-42").
@@ -644,7 +644,7 @@ def m023_identity_people(conn: sqlite3.Connection) -> None:
         rows = conn.execute(f"SELECT id, platform, sender_id FROM inbox WHERE id IN ({','.join('?' * len(part))})",
                             tuple(part)).fetchall()
         conn.executemany("UPDATE messages SET person = ? WHERE id = ?",
-                         [(f"{platform}:{sender_id}", m) for inbox_id, platform, sender_id in rows
+                         [(person(platform, sender_id), m) for inbox_id, platform, sender_id in rows
                           for m in asked[int(inbox_id)]])
 
     # Preferences: one per person and key, rebuilt from the messages that stated them (one display name
@@ -673,13 +673,13 @@ def m023_identity_people(conn: sqlite3.Connection) -> None:
         "SELECT p.key, p.text, m.id, m.content, m.person, m.sender, m.created_at FROM memory_preferences p"
         " JOIN memory_preference_evidence ev ON ev.preference_id = p.id JOIN messages m ON m.id = ev.message_id"
         " WHERE m.person <> '' ORDER BY m.id").fetchall()
-    for key, text, message_id, content, person, label, at in stated:
+    for key, text, message_id, content, who, label, at in stated:
         said = dict(detect(content)).get(key, text)  # what this message asked (the row holds the latest)
         pref_id = conn.execute(
             "INSERT INTO memory_people_preferences (person, label, key, text, created_at, updated_at)"
             " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (person, key) DO UPDATE SET text = excluded.text,"
             " label = excluded.label, updated_at = excluded.updated_at RETURNING id",
-            (person, label, key, said, at, at)).fetchone()[0]
+            (who, label, key, said, at, at)).fetchone()[0]
         conn.execute("INSERT INTO memory_people_preference_evidence (preference_id, message_id) VALUES (?, ?)"
                      " ON CONFLICT DO NOTHING", (pref_id, message_id))
     run_script(
@@ -700,7 +700,7 @@ def m023_identity_people(conn: sqlite3.Connection) -> None:
     names = conn.execute("SELECT sender, MIN(person) FROM messages WHERE role = 'user' AND person <> ''"
                          " GROUP BY sender HAVING COUNT(DISTINCT person) = 1").fetchall()
     conn.executemany("UPDATE memory_entities SET person = ? WHERE name = ? AND type = 'person'",
-                     [(person, name) for name, person in names])
+                     [(who, name) for name, who in names])
 
 
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [

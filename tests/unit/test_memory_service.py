@@ -14,13 +14,14 @@ from pathlib import Path
 import pytest
 
 from nanofolks.config.schema import Config
+from nanofolks.identity import LOCAL_OWNER
 from nanofolks.llm.tokens import count_text
 from nanofolks.memory.search import keyword_ranking
 from nanofolks.memory.service import MemoryError_, MemoryService
 from nanofolks.orchestrator.turn import Turn
 from nanofolks.store.db import Database
 from nanofolks.store.memory import Filters, load_blob, store_large_output
-from nanofolks.store.messages import LOCAL_OWNER, Message, MessageRepo
+from nanofolks.store.messages import Message, MessageRepo
 from nanofolks.store.rooms import RoomRepo
 from tests.conftest import database_before
 from tests.fakes.embedder import HashEmbedder
