@@ -28,12 +28,13 @@ HERE = Path(__file__).parent
 NAV = (("chat", "Chat"), ("board", "Board"), ("tasks", "Tasks"), ("activity", "Activity"), ("memory", "Memory"),
        ("settings", "Settings"), ("org", "Org chart"))
 # No inline script, nothing from elsewhere; htmx's own indicator styles are off (see base.html), so inline
-# styles are not needed either. The login link's token never leaves in a Referer.
+# styles are not needed either. The login link's token never leaves for another site in a Referer ("same-origin":
+# with "no-referrer" browsers send `Origin: null` on a form post, and the Origin check would refuse it).
 HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none';"
                                " form-action 'self'",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
 }
@@ -80,6 +81,7 @@ def build_app(services: Services, channel: WebChannel) -> web.Application:
     app = web.Application(middlewares=[_guard], client_max_size=1024 ** 2)
     app[DASHBOARD] = Dashboard(services, channel, auth, templates)
     app.router.add_get("/login", login)
+    app.router.add_post("/login", sign_in)
     app.router.add_post("/logout", logout)
     app.router.add_get("/", home)
     app.router.add_static("/static/", HERE / "static")
@@ -127,14 +129,21 @@ async def _headers(request: web.Request, response: web.StreamResponse) -> None:
 
 
 async def login(request: web.Request) -> web.StreamResponse:
-    """The printed link: spends its one-time token for a session cookie, then drops the token from the URL."""
+    """The printed link shows a Sign in button: opening the link spends nothing (a chat app's link preview
+    cannot use it up); the button posts the token from our own page, which spends it for a session cookie."""
     dash = request.app[DASHBOARD]
-    token = request.query.get("token", "")
-    session = await dash.run(dash.auth.sign_in, token) if token else None
+    return dash.render(request, "login.html", problem="", token=request.query.get("token", ""))
+
+
+async def sign_in(request: web.Request) -> web.StreamResponse:
+    dash = request.app[DASHBOARD]
+    token = str((await request.post()).get("token", ""))
+    if not origin_ok(request.headers.get("Origin"), request.host):  # nobody else's page signs you in
+        return dash.render(request, "login.html", http_status=403, problem="refused: sign in from the link's own page")
+    session = await dash.run(dash.auth.sign_in, token)
     if session is None:
-        problem = ("this login link is used, expired or wrong: run `nanofolks dashboard` for a new one" if token
-                   else "")
-        return dash.render(request, "login.html", http_status=401 if token else 200, problem=problem)
+        return dash.render(request, "login.html", http_status=401,
+                           problem="this login link is used, expired or wrong: run `nanofolks dashboard` for a new one")
     response = _redirect("/chat/general")
     response.set_cookie(COOKIE, session.id, httponly=True, samesite="Strict", path="/",
                         max_age=int(dash.auth.session_seconds), secure=request.secure)

@@ -81,9 +81,12 @@ def test_the_dashboard_in_a_browser(gateway: Gateway, page, llm_server: Scripted
     expect(page.locator("main")).to_contain_text("nanofolks dashboard")
     shot(page, "01-refused")
 
-    page.goto(link)
+    page.goto(link)  # opening it spends nothing (a chat app's link preview would); the button does
+    page.click("#sign-in")
     assert page.url == f"{base}/chat/general"
-    assert page.goto(link).status == 401  # the link worked once
+    page.goto(link)
+    page.click("#sign-in")
+    expect(page.locator(".problem")).to_contain_text("used, expired or wrong")  # the link worked once
     page.goto(f"{base}/chat/general")
 
     # Chat: @ completion, then the reply seen while it is written, then stored with the bot's name and emoji.
@@ -217,6 +220,10 @@ def test_the_dashboard_in_a_browser(gateway: Gateway, page, llm_server: Scripted
     expect(answer).to_contain_text("[@bess] @bess what are the trends?", timeout=60_000)
     expect(answer.locator(".who")).to_contain_text("@bess (")
     shot(page, "10-hired-answers")
+
+    page.click("nav button:has-text('Sign out')")  # a plain form post from the page, as the browser sends it
+    expect(page.locator("main")).to_contain_text("signed out")
+    assert page.goto(f"{base}/board").status == 401
 
     assert "Traceback" not in gateway.output(), [line for line in gateway.output().splitlines() if "ERROR" in line]
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from aiohttp import ClientSession, CookieJar
+from aiohttp import ClientResponse, ClientSession, CookieJar
 from aiohttp.test_utils import TestServer
 
 from nanofolks.config.loader import load_config
@@ -46,10 +46,22 @@ def auth(services: Services) -> Auth:
     return Auth(DashboardAuthRepo(services.db), login_minutes=15, session_hours=1)
 
 
+def origin_of(server: TestServer) -> str:
+    return str(server.make_url("")).rstrip("/")
+
+
+async def follow_link(browser: ClientSession, server: TestServer, token: str, redirects: bool = True) -> ClientResponse:
+    """Open the printed link (a page with a Sign in button, which spends nothing) and press the button."""
+    async with browser.get(f"/login?token={token}") as page:
+        assert page.status == 200 and f'name="token" value="{token}"' in await page.text()
+    return await browser.post("/login", data={"token": token}, headers={"Origin": origin_of(server)},
+                              allow_redirects=redirects)
+
+
 async def signed_in(server: TestServer, services: Services) -> tuple[ClientSession, str]:
     """A browser that followed a fresh login link, and its page's CSRF token."""
     browser = browser_for(server)
-    async with browser.get(f"/login?token={auth(services).issue_login()}") as response:
+    async with await follow_link(browser, server, auth(services).issue_login()) as response:
         assert response.status == 200 and response.url.path == "/chat/general"
         page = await response.text()
     return browser, re.search(r'name="csrf" value="([^"]+)"', page).group(1)
@@ -58,15 +70,20 @@ async def signed_in(server: TestServer, services: Services) -> tuple[ClientSessi
 async def test_a_login_link_works_once_and_sets_a_strict_httponly_cookie(server: TestServer, services: Services) -> None:
     token = auth(services).issue_login()
     async with browser_for(server) as browser:
-        async with browser.get(f"/login?token={token}", allow_redirects=False) as response:
+        for _ in range(2):  # opening the link (a chat app's preview does) does not use it up
+            async with browser.get(f"/login?token={token}") as response:
+                assert response.status == 200 and "Set-Cookie" not in response.headers
+                assert response.headers["Referrer-Policy"] == "same-origin"  # the token never leaves for another site
+        async with browser.post("/login", data={"token": token}) as response:  # not from our page: no Origin
+            assert response.status == 403 and "Set-Cookie" not in response.headers
+        async with await follow_link(browser, server, token, redirects=False) as response:
             assert response.status == 303 and response.headers["Location"] == "/chat/general"
             cookie = response.headers["Set-Cookie"]
             assert f"{COOKIE}=" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
-            assert response.headers["Referrer-Policy"] == "no-referrer"  # the token never leaves in a Referer
         async with browser.get("/chat/general") as response:
             assert response.status == 200 and "#general" in await response.text()
     async with browser_for(server) as other:  # the same link, again
-        async with other.get(f"/login?token={token}") as response:
+        async with await follow_link(other, server, token) as response:
             assert response.status == 401 and "used, expired or wrong" in await response.text()
         async with other.get("/chat/general") as response:
             assert response.status == 401
@@ -76,7 +93,7 @@ async def test_expired_and_wrong_links_and_cookies_are_refused(server: TestServe
     expired = auth(services).issue_login(now=time.time() - 16 * 60)  # issued 16 minutes ago, valid for 15
     async with browser_for(server) as browser:
         for token in (expired, "not-a-token"):
-            async with browser.get(f"/login?token={token}") as response:
+            async with await follow_link(browser, server, token) as response:
                 assert response.status == 401
         async with browser.get("/login") as response:  # the login page itself is open, and says what to do
             assert response.status == 200 and "nanofolks dashboard" in await response.text()
@@ -91,7 +108,7 @@ async def test_expired_and_wrong_links_and_cookies_are_refused(server: TestServe
 async def test_state_changing_requests_need_our_origin_and_the_csrf_token(server: TestServer,
                                                                           services: Services) -> None:
     browser, csrf = await signed_in(server, services)
-    origin = str(server.make_url("")).rstrip("/")
+    origin = origin_of(server)
     form = {"name": "launch", "type": "project"}
     async with browser:
         refused = [({CSRF_HEADER: csrf}, "did not come from"),  # no Origin at all
@@ -123,15 +140,15 @@ async def test_rotating_the_token_signs_every_browser_out_and_kills_old_links(se
     async with browser:
         async with browser.get("/chat/general") as response:
             assert response.status == 401
-        async with browser.get(f"/login?token={waiting}") as response:
+        async with await follow_link(browser, server, waiting) as response:
             assert response.status == 401
-        async with browser.get(f"/login?token={fresh}") as response:
+        async with await follow_link(browser, server, fresh) as response:
             assert response.status == 200 and response.url.path == "/chat/general"
 
 
 async def test_signing_out_ends_the_session(server: TestServer, services: Services) -> None:
     browser, csrf = await signed_in(server, services)
-    origin = str(server.make_url("")).rstrip("/")
+    origin = origin_of(server)
     async with browser:
         async with browser.post("/logout", data={"csrf": csrf}, headers={"Origin": origin}) as response:
             assert response.status == 200 and "signed out" in await response.text()

@@ -44,7 +44,7 @@ async def browser(services: Services) -> AsyncIterator[ClientSession]:
         base = str(server.make_url("")).rstrip("/")
         session = ClientSession(base_url=base + "/", cookie_jar=CookieJar(unsafe=True))
         token = Auth(DashboardAuthRepo(services.db), 15, 1).issue_login()
-        async with session.get(f"/login?token={token}") as response:
+        async with session.post("/login", data={"token": token}, headers={"Origin": base}) as response:
             csrf = re.search(r'name="csrf" value="([^"]+)"', await response.text()).group(1)
         session.headers.update({"Origin": base, CSRF_HEADER: csrf})
         async with session:
