@@ -28,21 +28,22 @@ def services(home: Path) -> Iterator[Services]:
     services.close()
 
 
-def make_ctx(services: Services, bot: str = "coder", run_bot=None) -> ToolContext:  # noqa: ANN001
+def make_ctx(services: Services, bot: str = "coder", run_bot=None, turn: Turn | None = None) -> ToolContext:  # noqa: ANN001
     async def store(message) -> None:  # noqa: ANN001
         await services.db.run(services.messages.add, message)
 
-    turn = Turn(room=services.rooms.general(), text="hi", turn_id="t1")
+    turn = turn or Turn(room=services.rooms.general(), text="hi", turn_id="t1")
     return ToolContext(config=services.config, workspace=services.workspace, crew=services.crew, turn=turn,
                        bot=bot, tasks=services.tasks, store=store, run_bot=run_bot,
                        db=services.db)
 
 
-async def call(services: Services, name: str, args: dict, bot: str = "coder", run_bot=None) -> str:  # noqa: ANN001
+async def call(services: Services, name: str, args: dict, bot: str = "coder", run_bot=None,  # noqa: ANN001
+               turn: Turn | None = None) -> str:
     registry = builtin_registry()
     crew_bot = services.crew.bots[bot]
     allowed = registry.for_bot(crew_bot, services.config, can_delegate=run_bot is not None)
-    outcome = await registry.execute(name, args, allowed, make_ctx(services, bot, run_bot))
+    outcome = await registry.execute(name, args, allowed, make_ctx(services, bot, run_bot, turn))
     assert outcome.ok == (not outcome.text.startswith("error:"))
     return outcome.text
 
@@ -171,6 +172,42 @@ async def test_the_crew_cards_are_read_only_to_bots(services: Services) -> None:
                        ("write_file", {"path": "crew/new.md", "content": "x"})]:
         assert "is one of the crew's cards" in await call(services, name, args)
     assert card.read_text() == before and not (services.workspace / "crew" / "new.md").exists()
+
+
+async def test_a_persons_direct_room_keeps_its_files_and_reads_no_one_elses(services: Services) -> None:
+    """What a turn writes in bob's direct room goes under rooms/<his room>/, which turns of other people
+    cannot read, list or change (nor reach through a link); the crew's shared files stay readable by all,
+    and the owner reaches everything."""
+    repo, ws = services.rooms.repo, services.workspace
+    rooms = {name: repo.ensure(name, kind, ["leader"]) for name, kind in
+             (("telegram-dm-222", "direct"), ("telegram-dm-333", "direct"), ("telegram-group-9", "open"))}
+    bob, carol, group = (Turn(room=r, text="hi", turn_id=f"t-{r.name}", scope=(r.id,)) for r in rooms.values())
+    (ws / "README.md").write_text("the crew's shared notes")
+    (ws / "peek").symlink_to(ws / "rooms" / "telegram-dm-222", target_is_directory=True)
+
+    assert await call(services, "write_file", {"path": "rooms/telegram-dm-222/plan.md", "content": "bob's plan"},
+                      turn=bob) == "wrote 10 bytes to rooms/telegram-dm-222/plan.md"
+    assert await call(services, "read_file", {"path": "README.md"}, turn=bob) == "the crew's shared notes"
+    for name, args in [("write_file", {"path": "plan.md", "content": "x"}),
+                       ("edit_file", {"path": "README.md", "old_text": "shared", "new_text": "mine"})]:
+        text = await call(services, name, args, turn=bob)
+        assert "in this direct room files are written under rooms/telegram-dm-222/" in text, text
+    assert not (ws / "plan.md").exists() and (ws / "README.md").read_text() == "the crew's shared notes"
+
+    for turn in (carol, group):
+        for name, args in [("read_file", {"path": "rooms/telegram-dm-222/plan.md"}), ("read_file", {"path": "peek/plan.md"}),
+                           ("list_dir", {"path": "rooms"}), ("list_dir", {"path": "rooms/telegram-dm-222"}),
+                           ("edit_file", {"path": "rooms/telegram-dm-222/plan.md", "old_text": "bob", "new_text": "x"}),
+                           ("write_file", {"path": "rooms/../rooms/telegram-dm-222/plan.md", "content": "x"})]:
+            text = await call(services, name, args, turn=turn)
+            assert f"holds other rooms' files; this room's own are in rooms/{turn.room.name}/" in text, (name, text)
+        assert await call(services, "read_file", {"path": "README.md"}, turn=turn) == "the crew's shared notes"
+    assert (ws / "rooms" / "telegram-dm-222" / "plan.md").read_text() == "bob's plan"
+    assert (await call(services, "write_file", {"path": "group.md", "content": "ours"}, turn=group)).startswith("wrote")
+    assert (await call(services, "write_file", {"path": "rooms/telegram-dm-333/a.md", "content": "c"},
+                       turn=carol)).startswith("wrote")
+    assert await call(services, "read_file", {"path": "rooms/telegram-dm-222/plan.md"}) == "bob's plan"  # the owner
+    assert await call(services, "list_dir", {"path": "rooms"}) == "telegram-dm-222/\ntelegram-dm-333/"
 
 
 def test_a_symlink_inside_the_workspace_is_fine(services: Services) -> None:

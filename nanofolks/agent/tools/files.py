@@ -2,22 +2,31 @@
 
 Every path is resolved to its real location (following `..` and symlinks) and must stay inside the
 workspace's real location, so absolute paths elsewhere, `../` escapes and symlinks that point out
-are all refused the same way."""
+are all refused the same way.
+
+Between people (docs/multiuser.md): `rooms/<room name>/` is one room's own folder. A turn of someone
+other than the owner never reaches another room's folder, and in a direct room it writes only in its
+own; the rest of the workspace is the crew's, shared. The owner's turns (no scope) reach everything."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nanofolks.agent.tools.registry import Tool, ToolContext, ToolError, params
 
+if TYPE_CHECKING:
+    from nanofolks.orchestrator.turn import Turn
+
 MAX_READ_BYTES = 256_000
 MAX_LIST_ENTRIES = 500
+ROOMS_DIR = "rooms"  # rooms/<room name>/: the files of one room
 
 
-def resolve(workspace: Path, path: str) -> Path:
-    """The real path `path` names, relative to the workspace; ToolError if it leads outside."""
+def resolve(workspace: Path, path: str, turn: Turn | None = None) -> Path:
+    """The real path `path` names, relative to the workspace; ToolError if it leads outside, or (for a
+    `turn` of someone other than the owner) into another room's folder."""
     if not path.strip():
         raise ToolError("the path is empty")
     if "\x00" in path:
@@ -29,7 +38,18 @@ def resolve(workspace: Path, path: str) -> Path:
         raise ToolError(f"{quoted(path)} cannot be used as a path: {getattr(exc, 'strerror', None) or exc}") from None
     if target != root and not target.is_relative_to(root):
         raise ToolError(f"{quoted(path)} is outside the crew's workspace; use a path relative to the workspace")
+    if turn is not None and turn.scope is not None:
+        rooms, own = _room_folders(root, turn)
+        if target == rooms or (target.is_relative_to(rooms) and not target.is_relative_to(own)):
+            raise ToolError(f"{quoted(path)} holds other rooms' files; this room's own are in "
+                            f"{ROOMS_DIR}/{turn.room.name}/")
     return target
+
+
+def _room_folders(root: Path, turn: Turn) -> tuple[Path, Path]:
+    """The real locations of the rooms' folders and of this turn's room's own."""
+    rooms = (root / ROOMS_DIR).resolve()
+    return rooms, rooms / turn.room.name
 
 
 def quoted(path: str) -> str:
@@ -37,12 +57,18 @@ def quoted(path: str) -> str:
     return repr(path if len(path) <= 120 else f"{path[:70]}...{path[-40:]}")
 
 
-def writable(workspace: Path, path: str) -> Path:
+def writable(workspace: Path, path: str, turn: Turn | None = None) -> Path:
     """Like resolve(), and not the crew's own cards: a bot that could edit role cards could grant
-    itself tools (permissions come from them), so those stay the user's to change."""
-    target = resolve(workspace, path)
+    itself tools (permissions come from them), so those stay the user's to change. In someone else's
+    direct room, only inside the room's own folder: what is written there is theirs, unread by others."""
+    target = resolve(workspace, path, turn)
     if target.is_relative_to((workspace / "crew").resolve()):
         raise ToolError(f"{quoted(path)} is one of the crew's cards; only the user edits those")
+    if turn is not None and turn.scope is not None and turn.room.type == "direct":
+        own = _room_folders(workspace.resolve(), turn)[1]
+        if not target.is_relative_to(own):
+            raise ToolError(f"in this direct room files are written under {ROOMS_DIR}/{turn.room.name}/ "
+                            f"(the crew's shared files are read-only here); {quoted(path)} is not")
     return target
 
 
@@ -52,7 +78,7 @@ def _shown(ctx: ToolContext, target: Path) -> str:
 
 
 async def read_file(ctx: ToolContext, args: dict[str, Any]) -> str:
-    target = resolve(ctx.workspace, args["path"])
+    target = resolve(ctx.workspace, args["path"], ctx.turn)
 
     def read() -> str:
         if not target.exists():
@@ -72,7 +98,7 @@ async def read_file(ctx: ToolContext, args: dict[str, Any]) -> str:
 
 
 async def write_file(ctx: ToolContext, args: dict[str, Any]) -> str:
-    target = writable(ctx.workspace, args["path"])
+    target = writable(ctx.workspace, args["path"], ctx.turn)
     content: str = args["content"]
 
     def write() -> int:
@@ -88,7 +114,7 @@ async def write_file(ctx: ToolContext, args: dict[str, Any]) -> str:
 
 
 async def edit_file(ctx: ToolContext, args: dict[str, Any]) -> str:
-    target = writable(ctx.workspace, args["path"])
+    target = writable(ctx.workspace, args["path"], ctx.turn)
     old, new = args["old_text"], args["new_text"]
     if not old:
         raise ToolError("old_text is empty; to write a whole file use write_file")
@@ -109,7 +135,7 @@ async def edit_file(ctx: ToolContext, args: dict[str, Any]) -> str:
 
 
 async def list_dir(ctx: ToolContext, args: dict[str, Any]) -> str:
-    target = resolve(ctx.workspace, args.get("path") or ".")
+    target = resolve(ctx.workspace, args.get("path") or ".", ctx.turn)
 
     def listing() -> str:
         if not target.is_dir():
