@@ -703,6 +703,13 @@ def m023_identity_people(conn: sqlite3.Connection) -> None:
                      [(who, name) for name, who in names])
 
 
+def m024_identity_messages_by_person(conn: sqlite3.Connection) -> None:
+    # Priming asks what the sender said lately in other rooms at every message: without this index each
+    # asking read the whole message table backwards (37 ms at 200k messages for someone who said nothing
+    # elsewhere; 0.02 ms with it).
+    conn.execute("CREATE INDEX messages_person ON messages (person, id)")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m001_core,
     m002_gateway,
@@ -725,6 +732,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m021_house_memory_cjk,
     m022_house_cjk_ascii_fast_path,
     m023_identity_people,
+    m024_identity_messages_by_person,
 ]
 
 
