@@ -57,7 +57,7 @@ class Fleet:
             self._conn = await AsyncConnection.connect(self.url, autocommit=True, application_name=name)
             self._listen = await AsyncConnection.connect(self.url, autocommit=True, application_name=name)
         except OperationalError as exc:
-            raise StoreError(f"cannot connect to the database: {str(exc).strip()}") from exc
+            raise StoreError(f"cannot connect to the database: {(str(exc).strip() or type(exc).__name__).splitlines()[0]}") from exc
         self._repo = FleetRepo(self._conn, await prepare_session(self._conn))
         await listen(self._listen, INBOX_CHANNEL, OUTBOX_CHANNEL)
         self.worker_id = await self._repo.join(socket.gethostname(), os.getpid())
