@@ -168,6 +168,41 @@ def crew_dir(workspace: Path) -> Path:
     return workspace / "crew"
 
 
+def chain_of(bots: dict[str, Bot], handle: str, supervisor: str) -> list[str]:
+    """The chain of command above `handle` if it reported to `supervisor`; CrewError on a cycle."""
+    chain = [handle]
+    current = supervisor
+    while current:
+        if current in chain:
+            raise CrewError(f"@{handle} cannot report to @{supervisor}: "
+                            f"{' → '.join('@' + h for h in [*chain, current])} would be a loop")
+        chain.append(current)
+        current = bots[current].supervisor if current in bots else ""
+    return chain
+
+
+def repair_supervisors(bots: dict[str, Bot]) -> list[str]:
+    """At load: a bot whose supervisor is unknown, retired or part of a loop reports to the leader instead
+    (a hand-edited card must not stop the crew). Returns one line per repair."""
+    problems = []
+    for handle, bot in bots.items():
+        if handle == LEADER or bot.retired:
+            continue
+        boss = bots.get(bot.supervisor)
+        if boss is None or boss.retired:
+            problems.append(f"@{handle}'s supervisor @{bot.supervisor} is not an active bot; it reports to @leader")
+            bot.supervisor = LEADER
+    for handle, bot in bots.items():
+        if handle == LEADER or bot.retired:
+            continue
+        try:
+            chain_of(bots, handle, bot.supervisor)
+        except CrewError as exc:
+            problems.append(f"{exc}; it reports to @leader")
+            bot.supervisor = LEADER
+    return problems
+
+
 def load_crew(workspace: Path) -> Crew:
     root = crew_dir(workspace)
     if not (root / "team.md").exists():
@@ -200,8 +235,6 @@ def load_crew(workspace: Path) -> Crew:
         )
     if LEADER not in everyone:
         raise CrewError(f"the crew in {root} has no leader")
-    from nanofolks.crew.org import repair_supervisors  # org rules live in org.py, which imports this module
-
     problems = repair_supervisors(everyone)
     for problem in problems:
         log.warning("crew: %s", problem)

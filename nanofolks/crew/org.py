@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from nanofolks.crew.crew import LEADER, Bot, Crew, CrewError
+from nanofolks.crew.crew import LEADER, Bot, Crew, CrewError, chain_of
 
 if TYPE_CHECKING:
     from nanofolks.config.schema import Config
@@ -61,19 +61,6 @@ def flatten(node: OrgNode, depth: int = 0) -> list[tuple[int, OrgNode]]:
     return rows
 
 
-def chain_of(bots: dict[str, Bot], handle: str, supervisor: str) -> list[str]:
-    """The chain of command above `handle` if it reported to `supervisor`; CrewError on a cycle."""
-    chain = [handle]
-    current = supervisor
-    while current:
-        if current in chain:
-            raise CrewError(f"@{handle} cannot report to @{supervisor}: "
-                            f"{' → '.join('@' + h for h in [*chain, current])} would be a loop")
-        chain.append(current)
-        current = bots[current].supervisor if current in bots else ""
-    return chain
-
-
 def check_supervisor(crew: Crew, handle: str, supervisor: str) -> str:
     """The supervisor if `handle` may report to it, else CrewError saying why."""
     supervisor = supervisor.strip().lstrip("@").lower()
@@ -87,28 +74,6 @@ def check_supervisor(crew: Crew, handle: str, supervisor: str) -> str:
                         + ", ".join("@" + h for h in crew.handles))
     chain_of(crew.bots, handle, supervisor)
     return supervisor
-
-
-def repair_supervisors(bots: dict[str, Bot]) -> list[str]:
-    """At load: a bot whose supervisor is unknown, retired or part of a loop reports to the leader instead
-    (a hand-edited card must not stop the crew). Returns one line per repair."""
-    problems = []
-    for handle, bot in bots.items():
-        if handle == LEADER or bot.retired:
-            continue
-        boss = bots.get(bot.supervisor)
-        if boss is None or boss.retired:
-            problems.append(f"@{handle}'s supervisor @{bot.supervisor} is not an active bot; it reports to @leader")
-            bot.supervisor = LEADER
-    for handle, bot in bots.items():
-        if handle == LEADER or bot.retired:
-            continue
-        try:
-            chain_of(bots, handle, bot.supervisor)
-        except CrewError as exc:
-            problems.append(f"{exc}; it reports to @leader")
-            bot.supervisor = LEADER
-    return problems
 
 
 def may_delegate(crew: Crew, boss: str, worker: str) -> bool:

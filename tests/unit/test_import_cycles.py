@@ -82,7 +82,6 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 # Cycles that landed in parallel work after this test, each closed by one lazy import, left to their
 # owners: (importer, what it imports, or a prefix of it). An entry whose import is gone must go too.
 KNOWN_CYCLES = [
-    ("nanofolks.crew.crew", "nanofolks.crew.org"),  # load_crew -> org.repair_supervisors (issue 17)
     ("nanofolks.web.app", "nanofolks.web.pages"),  # build_app registers the pages, which use app's helpers
     ("nanofolks.web.app", "nanofolks.web.channel"),  # under TYPE_CHECKING; the channel builds the app
 ]
