@@ -45,9 +45,21 @@ def page(gateway: Gateway) -> Iterator:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM))  # never a browser of its own
         try:
-            yield browser.new_page(viewport={"width": 1280, "height": 860})
+            page = browser.new_page(viewport={"width": 1280, "height": 860})
+            page.set_default_timeout(30_000)  # a loaded machine: a click's answer may take seconds
+            yield page
         finally:
             browser.close()
+
+
+# Every text the reply's bubble showed while it was written (the test process may look too late to catch one).
+WATCH_STREAMING = """() => {
+  window.streamed = [];
+  new MutationObserver(() => {
+    const body = document.querySelector('#streaming .streaming .body');
+    if (body) window.streamed.push(body.textContent);
+  }).observe(document.getElementById('streaming'), {childList: true, subtree: true, characterData: true});
+}"""
 
 
 def login_link(home: Path) -> tuple[str, str]:
@@ -73,6 +85,8 @@ def eventually(check: Callable[[], bool], what: str, timeout: float = 60) -> Non
 def test_the_dashboard_in_a_browser(gateway: Gateway, page, llm_server: ScriptedLLM) -> None:  # noqa: ANN001
     from playwright.sync_api import expect
 
+    expect.set_options(timeout=20_000)  # each look waits on the page's state, never a fixed sleep
+
     base, link = login_link(gateway.home)
 
     # Refused without the link: every page is the sign-in notice.
@@ -96,18 +110,18 @@ def test_the_dashboard_in_a_browser(gateway: Gateway, page, llm_server: Scripted
     box.press("Tab")
     assert box.input_value() == "@leader "
     box.type("plan the voyage")
+    page.evaluate(WATCH_STREAMING)
     box.press("Enter")
     history = page.locator("#history")
     expect(page.locator("#sending")).to_contain_text("@leader plan the voyage")  # at once, before the turn starts
     expect(history.locator(".msg.person")).to_contain_text("@leader plan the voyage", timeout=60_000)
     expect(page.locator("#sending .pending")).to_have_count(0)
-    streaming = page.locator("#streaming .streaming .body")
-    expect(streaming).not_to_be_empty(timeout=30_000)
-    partial = streaming.inner_text()
-    assert partial and REPLY.startswith(partial) and partial != REPLY  # part of it, before the rest was written
+    expect(page.locator("#streaming .streaming .body")).not_to_be_empty(timeout=30_000)
     shot(page, "02-chat-streaming")
     reply = history.locator(".msg.bot").last
     expect(reply).to_contain_text(REPLY, timeout=30_000)
+    written = page.evaluate("window.streamed")
+    assert any(text and REPLY.startswith(text) and text != REPLY for text in written), written  # seen part-written
     expect(reply.locator(".who")).to_contain_text("@leader (🏴‍☠️ Blackbeard)")
     expect(page.locator("#streaming .streaming")).to_have_count(0)
     shot(page, "03-chat")
