@@ -7,13 +7,20 @@ build and thread count, in the same run).
 - cold_first_token_ms_p50: a fresh process (`nanofolks chat -m`) from loading the model to the first token
   of the room's second message, with the state its first message saved on disk; raw: a fresh process
   loading the model and evaluating the whole prompt. cold_empty_first_token_ms_p50: the same with nothing
-  saved (the first message ever).
+  saved (the first message ever, without onboard's warm-up). cold_onboarded_first_token_ms_p50: a
+  brand-new home's first message after onboard's warm-up (agent/warmup.py) saved the leader's instructions.
 - warm_first_token_ms_p50: the leader's second turn of a room in a running process, after another bot
   (the coder) answered in between; raw: llama.cpp evaluating that prompt from an empty context.
 - prompt_tokens_per_s: the crew prompt evaluated from an empty context through `local_chat` (tokens /
   first-token time), beside raw llama.cpp evaluating the same tokens.
 - decode_tokens_per_s: a long answer through `local_chat` after its first token, beside raw llama.cpp's
-  completion stream of the same prompt.
+  completion stream of the same prompt (raw_decode_tokens_per_s, llama-cpp-python's high-level API) and
+  beside llama.cpp with nothing in Python between tokens but a loop of llama_decode and llama.cpp's own
+  greedy sampler (raw_lowlevel_decode_tokens_per_s); *_crew_context: the same after the crew prompt
+  (about 1000 tokens in the KV cache, which each new token attends to).
+- loadavg_1m_*: the machine's load around the run. On a shared machine, run it in a session of its own
+  with a higher priority to see a quiet machine's figures:
+  `setsid sh -c 'echo -20 > /proc/self/autogroup; exec nice -n -20 python bench/local_model_bench.py --json'`
 - threads: measured on this machine by nanofolks/llm/threads.py (unless --threads).
 """
 
@@ -40,6 +47,7 @@ from nanofolks.crew.prompt import system_prompt  # noqa: E402
 
 MODEL = "local/smollm2"
 FIRST, SECOND = "Hello crew!", "What should we do first today?"
+SLOT = "leader in room 1"  # the leader's KV state in the room the cold runs use
 LONG = "Tell me a long story about a ship and its crew."
 
 
@@ -86,6 +94,36 @@ def raw(model: Any, messages: list[dict[str, str]], max_tokens: int) -> dict[str
     return _timing(started, stamps, end, len(model.tokenize(text)) if text else 0) | {"prompt_tokens": len(tokens)}
 
 
+def raw_lowlevel(model: Any, messages: list[dict[str, str]], max_tokens: int) -> dict[str, Any]:
+    """The floor under any Python wrapper: llama.cpp's C API called in a bare loop (llama_decode, then
+    llama.cpp's greedy sampler), as many tokens as asked, from an empty context."""
+    import llama_cpp.llama_cpp as llama_c
+
+    tokens, _ = model.prompt_tokens(messages)
+    ctx = model.llama._ctx.ctx
+    model.llama.reset()
+    llama_c.llama_memory_clear(llama_c.llama_get_memory(ctx), True)
+    def decode(batch: Any) -> None:  # the batch only points at `batch`: it must outlive the call
+        if llama_c.llama_decode(ctx, llama_c.llama_batch_get_one(batch, len(batch))) != 0:
+            raise RuntimeError("llama_decode refused the batch")
+
+    started = time.perf_counter()
+    for i in range(0, len(tokens), model.llama.n_batch):
+        part = tokens[i:i + model.llama.n_batch]
+        decode((llama_c.llama_token * len(part))(*part))
+    sampler = llama_c.llama_sampler_init_greedy()
+    one = (llama_c.llama_token * 1)(llama_c.llama_sampler_sample(sampler, ctx, -1))
+    stamps = [time.perf_counter()]
+    for _ in range(max_tokens - 1):
+        decode(one)
+        one[0] = llama_c.llama_sampler_sample(sampler, ctx, -1)
+        stamps.append(time.perf_counter())
+    llama_c.llama_sampler_free(sampler)
+    llama_c.llama_memory_clear(llama_c.llama_get_memory(ctx), True)
+    model.llama.reset()  # llama-cpp's own record of the context no longer matches it
+    return _timing(started, stamps, stamps[-1], len(stamps))
+
+
 def _timing(started: float, stamps: list[float], end: float, tokens: int) -> dict[str, Any]:
     first = (stamps[0] - started) if stamps else float("nan")
     decode = (tokens - 1) / (end - stamps[0]) if stamps and tokens > 1 and end > stamps[0] else float("nan")
@@ -104,7 +142,9 @@ def child(mode: str, threads: int, reply: str | None) -> dict[str, Any]:
     model = load_model(resolve_model_path(MODEL), threads)
     load_ms = (time.perf_counter() - started) * 1000
     messages = room(reply)
-    result = raw(model, messages, 8) if mode == "raw" else asyncio.run(ours(messages, 32, "leader in room 1"))
+    if mode == "warm":  # what onboard leaves: the leader's instructions saved (agent/warmup.py)
+        return {"tokens": model.warm(SLOT, messages[:1])}
+    result = raw(model, messages, 8) if mode == "raw" else asyncio.run(ours(messages, 32, SLOT))
     return {"first_token_ms": load_ms + result["first_token_ms"], "load_ms": load_ms, "text": result.get("text")}
 
 
@@ -124,13 +164,16 @@ async def run(runs: int, max_tokens: int, threads: int | None) -> dict[str, Any]
     path = resolve_model_path(MODEL)
     model = load_model(path, threads)  # measures the thread count here unless given
     threads = model.threads
-    cold, cold_empty, cold_raw = [], [], []
+    cold, cold_empty, cold_onboarded, cold_raw = [], [], [], []
     for _ in range(runs):  # interleaved, so both sides see the same machine load
         with tempfile.TemporaryDirectory() as home:
             first = spawn("ours", Path(home), threads)  # the room's first message: nothing saved yet
             cold_empty.append(first)
             cold.append(spawn("ours", Path(home), threads, first["text"]))  # its second, from the saved state
             cold_raw.append(spawn("raw", Path(home), threads, first["text"]))
+        with tempfile.TemporaryDirectory() as home:  # a brand-new home, after onboard's warm-up
+            spawn("warm", Path(home), threads)
+            cold_onboarded.append(spawn("ours", Path(home), threads))
 
     await ours(room(None), 4, None)  # warm-up: first-call allocations
     reply = (await ours(room(None), 32, None))["text"]
@@ -145,11 +188,15 @@ async def run(runs: int, max_tokens: int, threads: int | None) -> dict[str, Any]
         warm.append(await ours(room(reply), 16, slot))
         warm_raw.append(raw(model, room(reply), 16))
         prompt_raw.append(raw(model, room(None), 16))
-    decode, decode_raw = [], []
+    story = [{"role": "user", "content": LONG}]
+    crew_story = [*room(None)[:1], *story]  # the same question after the crew's ~1000-token instructions
+    decode: dict[str, list[dict[str, Any]]] = {}
     for _ in range(runs):
-        model.llama.reset()
-        decode.append(await ours([{"role": "user", "content": LONG}], max_tokens, None))
-        decode_raw.append(raw(model, [{"role": "user", "content": LONG}], max_tokens))
+        for context, messages in (("", story), ("_crew_context", crew_story)):
+            model.llama.reset()
+            for side, rows in (("", await ours(messages, max_tokens, None)), ("raw_", raw(model, messages, max_tokens)),
+                               ("raw_lowlevel_", raw_lowlevel(model, messages, max_tokens))):
+                decode.setdefault(f"{side}decode_tokens_per_s{context}", []).append(rows)
 
     crew_tokens = len(model.prompt_tokens(room(None))[0])
     prompt_tps = [crew_tokens / (r["first_token_ms"] / 1000) for r in prompt]
@@ -165,14 +212,14 @@ async def run(runs: int, max_tokens: int, threads: int | None) -> dict[str, Any]
         "load_ms_p50": p50(cold, "load_ms"),
         "cold_first_token_ms_p50": p50(cold, "first_token_ms"),
         "cold_empty_first_token_ms_p50": p50(cold_empty, "first_token_ms"),
+        "cold_onboarded_first_token_ms_p50": p50(cold_onboarded, "first_token_ms"),
         "raw_cold_first_token_ms_p50": p50(cold_raw, "first_token_ms"),
         "warm_first_token_ms_p50": p50(warm, "first_token_ms"),
         "raw_warm_first_token_ms_p50": p50(warm_raw, "first_token_ms"),
         "prompt_tokens_per_s": round(statistics.median(prompt_tps), 1),
         "raw_prompt_tokens_per_s": round(statistics.median(prompt_raw_tps), 1),
-        "decode_tokens_per_s": p50(decode, "tokens_per_s"),
-        "raw_decode_tokens_per_s": p50(decode_raw, "tokens_per_s"),
-        "decode_tokens_p50": p50(decode, "tokens"),
+        **{name: p50(rows, "tokens_per_s") for name, rows in decode.items()},
+        "decode_tokens_p50": p50(decode["decode_tokens_per_s"], "tokens"),
         "runs": runs,
         "loadavg_1m_before": round(load_before[0], 2),
         "loadavg_1m_after": round(os.getloadavg()[0], 2),
@@ -180,6 +227,8 @@ async def run(runs: int, max_tokens: int, threads: int | None) -> dict[str, Any]
     result["warm_vs_raw_ratio"] = round(result["warm_first_token_ms_p50"] / result["raw_warm_first_token_ms_p50"], 3)
     result["cold_vs_raw_ratio"] = round(result["cold_first_token_ms_p50"] / result["raw_cold_first_token_ms_p50"], 3)
     result["decode_vs_raw_ratio"] = round(result["decode_tokens_per_s"] / result["raw_decode_tokens_per_s"], 3)
+    result["decode_vs_raw_lowlevel_ratio"] = round(
+        result["decode_tokens_per_s"] / result["raw_lowlevel_decode_tokens_per_s"], 3)
     return result
 
 
@@ -189,7 +238,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--max-tokens", type=int, default=96)
     parser.add_argument("--threads", type=int, default=None, help="default: measured on this machine")
-    parser.add_argument("--child", choices=["ours", "raw"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["ours", "raw", "warm"], help=argparse.SUPPRESS)
     parser.add_argument("--reply", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
