@@ -1,32 +1,26 @@
-"""The dashboard's aiohttp application: sign-in, the guard every request passes, page rendering, and the
-pages themselves (nanofolks/web/pages/, one module each)."""
+"""The dashboard's aiohttp application: sign-in, the guard every request passes, and the pages registered
+(nanofolks/web/pages/, one module each; what they share is web/page.py)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
 import logging
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import jinja2
 from aiohttp import web
 
 from nanofolks.store.dashboard import DashboardAuthRepo
-from nanofolks.web.auth import COOKIE, CSRF_FIELD, CSRF_HEADER, Auth, Session, csrf_ok, origin_ok
+from nanofolks.web.auth import COOKIE, CSRF_FIELD, CSRF_HEADER, Auth, csrf_ok, origin_ok
+from nanofolks.web.page import DASHBOARD, SESSION, Dashboard, PageChannel
 
 log = logging.getLogger("nanofolks.web")
 
 if TYPE_CHECKING:
     from nanofolks.services import Services
-    from nanofolks.web.channel import WebChannel
 
 HERE = Path(__file__).parent
-NAV = (("chat", "Chat"), ("board", "Board"), ("tasks", "Tasks"), ("activity", "Activity"), ("memory", "Memory"),
-       ("settings", "Settings"), ("org", "Org chart"))
 # No inline script, nothing from elsewhere; htmx's own indicator styles are off (see base.html), so inline
 # styles are not needed either. The login link's token never leaves for another site in a Referer ("same-origin":
 # with "no-referrer" browsers send `Origin: null` on a form post, and the Origin check would refuse it).
@@ -40,37 +34,7 @@ HEADERS = {
 }
 
 
-@dataclass
-class Dashboard:
-    """What every page works with; `request.app[DASHBOARD]`."""
-
-    services: Services
-    channel: WebChannel
-    auth: Auth
-    templates: jinja2.Environment
-
-    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """A store call off the event loop (the database thread)."""
-        return await self.services.db.run(fn, *args)
-
-    def render(self, request: web.Request, template: str, http_status: int = 200, **context: Any) -> web.Response:
-        session: Session | None = request.get(SESSION)
-        text = self.templates.get_template(template).render(
-            nav=NAV, page=context.pop("page", ""), csrf=session.csrf if session else "",
-            csrf_headers=json.dumps({CSRF_HEADER: session.csrf}) if session else "{}",
-            team=self.services.crew.team_name or "Your crew", **context)
-        return web.Response(text=text, status=http_status, content_type="text/html")
-
-    def fragment(self, template: str, **context: Any) -> str:
-        return self.templates.get_template(template).render(**context)
-
-
-DASHBOARD = web.AppKey("dashboard", Dashboard)
-# The signed-in session, set by the guard (aiohttp before 3.12 has no typed request keys: a plain name then).
-SESSION: Any = web.RequestKey("session", Session) if hasattr(web, "RequestKey") else "session"
-
-
-def build_app(services: Services, channel: WebChannel) -> web.Application:
+def build_app(services: Services, channel: PageChannel) -> web.Application:
     from nanofolks.web.pages import activity, board, chat, memory, org, settings, tasks
 
     config = services.config.dashboard
@@ -172,39 +136,3 @@ def _when(at: float) -> str:
     return dt.datetime.fromtimestamp(at).strftime("%Y-%m-%d %H:%M:%S")
 
 
-# --- server-sent events ------------------------------------------------------------------------------------
-
-async def open_events(request: web.Request) -> web.StreamResponse:
-    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
-                                           "X-Accel-Buffering": "no"})
-    await response.prepare(request)
-    return response
-
-
-async def send_event(response: web.StreamResponse, event: str, html: str, event_id: str = "") -> None:
-    lines = [f"event: {event}"] + ([f"id: {event_id}"] if event_id else [])
-    lines += [f"data: {line}" for line in html.splitlines() or [""]]
-    await response.write(("\n".join(lines) + "\n\n").encode())
-
-
-async def wait_news(queue: asyncio.Queue[Any], timeout: float) -> list[Any]:
-    """What the hub published, waiting up to `timeout` for the first item (an empty list when nothing came)."""
-    try:
-        items = [await asyncio.wait_for(queue.get(), timeout)]
-    except TimeoutError:
-        return []
-    while not queue.empty():
-        items.append(queue.get_nowait())
-    return items
-
-
-async def keepalive(response: web.StreamResponse) -> None:
-    """A comment on a quiet stream: writing is how a closed tab is noticed."""
-    await response.write(b":\n\n")
-
-
-@contextlib.contextmanager
-def closed_quietly() -> Iterator[None]:
-    """A page that went away ends its stream; nothing to report."""
-    with contextlib.suppress(ConnectionResetError, ConnectionError):
-        yield

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from nanofolks.channels.base import ChannelError, OnMessage
 from nanofolks.channels.messages import InboundMessage, OutboundMessage
 from nanofolks.web.hub import Hub
+from nanofolks.web.page import ACCOUNT
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -20,8 +21,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("nanofolks.web")
 
-ACCOUNT = "dashboard"
-OWNER = "owner"  # who is signed in: the dashboard's allowFrom (config/schema.py DashboardConfig)
 
 
 def render(markdown: str) -> list[str]:

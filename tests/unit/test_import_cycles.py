@@ -79,27 +79,10 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-# Cycles that landed in parallel work after this test, each closed by one lazy import, left to their
-# owners: (importer, what it imports, or a prefix of it). An entry whose import is gone must go too.
-KNOWN_CYCLES = [
-    ("nanofolks.web.app", "nanofolks.web.pages"),  # build_app registers the pages, which use app's helpers
-    ("nanofolks.web.app", "nanofolks.web.channel"),  # under TYPE_CHECKING; the channel builds the app
-]
-
-
-def without_known(graph: dict[str, set[str]]) -> dict[str, set[str]]:
-    return {src: {dst for dst in targets if not any(src == a and dst.startswith(b) for a, b in KNOWN_CYCLES)}
-            for src, targets in graph.items()}
-
-
 def test_the_package_has_no_import_cycle() -> None:
     graph = import_graph()
-    cycle = find_cycle(without_known(graph))
+    cycle = find_cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
-    fixed = [(a, b) for a, b in KNOWN_CYCLES if not any(dst.startswith(b) for dst in graph.get(a, ()))]
-    assert not fixed, f"no longer imported, remove from KNOWN_CYCLES: {fixed}"
-    assert all(find_cycle({**without_known(graph), a: graph[a]}) for a, _ in KNOWN_CYCLES), \
-        "a known cycle is gone: remove its entry from KNOWN_CYCLES"
 
 
 def test_the_graph_sees_every_import() -> None:

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from nanofolks.store.activity import ActivityRepo, Cursor
-from nanofolks.web.app import DASHBOARD, Dashboard, closed_quietly, keepalive, open_events, send_event
+from nanofolks.web.page import DASHBOARD, Dashboard, closed_quietly, keepalive, open_events, send_event
 
 SHOWN = 100
 LOOK_EVERY = 1.0

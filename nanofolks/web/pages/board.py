@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from nanofolks.rooms.rooms import ROOM_TYPES, RoomError
-from nanofolks.web.app import DASHBOARD, Dashboard
+from nanofolks.web.page import DASHBOARD, Dashboard
 
 
 def setup(app: web.Application) -> None:

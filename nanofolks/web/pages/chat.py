@@ -15,8 +15,10 @@ from nanofolks.rooms.rooms import RoomError
 from nanofolks.store.messages import Message
 from nanofolks.store.outbox import OutboxRepo, OutboxRow
 from nanofolks.store.rooms import Room
-from nanofolks.web.app import (
+from nanofolks.web.page import (
+    ACCOUNT,
     DASHBOARD,
+    OWNER,
     Dashboard,
     closed_quietly,
     keepalive,
@@ -24,7 +26,6 @@ from nanofolks.web.app import (
     send_event,
     wait_news,
 )
-from nanofolks.web.channel import ACCOUNT, OWNER
 
 PAGE = 100  # messages shown at once; older ones a click away
 LOOK_EVERY = 1.0  # seconds between looks for messages from other chats

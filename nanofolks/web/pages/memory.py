@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from nanofolks.memory.service import MemoryError_
-from nanofolks.web.app import DASHBOARD, Dashboard
+from nanofolks.web.page import DASHBOARD, Dashboard
 
 HITS = 20
 ENTITIES = 50

@@ -8,7 +8,7 @@ from aiohttp import web
 from nanofolks.agent.presence import PRESENCE
 from nanofolks.crew.org import OrgNode, org_tree
 from nanofolks.llm.spend import day_start
-from nanofolks.web.app import DASHBOARD, Dashboard
+from nanofolks.web.page import DASHBOARD, Dashboard
 
 
 def setup(app: web.Application) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from nanofolks.config.schema import TIERS, ProvidersConfig
-from nanofolks.web.app import DASHBOARD, Dashboard
+from nanofolks.web.page import DASHBOARD, Dashboard
 
 CHATS = ("telegram", "discord", "slack", "whatsapp")
 CHANNEL_KEYS = {"telegram": ("enabled", "token", "allowFrom"), "discord": ("enabled", "token", "allowFrom"),

@@ -12,7 +12,7 @@ from nanofolks.rooms.rooms import RoomError
 from nanofolks.rooms.tasks import TaskError
 from nanofolks.store.rooms import Room
 from nanofolks.store.tasks import PRIORITIES, STATUSES
-from nanofolks.web.app import DASHBOARD, Dashboard
+from nanofolks.web.page import DASHBOARD, Dashboard
 
 TITLES = {"todo": "To do", "in_progress": "In progress", "blocked": "Blocked", "done": "Done"}
 
