@@ -30,6 +30,9 @@ log = logging.getLogger("nanofolks.fleet")
 
 BEAT = 2.0  # seconds between heartbeats: leases renewed, dead workers looked for
 LEASE_TTL = 15.0  # a claimed message's lease without renewal: a hung (not dead) worker's messages move after it
+# Seconds without a heartbeat before a worker whose session lives is ended by the others. Generous: a
+# starting worker's event loop was seen to stall for 15-30 s on a loaded 2-core machine (imports).
+HUNG_AFTER = 120.0
 TAKEOVER_CHECK = 1.0  # seconds between tries for a lock another worker holds
 RETRY_FAILED = 30.0  # seconds before a message whose answering failed may be claimed again
 
@@ -94,6 +97,9 @@ class Fleet:
 
     async def _reap(self) -> None:
         async with self._lock:
+            if ended := await self.repo.end_hung(HUNG_AFTER):
+                log.warning("fleet: ended the sessions of %d workers silent for %.0fs; their work moves", ended,
+                            HUNG_AFTER)
             released = await self.repo.reap()
         if released:
             log.warning("fleet: %d messages of stopped workers are claimable again", released)

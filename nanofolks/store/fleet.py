@@ -36,6 +36,8 @@ _HELD = """EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.
     AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
     AND l.classid::bigint = {ns} AND l.objid::bigint = {key})"""
 _LIVE = _HELD.format(ns=WORKER_LOCKS, key="w.lock_key")
+# Leases and heartbeats are timed by the server's clock, never a worker's: machines' clocks differ.
+_NOW = "EXTRACT(EPOCH FROM clock_timestamp())::double precision"
 
 
 @dataclass
@@ -70,21 +72,19 @@ class FleetRepo:
         key = lock_key(self.scope, f"worker/{host}/{pid}/{time.time()}")
         while not await self._one("SELECT pg_try_advisory_lock(%s, %s)", (WORKER_LOCKS, key)):
             key = (key + 1) & 0x7FFF_FFFF  # another live worker has it (a near-impossible collision)
-        now = time.time()
         return await self._one(
-            "INSERT INTO workers (lock_key, host, pid, started_at, seen_at, holds) VALUES (%s, %s, %s, %s, %s, '[]')"
-            " RETURNING id", (key, host, pid, now, now))
+            f"INSERT INTO workers (lock_key, host, pid, started_at, seen_at, holds) VALUES (%s, %s, %s, {_NOW},"
+            f" {_NOW}, '[]') RETURNING id", (key, host, pid))
 
     async def beat(self, worker_id: int, holds: list[dict[str, str]], lease_ttl: float) -> bool:
         """Say this worker is alive and renew the leases of its claimed rows. False when its row is gone
         (it was taken for dead: its lock was lost with its connection)."""
-        now = time.time()
-        cur = await self.conn.execute("UPDATE workers SET seen_at = %s, holds = %s WHERE id = %s",
-                                      (now, json.dumps(holds), worker_id))
+        cur = await self.conn.execute(f"UPDATE workers SET seen_at = {_NOW}, holds = %s WHERE id = %s",
+                                      (json.dumps(holds), worker_id))
         if not cur.rowcount:
             return False
-        await self.conn.execute("UPDATE inbox SET lease_until = %s WHERE claimed_by = %s AND status = 'pending'",
-                                (now + lease_ttl, worker_id))
+        await self.conn.execute(f"UPDATE inbox SET lease_until = {_NOW} + %s WHERE claimed_by = %s"
+                                " AND status = 'pending'", (lease_ttl, worker_id))
         return True
 
     async def reap(self) -> int:
@@ -103,6 +103,18 @@ class FleetRepo:
                 await self.conn.execute("DELETE FROM workers WHERE id = %s", (worker_id,))
         return released
 
+    async def end_hung(self, silent_for: float) -> int:
+        """End the sessions of workers whose heartbeat stopped `silent_for` seconds ago although their lock
+        lives (a process stopped or stuck, its connection open): a session advisory lock cannot be taken
+        from its holder, so this is how their bot tokens move. The next `reap` frees the rest; the worker,
+        if it ever runs again, finds its connection gone and stops. Returns how many were ended."""
+        cur = await self.conn.execute(
+            "SELECT pg_terminate_backend(l.pid) FROM workers w JOIN pg_locks l ON l.locktype = 'advisory'"
+            " AND l.granted AND l.objsubid = 2 AND l.classid::bigint = %s AND l.objid::bigint = w.lock_key"
+            " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            f" WHERE w.seen_at < {_NOW} - %s", (WORKER_LOCKS, silent_for))
+        return sum(1 for (ended,) in await cur.fetchall() if ended)
+
     async def leave(self, worker_id: int) -> int:
         """A clean stop: hand this worker's claimed messages back and remove its row."""
         async with self.conn.transaction():
@@ -115,23 +127,22 @@ class FleetRepo:
     async def claim(self, worker_id: int, lease_ttl: float) -> tuple[int, str, str] | None:
         """The oldest claimable pending message (no lease, or an expired one, and no older pending
         message of its chat), now leased to this worker: (id, platform, account); None when there is none."""
-        now = time.time()
         cur = await self.conn.execute(
-            """UPDATE inbox SET claimed_by = %s, lease_until = %s WHERE id = (
+            f"""UPDATE inbox SET claimed_by = %s, lease_until = {_NOW} + %s WHERE id = (
                  SELECT i.id FROM inbox i
-                 WHERE i.status = 'pending' AND (i.lease_until IS NULL OR i.lease_until < %s)
+                 WHERE i.status = 'pending' AND (i.lease_until IS NULL OR i.lease_until < {_NOW})
                    AND NOT EXISTS (SELECT 1 FROM inbox e WHERE e.status = 'pending' AND e.platform = i.platform
                                    AND e.account = i.account AND e.chat_id = i.chat_id AND e.id < i.id)
                  ORDER BY i.id LIMIT 1 FOR UPDATE SKIP LOCKED)
-               RETURNING id, platform, account""", (worker_id, now + lease_ttl, now))
+               RETURNING id, platform, account""", (worker_id, lease_ttl))
         row = await cur.fetchone()
         return None if row is None else (row[0], row[1], row[2])
 
     async def park(self, inbox_id: int, worker_id: int, retry_in: float) -> None:
         """A message this worker failed to answer: anyone may try it again in `retry_in` seconds."""
         await self.conn.execute(
-            "UPDATE inbox SET claimed_by = NULL, lease_until = %s WHERE id = %s AND claimed_by = %s"
-            " AND status = 'pending'", (time.time() + retry_in, inbox_id, worker_id))
+            f"UPDATE inbox SET claimed_by = NULL, lease_until = {_NOW} + %s WHERE id = %s AND claimed_by = %s"
+            " AND status = 'pending'", (retry_in, inbox_id, worker_id))
 
     async def release_claims(self, worker_id: int) -> int:
         cur = await self.conn.execute(

@@ -113,6 +113,23 @@ async def test_a_dead_workers_claims_and_room_leases_are_released_at_once(pg_db,
     assert await survivor.reap() == 0
 
 
+async def test_a_hung_worker_is_ended_and_its_bot_taken_over(pg_db, connect) -> None:  # noqa: ANN001
+    import psycopg
+
+    first = InboxRepo(pg_db).add(message("a", 1))
+    stuck, watcher = await connect(), await connect()
+    hung, alive = await stuck.join("host", 1), await watcher.join("host", 2)
+    assert await stuck.try_lock("telegram-abc") and (await stuck.claim(hung, 15))[0] == first
+    assert await watcher.end_hung(30) == 0  # both beat just now
+    await watcher.conn.execute("UPDATE workers SET seen_at = seen_at - 31 WHERE id = %s", (hung,))  # 31 s silent
+    assert await watcher.end_hung(30) == 1
+    assert await eventually(watcher.reap) == 1
+    assert (await watcher.claim(alive, 15))[0] == first
+    assert await watcher.try_lock("telegram-abc")
+    with pytest.raises(psycopg.OperationalError):  # were it to run again, it finds its session ended and stops
+        await stuck.beat(hung, [], 15)
+
+
 async def test_leases_expire_unless_renewed_and_failed_messages_wait(pg_db, connect) -> None:  # noqa: ANN001
     inbox = InboxRepo(pg_db)
     first, second = inbox.add(message("a", 1)), inbox.add(message("b", 1))
