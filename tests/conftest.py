@@ -19,6 +19,8 @@ from nanofolks.llm.env import prepare_offline_env
 from tests.fakes.llm_server import ScriptedLLM
 
 prepare_offline_env()
+# The dashboard fixtures (services, server, browser) for its unit tests.
+pytest_plugins = ["tests.unit.dashboard"]
 ROOT = Path(__file__).resolve().parents[1]
 # A PostgreSQL server the tests may create schemas on (e.g. postgresql://postgres@127.0.0.1:5432/test);
 # read at import, as the `home` fixture clears NANOFOLKS_* variables.

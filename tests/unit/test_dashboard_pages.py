@@ -7,48 +7,16 @@ import json
 import logging
 import re
 import socket
-from collections.abc import AsyncIterator
 from html import unescape
-from pathlib import Path
 
 import pytest
-from aiohttp import ClientSession, CookieJar
-from aiohttp.test_utils import TestServer
+from aiohttp import ClientSession
 
 from nanofolks.channels.base import ChannelError
-from nanofolks.config.loader import load_config
 from nanofolks.config.paths import config_path
 from nanofolks.config.schema import DashboardConfig
 from nanofolks.services import Services
-from nanofolks.store.dashboard import DashboardAuthRepo
-from nanofolks.web.app import build_app
-from nanofolks.web.auth import CSRF_HEADER, Auth
 from nanofolks.web.channel import WebChannel
-from tests.conftest import onboard
-
-
-@pytest.fixture
-def services(home: Path) -> Services:
-    onboard(home, "openai/fake-model")
-    opened = Services.open(load_config(), home / "nanofolks.db")
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
-async def browser(services: Services) -> AsyncIterator[ClientSession]:
-    """A signed-in browser whose requests carry our Origin and the session's CSRF token."""
-    channel = WebChannel(services.config.dashboard)
-    channel.attach(services)
-    async with TestServer(build_app(services, channel), host="127.0.0.1") as server:
-        base = str(server.make_url("")).rstrip("/")
-        session = ClientSession(base_url=base + "/", cookie_jar=CookieJar(unsafe=True))
-        token = Auth(DashboardAuthRepo(services.db), 15, 1).issue_login()
-        async with session.post("/login", data={"token": token}, headers={"Origin": base}) as response:
-            csrf = re.search(r'name="csrf" value="([^"]+)"', await response.text()).group(1)
-        session.headers.update({"Origin": base, CSRF_HEADER: csrf})
-        async with session:
-            yield session
 
 
 async def test_an_empty_message_is_refused_and_nothing_reaches_the_inbox(browser: ClientSession,
