@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 Commit = Callable[[FinalAnswer], Callable[[sqlite3.Connection], None]]
 
 INTENT_WAIT = 5.0  # seconds: a one-word classification that takes longer is not worth it, the rules' guess stands
+CREW_LOOK_SECONDS = 1.0  # a hire or retirement made by another process is seen by the turns that start this much later
 
 class Pipeline:
     def __init__(self, config: Config, crew: Crew, llm: LLM, messages: MessageRepo,
@@ -92,7 +93,7 @@ class Pipeline:
                     turn_id=turn_id or uuid.uuid4().hex, chat=chat, scope=scope)
         db = self.messages.db
         # One turn per room in this process (the lock), then across processes (the lease: gateway and CLI).
-        self.crew.refresh(max_age=1.0)  # a bot hired or retired by another process (`bot create`, `chat -m`)
+        self.crew.refresh(max_age=CREW_LOOK_SECONDS)  # a bot hired or retired by another process (`bot create`...)
         async with self._room_locks[room.id], self._slots, self.leases.hold(room.id):
             # The deadline starts once the room is ours: every model call and retry of the turn ends by it, so
             # the next message in the room waits no longer than this.

@@ -5,6 +5,7 @@ answers at once, in the gateway, in `chat -m`, and after `bot create` / `bot ret
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 
 from nanofolks.config.paths import config_path
 from nanofolks.crew.hiring import retire_bot
+from nanofolks.orchestrator.pipeline import CREW_LOOK_SECONDS
 from nanofolks.services import Services
 from nanofolks.store.crew import CrewRepo
 from tests.conftest import run_cli
@@ -200,9 +202,11 @@ def test_hire_by_conversation_in_a_running_gateway(gateway: Gateway, tg: FakeTel
                     encoding="utf-8")
     created = run_cli("bot", "create", "--from-md", str(card), home=gateway.home)
     assert created.returncode == 0, created.stderr
+    time.sleep(CREW_LOOK_SECONDS)  # the running gateway looks at the crew's cards at most this often
     assert send(tg, "@scout report").startswith("[@scout]")
     retired = run_cli("bot", "retire", "scout", home=gateway.home)
     assert retired.returncode == 0, retired.stderr
+    time.sleep(CREW_LOOK_SECONDS)
     assert "@scout has retired from the crew" in send(tg, "@scout report again")
     listed = json.loads(run_cli("bot", "list", "--json", home=gateway.home).stdout)
     assert next(b for b in listed if b["handle"] == "scout")["retired"] is True
