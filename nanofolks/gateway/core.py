@@ -461,6 +461,15 @@ async def serve(services: Services) -> None:
     gateway.add_task("errors", lambda: errors.flush_into(ActivityRepo(services.db)))
     if services.config.memory.enabled:  # consolidation, like heartbeats, waits for a live conversation
         services.memory.defer_while(gateway.activity.live, gateway.activity.max_wait)
+        if fleet is not None:  # one worker learns, embeds and consolidates; a survivor takes it over
+            services.memory.follow()
+
+            async def remember() -> None:
+                await fleet.hold("memory")
+                services.memory.lead()
+                await asyncio.Event().wait()  # hold it while the gateway runs
+
+            gateway.add_task("memory", remember)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

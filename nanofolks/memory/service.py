@@ -90,6 +90,10 @@ class MemoryService:
         self._wake = threading.Event()
         self._last_activity = 0.0  # monotonic time of the last stored event (see QUIET_SECONDS)
         self._stop = threading.Event()
+        # In a fleet of gateways only the holder of the `memory` lock learns, embeds and consolidates (else two
+        # workers would read the same pending messages); the others' searches catch up from the vectors table.
+        self._leading = threading.Event()
+        self._leading.set()  # one gateway, the CLI: this process does it all
         self._last_save = time.monotonic()
         self._busy: Callable[[], bool] = lambda: False  # see defer_while
         self._defer_at_most = 0.0
@@ -214,6 +218,16 @@ class MemoryService:
         if found and self.index is not None:
             self.index.delete([found[0]])
 
+    def follow(self) -> None:
+        """Another worker of the fleet learns and embeds: this one's background worker only catches up."""
+        self._leading.clear()
+
+    def lead(self) -> None:
+        """This worker now holds the fleet's `memory` lock: learn and embed whatever is pending."""
+        self._leading.set()
+        self._start_worker()
+        self._wake.set()
+
     # -- the indexer ----------------------------------------------------------------------------------------
     def index_pending(self, progress: Progress | None = None) -> int:
         """Learn from and embed every event and entry not yet indexed; returns how many were embedded.
@@ -223,6 +237,8 @@ class MemoryService:
     def _index(self, progress: Progress | None = None, limit: int | None = None) -> tuple[int, int]:
         """(handled, embedded) of the events and entries not yet indexed, at most `limit`; events first, so
         that a long import never holds the conversation's messages back for more than a batch."""
+        if not self._leading.is_set():  # the fleet's `memory` holder does it (within IDLE_WAKE_SECONDS)
+            return 0, 0
         with self._index_lock:
             index = self.ensure_index()
             handled = embedded = 0
@@ -316,8 +332,11 @@ class MemoryService:
             self._wake.clear()
             self._wait_for_quiet()
             try:
-                self.index_pending()
-                self._maintain(time.time())
+                if self._leading.is_set():
+                    self.index_pending()
+                    self._maintain(time.time())
+                else:
+                    self.ensure_index().catch_up(self.vectors)  # the holder's vectors, also before each search
                 self._save_if_due()
                 backoff = 1.0
             except Exception:  # noqa: BLE001 - the worker must outlive one bad batch; it retries
