@@ -63,6 +63,7 @@ HEARTBEAT_EVERY = 5.0
 STATE_CHECK = 0.5  # seconds between looks at a channel's state (a change is written at once)
 RESTART_MAX = 60.0  # seconds: the longest wait before a failed gateway task is started again
 STOP_GRACE = 3.0  # seconds a send in flight may take to finish at shutdown
+FLEET_MEMORY_LOOK = 5.0  # seconds: how often the memory lock holder looks for messages other workers stored
 RECHECK = 5.0  # seconds: in a fleet, the slow look at the shared inbox when no notification came
 
 Job = Callable[[], Coroutine[Any, Any, None]]
@@ -466,8 +467,9 @@ async def serve(services: Services) -> None:
 
             async def remember() -> None:
                 await fleet.hold("memory")
-                services.memory.lead()
-                await asyncio.Event().wait()  # hold it while the gateway runs
+                while True:  # held while the gateway runs; other workers' messages wake nobody here
+                    services.memory.lead()
+                    await asyncio.sleep(FLEET_MEMORY_LOOK)
 
             gateway.add_task("memory", remember)
     stop = asyncio.Event()

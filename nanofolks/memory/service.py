@@ -237,7 +237,7 @@ class MemoryService:
     def _index(self, progress: Progress | None = None, limit: int | None = None) -> tuple[int, int]:
         """(handled, embedded) of the events and entries not yet indexed, at most `limit`; events first, so
         that a long import never holds the conversation's messages back for more than a batch."""
-        if not self._leading.is_set():  # the fleet's `memory` holder does it (within IDLE_WAKE_SECONDS)
+        if not self._leading.is_set():  # the fleet's `memory` holder does it (it looks every few seconds)
             return 0, 0
         with self._index_lock:
             index = self.ensure_index()
