@@ -20,6 +20,7 @@ from tests.conftest import run_cli
 from tests.fakes.llm_server import Rule, ScriptedLLM, last_user_message
 from tests.fakes.telegram_server import FakeTelegram
 from tests.integration.gateway_harness import Gateway
+from tests.integration.test_gateway_telegram import ALICE, configure
 
 ASK = "I'd like to hire a researcher who watches industry trends"
 
@@ -154,9 +155,6 @@ async def test_the_model_cannot_confirm_without_the_users_yes(services: Services
 
 # --- through the gateway -----------------------------------------------------------------------------
 
-ALICE = 111
-
-
 @pytest.fixture
 def tg() -> Iterator[FakeTelegram]:
     with FakeTelegram() as server:
@@ -165,11 +163,7 @@ def tg() -> Iterator[FakeTelegram]:
 
 @pytest.fixture
 def gateway(crew_home: Path, tg: FakeTelegram) -> Iterator[Gateway]:
-    path = crew_home / "config.json"
-    config = json.loads(path.read_text())
-    config["channels"] = {"telegram": {"enabled": True, "token": tg.token, "apiBase": tg.api_base,
-                                       "allowFrom": [str(ALICE)], "pollTimeout": 5}}
-    path.write_text(json.dumps(config))
+    configure(crew_home, tg, allowFrom=[str(ALICE)])
     gw = Gateway(crew_home)
     yield gw
     gw.close()
