@@ -102,7 +102,9 @@ def _warm_leader(services: Services, room: Room) -> str:
     try:
         warmed = asyncio.run(warm_room(services.pipeline.runner, room, [LEADER]))
     except LLMError as exc:  # the first message reports it again, with the same words
-        return f"[yellow]![/] local model not warmed up: {exc}"
+        from rich.markup import escape  # the error may hold `[local]`, which is no markup
+
+        return f"[yellow]![/] local model not warmed up: {escape(str(exc))}"
     if not warmed:
         return ""
     done = warmed[0]
